@@ -1,0 +1,19 @@
+//! Exposes the exact versions of the measured libraries, read from Cargo.lock, as
+//! `LLM_BENCH_VERSION_<CRATE>` so every result names what was measured.
+
+fn main() {
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    let wanted = ["candle-core", "burn", "mistralrs", "pyo3", "cudarc", "criterion", "wide"];
+    for name in wanted {
+        // The first entry wins; the engines' own versions are unique in the lock file.
+        let version = lock
+            .split("[[package]]")
+            .find(|block| block.lines().any(|l| l.trim() == format!("name = \"{name}\"")))
+            .and_then(|block| block.lines().find_map(|l| l.trim().strip_prefix("version = \"")))
+            .map(|v| v.trim_end_matches('"').to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let key = name.to_uppercase().replace('-', "_");
+        println!("cargo:rustc-env=LLM_BENCH_VERSION_{key}={version}");
+    }
+}

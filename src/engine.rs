@@ -1,0 +1,153 @@
+//! The one seam between scenarios and engines.
+//!
+//! A scenario hands an engine token ids and an exact number of new tokens; the engine streams
+//! each new token back with the instant it became available on the host. Everything a scenario
+//! reports (TTFT, inter-token latency, throughput) is computed afterwards from those events, so
+//! every engine is measured by the same code.
+
+use anyhow::Result;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Where an engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    Cpu,
+    /// A CUDA device by ordinal.
+    Cuda(usize),
+}
+
+impl Device {
+    pub fn is_gpu(self) -> bool {
+        matches!(self, Device::Cuda(_))
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// What an engine is, as printed in every result: a number means nothing without it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineInfo {
+    /// Short stable name used in Criterion group ids: `candle`, `mistralrs`, ...
+    pub name: String,
+    /// The library and version measured, e.g. `candle-core 0.10.2`.
+    pub version: String,
+    pub device: Device,
+    /// Weight and activation precision, e.g. `weights Q8_0, activations f32`.
+    pub precision: String,
+    /// Anything a reader needs to interpret the figures (threads, attention kind, ...).
+    pub notes: String,
+}
+
+/// How the next token is chosen. Benchmarks use greedy decoding: it is deterministic, so every
+/// engine does the same work and outputs can be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Sampling {
+    Greedy,
+}
+
+/// What to generate for each request of a batch.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct GenerateOptions {
+    /// Exactly this many tokens are generated per request; end-of-sequence does not stop it.
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+}
+
+impl GenerateOptions {
+    pub fn greedy(max_new_tokens: usize) -> Self {
+        Self { max_new_tokens, sampling: Sampling::Greedy }
+    }
+}
+
+/// One new token, as the engine handed it to the host.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenEvent {
+    /// Index of the request within the batch.
+    pub request: usize,
+    /// 0 for the first new token.
+    pub index: usize,
+    pub token: u32,
+    pub at: Instant,
+}
+
+/// Memory an engine holds, as far as it can tell.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct MemoryUse {
+    /// Bytes of model weights as the engine stores them.
+    pub weights_bytes: u64,
+    /// Bytes of key/value cache currently allocated.
+    pub kv_cache_bytes: u64,
+    /// The engine's own peak figure for device memory, where it keeps one.
+    pub device_peak_bytes: Option<u64>,
+}
+
+/// An inference engine under test.
+///
+/// `generate` must produce exactly `max_new_tokens` tokens per request (end-of-sequence ignored),
+/// call `on_token` for each one as soon as it is on the host, and return the new tokens per
+/// request. Prompts of one batch may be required to have equal lengths; an engine that cannot
+/// serve a batch returns an error saying so instead of doing something else.
+pub trait Engine: Send {
+    fn info(&self) -> EngineInfo;
+
+    fn generate(
+        &mut self,
+        prompts: &[Vec<u32>],
+        options: &GenerateOptions,
+        on_token: &mut dyn FnMut(TokenEvent),
+    ) -> Result<Vec<Vec<u32>>>;
+
+    /// Logits at the last position of `prompt` (a fresh sequence), for correctness checks.
+    fn logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>>;
+
+    fn memory(&self) -> MemoryUse;
+
+    /// Block until all work the engine queued on its device has finished. CPU engines finish
+    /// synchronously and need not override this.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The CUDA stream the engine queues its work on, for CUDA-event timing. Engines on the CPU,
+    /// or whose stream is not reachable, return `None` and are timed by wall clock.
+    #[cfg(feature = "cuda")]
+    fn cuda_stream(&self) -> Option<std::sync::Arc<cudarc::driver::CudaStream>> {
+        None
+    }
+}
+
+/// A model on disk and the tokenizer that goes with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelFiles {
+    /// Short name used in reports, e.g. `llama-3.2-1b-shape-q8_0`.
+    pub name: String,
+    pub gguf: PathBuf,
+    pub tokenizer: PathBuf,
+}
+
+/// Generate greedily and collect the tokens, for callers that do not time anything.
+pub fn generate_tokens(engine: &mut dyn Engine, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
+    let mut out = engine.generate(&[prompt.to_vec()], &GenerateOptions::greedy(n), &mut |_| {})?;
+    Ok(out.remove(0))
+}
+
+/// Index of the largest value; ties go to the lowest index, as in every engine's argmax.
+pub fn argmax(xs: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

@@ -1,0 +1,261 @@
+//! What every scenario bench shares: the model and prompts, the engines to run and the ones to
+//! report as skipped, Criterion configured for the profile, and turning raw request records into
+//! results once a case is done.
+//!
+//! Load generation (here: `run_requests`) only stamps instants; metrics are computed from the
+//! raw records afterwards (`finish_case`), never inside the timed loop.
+
+use crate::engine::{Engine, GenerateOptions, ModelFiles};
+use crate::engines::EngineKind;
+use crate::llama::LlamaConfig;
+use crate::measurement::EngineClock;
+use crate::results::{Metric, ModelIdentity, RequestRecord, ResultRecord, RunDir};
+use crate::stats::Summary;
+use crate::workload::Profile;
+use anyhow::{Context, Result};
+use criterion::{Criterion, SamplingMode};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokenizers::Tokenizer;
+
+pub struct Harness {
+    pub scenario: &'static str,
+    pub profile: Profile,
+    pub model: ModelFiles,
+    pub identity: ModelIdentity,
+    pub config: LlamaConfig,
+    pub tokenizer: Tokenizer,
+    pub run: RunDir,
+    /// The GPU to run GPU-capable engines on, if any.
+    pub gpu: Option<usize>,
+    pub new_tokens: usize,
+}
+
+impl Harness {
+    /// Make the fixtures if needed, open the run directory and write the environment record.
+    pub fn new(scenario: &'static str) -> Result<Self> {
+        let profile = Profile::from_env()?;
+        let model = crate::fixtures::benchmark_model()?;
+        let identity = ModelIdentity::of(&model)?;
+        let config = LlamaConfig::from_gguf(&crate::gguf::GgufFile::open(&model.gguf)?)?;
+        let tokenizer = crate::tokenizer::load(&model.tokenizer)?;
+        let run = RunDir::create()?;
+        let gpu = select_gpu()?;
+        let mut env = crate::telemetry::environment();
+        env["model"] = serde_json::to_value(&identity)?;
+        env["profile"] = profile.name().into();
+        run.environment(&env)?;
+        eprintln!(
+            "[llm-bench] {scenario}: model {} ({}), profile {}, device {}, results in {}",
+            identity.name,
+            identity.description,
+            profile.name(),
+            gpu.map_or("cpu".to_string(), |i| format!("cuda:{i}")),
+            run.dir.display()
+        );
+        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens: crate::workload::new_tokens()? })
+    }
+
+    /// A prompt of exactly `len` tokens, the same ids for every engine.
+    pub fn prompt(&self, len: usize) -> Result<Vec<u32>> {
+        crate::workload::prompt(&self.tokenizer, self.config.bos_token, len)
+    }
+
+    /// Engines to measure: those built and selected (`LLM_BENCH_ENGINES=candle,lmrs`). Every
+    /// other known engine is written to the results as skipped, with the reason.
+    pub fn engines(&self) -> Vec<EngineKind> {
+        let selected: Option<Vec<String>> = std::env::var("LLM_BENCH_ENGINES")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+        let mut out = Vec::new();
+        for kind in EngineKind::ALL {
+            let reason = if selected.as_ref().is_some_and(|s| !s.iter().any(|x| x == kind.name())) {
+                Some("not selected by LLM_BENCH_ENGINES".to_string())
+            } else if !kind.built() {
+                Some(format!("not built into this binary; rebuild with `--features {}`", kind.name()))
+            } else {
+                None
+            };
+            match reason {
+                Some(r) => self.skip(kind.name(), None, &r),
+                None => out.push(kind),
+            }
+        }
+        out
+    }
+
+    /// Load an engine on its device; a failure is recorded as a skip and the run goes on.
+    pub fn load(&self, kind: EngineKind) -> Option<(Box<dyn Engine>, Duration)> {
+        let device = kind.device(self.gpu);
+        let started = Instant::now();
+        match kind.load(&self.model, device) {
+            Ok(engine) => {
+                let took = started.elapsed();
+                eprintln!("[llm-bench] loaded {} on {device} in {:.2}s", kind.name(), took.as_secs_f64());
+                Some((engine, took))
+            }
+            Err(e) => {
+                self.skip(kind.name(), None, &format!("failed to load on {device}: {e:#}"));
+                None
+            }
+        }
+    }
+
+    /// Record that an engine (or one case of it) was not measured, and why.
+    pub fn skip(&self, engine: &str, case: Option<&str>, reason: &str) {
+        eprintln!("[llm-bench] {}/{engine}{}: skipped: {reason}", self.scenario, case.map(|c| format!("/{c}")).unwrap_or_default());
+        let rec = ResultRecord::Skipped {
+            run: self.run.run.clone(),
+            scenario: self.scenario.into(),
+            engine: engine.into(),
+            case: case.map(Into::into),
+            reason: reason.into(),
+        };
+        if let Err(e) = self.run.record(&rec) {
+            eprintln!("[llm-bench] cannot write the results file: {e:#}");
+        }
+    }
+
+    /// Criterion samples per figure: the profile's, or Criterion's own `--sample-size N`.
+    pub fn samples(&self) -> usize {
+        let args: Vec<String> = std::env::args().collect();
+        args.windows(2)
+            .find(|w| w[0] == "--sample-size")
+            .and_then(|w| w[1].parse().ok())
+            .unwrap_or(self.profile.samples())
+    }
+
+    /// Criterion for one engine: the profile's sample count, command-line flags applied
+    /// (`--save-baseline`, `--baseline`, filters, ...).
+    pub fn criterion<M: EngineClock>(&self, clock: M) -> Criterion<M> {
+        Criterion::default()
+            .with_measurement(clock)
+            .sample_size(self.profile.samples())
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(match self.profile {
+                Profile::Quick => 3,
+                Profile::Full => 30,
+            }))
+            .configure_from_args()
+    }
+
+    /// Flat sampling: every sample runs the same number of requests, which for requests that
+    /// take milliseconds to seconds is what a latency figure should be.
+    pub fn sampling() -> SamplingMode {
+        SamplingMode::Flat
+    }
+
+    /// Turn a case's raw request records into a result line (and keep the records).
+    /// `samples` are the per-sample values Criterion analysed, in ms.
+    pub fn finish_case(
+        &self,
+        engine: &dyn Engine,
+        timer: &str,
+        case: &str,
+        records: Vec<RequestRecord>,
+        extra: BTreeMap<String, Metric>,
+    ) {
+        if records.is_empty() {
+            return; // filtered out by the command line, nothing ran
+        }
+        let mut metrics = extra;
+        let col = |f: &dyn Fn(&RequestRecord) -> Vec<f64>| -> Vec<f64> { records.iter().flat_map(f).collect() };
+        let mut put = |name: &str, unit: &'static str, values: Vec<f64>| {
+            if let Some(summary) = Summary::of(&values) {
+                metrics.insert(name.to_string(), Metric { unit, summary });
+            }
+        };
+        put("ttft_ms", "ms", col(&|r| vec![r.ttft_ms]));
+        put("total_ms", "ms", col(&|r| vec![r.total_ms]));
+        put("inter_token_ms", "ms", col(&|r| r.inter_token_ms()));
+        put("decode_tok_s", "tok/s", col(&|r| r.decode_tok_s().into_iter().collect()));
+        let main = if case.starts_with("ttft") { "ttft_ms" } else { "total_ms" };
+        let spread = metrics.get(main).map_or(0.0, |m| m.summary.rel_mad);
+        let rec = ResultRecord::Measured {
+            run: self.run.run.clone(),
+            scenario: self.scenario.into(),
+            engine: engine.info().name,
+            engine_info: engine.info(),
+            case: case.into(),
+            model: self.identity.clone(),
+            device: engine.info().device.to_string(),
+            timer: timer.into(),
+            samples: records.len(),
+            metrics,
+            spread,
+            profile: self.profile.name().into(),
+        };
+        if let Err(e) = self.run.requests(&records).and_then(|_| self.run.record(&rec)) {
+            eprintln!("[llm-bench] cannot write the results file: {e:#}");
+        }
+    }
+}
+
+/// `LLM_BENCH_DEVICE=cpu|cuda|cuda:N`; by default the first GPU when built with `cuda` and one
+/// is present, else the CPU.
+fn select_gpu() -> Result<Option<usize>> {
+    match std::env::var("LLM_BENCH_DEVICE").as_deref() {
+        Ok("cpu") => Ok(None),
+        Ok("cuda") => Ok(Some(0)),
+        Ok(s) if s.starts_with("cuda:") => Ok(Some(s[5..].parse().context("LLM_BENCH_DEVICE=cuda:N needs a number")?)),
+        Ok(s) if !s.is_empty() => anyhow::bail!("LLM_BENCH_DEVICE={s} is not cpu, cuda or cuda:N"),
+        _ => Ok(default_gpu()),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn default_gpu() -> Option<usize> {
+    crate::gpu::device_count().filter(|&n| n > 0).map(|_| 0)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn default_gpu() -> Option<usize> {
+    None
+}
+
+/// Timings of one `generate` call, stamped by the harness: instants only, no arithmetic.
+pub struct Timed {
+    pub start: Instant,
+    pub end: Instant,
+    /// Per request, the instant each new token arrived.
+    pub tokens: Vec<Vec<Instant>>,
+}
+
+impl Timed {
+    /// Raw records of this call, one per request of the batch.
+    pub fn records(&self, scenario: &str, engine: &str, case: &str, sample: usize, prompt_tokens: usize) -> Vec<RequestRecord> {
+        let ms = |t: Instant| (t - self.start).as_secs_f64() * 1e3;
+        self.tokens
+            .iter()
+            .map(|toks| RequestRecord {
+                scenario: scenario.into(),
+                engine: engine.into(),
+                case: case.into(),
+                sample,
+                prompt_tokens,
+                new_tokens: toks.len(),
+                ttft_ms: toks.first().map_or(f64::NAN, |&t| ms(t)),
+                total_ms: ms(self.end),
+                token_ms: toks.iter().map(|&t| ms(t)).collect(),
+            })
+            .collect()
+    }
+}
+
+/// Run one batch of requests to completion, stamping every token as it arrives.
+pub fn run_requests(engine: &mut dyn Engine, prompts: &[Vec<u32>], new_tokens: usize) -> Result<Timed> {
+    let mut tokens: Vec<Vec<Instant>> = (0..prompts.len()).map(|_| Vec::with_capacity(new_tokens)).collect();
+    let options = GenerateOptions::greedy(new_tokens);
+    let start = Instant::now();
+    let out = engine.generate(prompts, &options, &mut |ev| tokens[ev.request].push(ev.at))?;
+    engine.synchronize()?;
+    let end = Instant::now();
+    anyhow::ensure!(
+        out.iter().all(|o| o.len() == new_tokens),
+        "engine {} returned {:?} tokens, {new_tokens} were asked for",
+        engine.info().name,
+        out.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    Ok(Timed { start, end, tokens })
+}

@@ -1,0 +1,19 @@
+//! llm-bench: one harness, one statistical engine (Criterion), several LLM inference engines.
+//!
+//! Scenarios (in `benches/`) talk to engines only through [`engine::Engine`]; engines live one
+//! per file in [`engines`]; fixtures make the models; [`workload`] holds the cases as data.
+
+pub mod engine;
+pub mod engines;
+pub mod fixtures;
+#[cfg(feature = "cuda")]
+pub mod gpu;
+pub mod harness;
+pub mod measurement;
+pub mod results;
+pub mod stats;
+pub mod telemetry;
+pub mod gguf;
+pub mod llama;
+pub mod tokenizer;
+pub mod workload;

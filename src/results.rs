@@ -1,0 +1,191 @@
+//! The results file: the one truth of a run. Every summary and report is rendered from it.
+//!
+//! A run directory holds `environment.json` (what ran where), `requests.jsonl` (one line per
+//! measured request: the raw timings) and `results.jsonl` (one line per finished case, or per
+//! skipped engine with its reason). Lines are appended and flushed as soon as a case finishes, so
+//! an interrupted run keeps everything it measured.
+
+use crate::engine::{EngineInfo, ModelFiles};
+use crate::stats::Summary;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Identity of the model file a run used.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelIdentity {
+    pub name: String,
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+    /// `general.name` from the GGUF, which says whether the weights are real or generated.
+    pub description: String,
+}
+
+impl ModelIdentity {
+    /// Hashes the file once and keeps the hash beside it (`<file>.sha256`, keyed by size and
+    /// modification time) so repeated runs do not re-read a gigabyte.
+    pub fn of(files: &ModelFiles) -> Result<Self> {
+        let meta = std::fs::metadata(&files.gguf)
+            .with_context(|| format!("model file {} is missing", files.gguf.display()))?;
+        let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let key = format!("{} {}", meta.len(), mtime.map_or(0, |d| d.as_secs()));
+        let sidecar = files.gguf.with_extension("gguf.sha256");
+        let sha256 = match std::fs::read_to_string(&sidecar) {
+            Ok(s) if s.lines().nth(1) == Some(key.as_str()) => s.lines().next().unwrap_or_default().to_string(),
+            _ => {
+                let sum = crate::fixtures::sha256_file(&files.gguf)?;
+                std::fs::write(&sidecar, format!("{sum}\n{key}\n")).ok();
+                sum
+            }
+        };
+        let g = crate::gguf::GgufFile::open(&files.gguf)?;
+        let description = g
+            .get("general.name")
+            .and_then(crate::gguf::Value::as_str)
+            .unwrap_or("(no general.name)")
+            .to_string();
+        Ok(Self { name: files.name.clone(), path: files.gguf.clone(), bytes: meta.len(), sha256, description })
+    }
+}
+
+/// One measured request, as the harness saw it. Times in milliseconds from the request's start.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    pub scenario: String,
+    pub engine: String,
+    pub case: String,
+    /// Which Criterion sample (call of the timed routine) this request belongs to.
+    pub sample: usize,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub ttft_ms: f64,
+    pub total_ms: f64,
+    /// Arrival of each new token, in ms since the request started.
+    pub token_ms: Vec<f64>,
+}
+
+impl RequestRecord {
+    /// Gaps between consecutive tokens, in ms.
+    pub fn inter_token_ms(&self) -> Vec<f64> {
+        self.token_ms.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+    /// Decode speed after the first token, in tokens per second.
+    pub fn decode_tok_s(&self) -> Option<f64> {
+        let n = self.token_ms.len();
+        (n >= 2).then(|| (n - 1) as f64 / ((self.token_ms[n - 1] - self.token_ms[0]) / 1e3))
+    }
+}
+
+/// A figure with its unit and distribution.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metric {
+    pub unit: &'static str,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// One line of `results.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum ResultRecord {
+    Measured {
+        run: String,
+        scenario: String,
+        engine: String,
+        engine_info: EngineInfo,
+        case: String,
+        model: ModelIdentity,
+        device: String,
+        /// How the Criterion figure was timed: `wall` or `cuda-events`.
+        timer: String,
+        metrics: BTreeMap<String, Metric>,
+        samples: usize,
+        /// Relative spread (MAD / median) of the case's main figure.
+        spread: f64,
+        profile: String,
+    },
+    Skipped {
+        run: String,
+        scenario: String,
+        engine: String,
+        case: Option<String>,
+        reason: String,
+    },
+}
+
+/// The directory of one run; appends records as they come.
+pub struct RunDir {
+    pub dir: PathBuf,
+    pub run: String,
+}
+
+impl RunDir {
+    /// `LLM_BENCH_OUT` or `<cargo target dir>/llm-bench/<run id>`; the run id is
+    /// `LLM_BENCH_RUN` or the start time. Benches of one run share the directory when
+    /// `LLM_BENCH_RUN` is set.
+    pub fn create() -> Result<Self> {
+        let run = std::env::var("LLM_BENCH_RUN").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| {
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            format!("run-{secs}")
+        });
+        let dir = match std::env::var_os("LLM_BENCH_OUT") {
+            Some(d) => PathBuf::from(d),
+            None => {
+                let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| "target".into());
+                target.join("llm-bench").join(&run)
+            }
+        };
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create run directory {}", dir.display()))?;
+        Ok(Self { dir, run })
+    }
+
+    fn append(&self, file: &str, line: &impl Serialize) -> Result<()> {
+        let path = self.dir.join(file);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let mut text = serde_json::to_string(line)?;
+        text.push('\n');
+        f.write_all(text.as_bytes())?;
+        f.sync_data().ok();
+        Ok(())
+    }
+
+    pub fn record(&self, r: &ResultRecord) -> Result<()> {
+        self.append("results.jsonl", r)
+    }
+
+    pub fn requests(&self, records: &[RequestRecord]) -> Result<()> {
+        for r in records {
+            self.append("requests.jsonl", r)?;
+        }
+        Ok(())
+    }
+
+    /// Write `environment.json` unless an earlier bench of the same run already did.
+    pub fn environment(&self, env: &serde_json::Value) -> Result<()> {
+        let path = self.dir.join("environment.json");
+        if !path.exists() {
+            std::fs::write(&path, serde_json::to_string_pretty(env)?)?;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+}
+
+/// Read a results file back (for reports and tests).
+pub fn read_results(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("bad line in {}: {l}", path.display())))
+        .collect()
+}

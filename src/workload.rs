@@ -1,0 +1,127 @@
+//! Workloads as data: the cases of every scenario, the profiles, and the prompts.
+//!
+//! Prompts are token ids made once by the real tokenizer from a fixed document text, cut to an
+//! exact length, so every engine is given the same ids and the same amount of work.
+
+use anyhow::{ensure, Result};
+use tokenizers::Tokenizer;
+
+/// Prompt lengths (tokens) of the single-request scenario, from the specification.
+pub const SINGLE_REQUEST_PROMPTS: [usize; 3] = [10, 50, 200];
+/// New tokens per request unless `LLM_BENCH_NEW_TOKENS` says otherwise.
+pub const DEFAULT_NEW_TOKENS: usize = 128;
+/// Batch sizes of the sustained-throughput scenario.
+pub const SUSTAINED_BATCHES: [usize; 2] = [32, 64];
+/// Concurrent clients of the concurrent-load scenario.
+pub const CONCURRENT_CLIENTS: [usize; 4] = [10, 25, 50, 100];
+/// Batch sizes of the memory-efficiency scenario.
+pub const MEMORY_BATCHES: [usize; 3] = [1, 8, 32];
+/// Context lengths of the long-context scenario.
+pub const LONG_CONTEXTS: [usize; 3] = [1024, 4096, 8192];
+
+/// How much measuring a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Every engine and scenario in minutes: enough samples for medians and p95.
+    Quick,
+    /// The specification's sizes: at least 100 samples per latency figure, 5-minute sustained runs.
+    Full,
+}
+
+impl Profile {
+    /// `LLM_BENCH_PROFILE=quick|full` (default quick).
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("LLM_BENCH_PROFILE").as_deref() {
+            Err(_) | Ok("") | Ok("quick") => Ok(Profile::Quick),
+            Ok("full") => Ok(Profile::Full),
+            Ok(other) => anyhow::bail!("LLM_BENCH_PROFILE={other} is not a profile; use quick or full"),
+        }
+    }
+
+    /// Criterion samples per latency figure.
+    pub fn samples(self) -> usize {
+        match self {
+            Profile::Quick => 10,
+            Profile::Full => 100,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Full => "full",
+        }
+    }
+}
+
+/// New tokens per request: `LLM_BENCH_NEW_TOKENS` or the default.
+pub fn new_tokens() -> Result<usize> {
+    match std::env::var("LLM_BENCH_NEW_TOKENS") {
+        Ok(v) if !v.is_empty() => {
+            let n: usize = v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("LLM_BENCH_NEW_TOKENS={v} is not a positive number"))?;
+            ensure!(n > 0, "LLM_BENCH_NEW_TOKENS must be at least 1");
+            Ok(n)
+        }
+        _ => Ok(DEFAULT_NEW_TOKENS),
+    }
+}
+
+/// Sentences of the generated document the prompts are cut from: plain business prose, so the
+/// tokenizer sees ordinary text rather than a repeated symbol.
+const SENTENCES: [&str; 12] = [
+    "The quarterly report summarises revenue, operating costs and the outlook for each region.",
+    "Customer support handled more tickets than last year, and the median resolution time fell.",
+    "Engineering moved the billing service to a new database without downtime.",
+    "The logistics team renegotiated freight contracts and reduced delivery delays.",
+    "Marketing tested three campaigns; the one aimed at small businesses performed best.",
+    "Finance recommends keeping a cash reserve equal to six months of expenses.",
+    "The legal department reviewed supplier agreements for data protection clauses.",
+    "Sales in the northern region grew steadily, driven by renewals rather than new accounts.",
+    "A pilot of the inventory forecasting model cut overstock in two warehouses.",
+    "Hiring slowed in the second half while the company focused on training existing staff.",
+    "The board asked for a clearer plan to reduce energy use in the data centres.",
+    "Next year's priorities are reliability, faster onboarding and lower infrastructure cost.",
+];
+
+/// A deterministic document of at least `min_chars` characters, in numbered sections.
+pub fn document(min_chars: usize) -> String {
+    let mut text = String::new();
+    let mut section = 1;
+    while text.len() < min_chars {
+        text.push_str(&format!("Section {section}. "));
+        for k in 0..5 {
+            text.push_str(SENTENCES[(section * 7 + k * 5) % SENTENCES.len()]);
+            text.push(' ');
+        }
+        text.push('\n');
+        section += 1;
+    }
+    text
+}
+
+/// A prompt of exactly `len` token ids: the beginning-of-text token (if the model has one) and
+/// the document's first tokens.
+pub fn prompt(tok: &Tokenizer, bos: Option<u32>, len: usize) -> Result<Vec<u32>> {
+    ensure!(len >= 2, "a prompt needs at least 2 tokens");
+    // About 4 characters per token in English prose; ask for twice that to be safe.
+    let ids = crate::tokenizer::encode(tok, &document(len * 8))?;
+    let mut out: Vec<u32> = bos.into_iter().collect();
+    out.extend(ids.into_iter().take(len - out.len()));
+    ensure!(out.len() == len, "the document text gave only {} tokens, {len} wanted", out.len());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_is_deterministic_and_long_enough() {
+        assert_eq!(document(5000), document(5000));
+        assert!(document(5000).len() >= 5000);
+        assert!(document(100).starts_with("Section 1. "));
+    }
+}
