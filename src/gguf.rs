@@ -523,7 +523,9 @@ mod tests {
         assert_eq!(g.tensor("w").unwrap().dims, vec![32, 3]);
         assert_eq!(g.f32_tensor("n").unwrap(), vec![1., 2., 3.]);
         let back = g.f32_tensor("w").unwrap();
-        assert!(back.iter().zip(&w).all(|(a, b)| (a - b).abs() < 0.05));
+        // within half a Q8_0 step of the largest block (20.75 / 127 / 2 = 0.082) plus the f16 scale rounding
+        let worst = back.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 0.09, "worst {worst}: {back:?}");
 
         // A truncated copy is refused with a message that names the file and the fix.
         let bytes = std::fs::read(&path).unwrap();

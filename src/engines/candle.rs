@@ -212,7 +212,7 @@ impl Candle {
             let h = candle_nn::ops::rms_norm(&x, &l.ffn_norm, c.rms_eps)?;
             x = (&x + l.mlp.forward(&h)?)?;
         }
-        let x = x.narrow(1, s - 1, 1)?.squeeze(1)?;
+        let x = x.narrow(1, s - 1, 1)?.squeeze(1)?.contiguous()?;
         let x = candle_nn::ops::rms_norm(&x, &self.output_norm, c.rms_eps)?;
         Ok(self.output.forward(&x)?)
     }
