@@ -3,6 +3,17 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
+    // The commit the binary is built from, for binaries built here and run on another machine.
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/index");
+    let commit = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=40"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!("cargo:rustc-env=LLM_BENCH_GIT_COMMIT={commit}");
     let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
     let wanted = ["candle-core", "burn", "mistralrs", "pyo3", "cudarc", "criterion", "wide"];
     for name in wanted {

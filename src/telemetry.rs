@@ -21,15 +21,13 @@ fn mem_total_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// The git commit the binary was built from (`LLM_BENCH_GIT_COMMIT` at build time, for binaries
-/// built on one machine and run on another), else the working tree's.
+/// The git commit the binary was built from (`-dirty` if the tree had changes), recorded at build
+/// time so a binary built on one machine and run on another still knows it.
 pub fn git_commit() -> String {
-    if let Some(c) = option_env!("LLM_BENCH_GIT_COMMIT") {
-        if !c.is_empty() {
-            return c.to_string();
-        }
+    match env!("LLM_BENCH_GIT_COMMIT") {
+        "" => "unknown".into(),
+        c => c.into(),
     }
-    command("git", &["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into())
 }
 
 /// Host and build facts, plus the GPU when built with `cuda`.

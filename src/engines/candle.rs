@@ -283,4 +283,12 @@ impl Engine for Candle {
     fn synchronize(&self) -> Result<()> {
         Ok(self.device.synchronize()?)
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_stream(&self) -> Option<Arc<cudarc::driver::CudaStream>> {
+        match &self.device {
+            candle_core::Device::Cuda(d) => Some(d.cuda_stream()),
+            _ => None,
+        }
+    }
 }
