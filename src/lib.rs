@@ -3,6 +3,7 @@
 //! Scenarios (in `benches/`) talk to engines only through [`engine::Engine`]; engines live one
 //! per file in [`engines`]; fixtures make the models; [`workload`] holds the cases as data.
 
+pub mod check;
 pub mod engine;
 pub mod engines;
 pub mod fixtures;
@@ -10,6 +11,7 @@ pub mod fixtures;
 pub mod gpu;
 pub mod harness;
 pub mod measurement;
+pub mod report;
 pub mod results;
 pub mod stats;
 pub mod telemetry;

@@ -5,7 +5,10 @@ use llm_bench::fixtures::{self, Fixture};
 
 const USAGE: &str = "usage:
   llm-bench fixtures [smollm2|llama-1b|llama-3b|all]   make model fixtures in the cache (default: smollm2 llama-1b)
-  llm-bench model                                     describe the benchmark model (LLM_BENCH_MODEL or the generated 1B)";
+  llm-bench model                                     describe the benchmark model (LLM_BENCH_MODEL or the generated 1B)
+  llm-bench summary <run dir> [criterion dir]         render results.jsonl as summary.md and summary.json in the run dir
+  llm-bench check [cpu|cuda|cuda:N]                   every built engine against the reference engine on SmolLM2
+                                                      (greedy tokens and logits); exits 1 if one disagrees";
 
 fn main() {
     if let Err(e) = run() {
@@ -40,9 +43,64 @@ fn run() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"files": files, "config": cfg}))?);
             Ok(())
         }
+        Some("summary") => {
+            let run = args.get(1).map(std::path::PathBuf::from).ok_or_else(|| anyhow::anyhow!("summary needs a run directory\n{USAGE}"))?;
+            let criterion = args.get(2).map(std::path::PathBuf::from);
+            llm_bench::report::write_summary(&run, criterion.as_deref())?;
+            println!("{}", std::fs::read_to_string(run.join("summary.md"))?);
+            Ok(())
+        }
+        Some("check") => check(args.get(1).map(String::as_str).unwrap_or("cpu")),
         _ => {
             println!("{USAGE}");
             Ok(())
         }
+    }
+}
+
+/// Run the SmolLM2 agreement check for every built engine on `device`.
+fn check(device: &str) -> Result<()> {
+    use llm_bench::engines::EngineKind;
+    let gpu = match device {
+        "cpu" => None,
+        "cuda" => Some(0),
+        d => match d.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(i) => Some(i),
+            None => bail!("unknown device `{d}`; use cpu, cuda or cuda:N"),
+        },
+    };
+    let files = Fixture::SmolLm2.files()?;
+    let started = std::time::Instant::now();
+    let reference = llm_bench::check::reference_answer(&files)?;
+    let tok = llm_bench::tokenizer::load(&files.tokenizer)?;
+    println!(
+        "reference engine (f32, CPU, {:.1}s): {:?}",
+        started.elapsed().as_secs_f64(),
+        llm_bench::tokenizer::decode(&tok, &reference.tokens)?
+    );
+    let mut failed = Vec::new();
+    for kind in EngineKind::ALL.into_iter().filter(|k| k.built()) {
+        let dev = kind.device(gpu);
+        let outcome = kind.load(&files, dev).and_then(|mut e| llm_bench::check::compare(e.as_mut(), &reference));
+        match outcome {
+            Ok(a) => {
+                println!("{a}");
+                println!("  tokens: {:?}", llm_bench::tokenizer::decode(&tok, &a.tokens)?);
+                println!("  json: {}", serde_json::to_string(&a)?);
+                if !a.passed {
+                    failed.push(kind.name());
+                }
+            }
+            Err(e) => {
+                println!("{} on {dev}: FAIL — {e:#}", kind.name());
+                failed.push(kind.name());
+            }
+        }
+    }
+    if failed.is_empty() {
+        println!("check passed");
+        Ok(())
+    } else {
+        bail!("check failed for: {}", failed.join(", "))
     }
 }

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "candle")]
 pub mod candle;
+#[cfg(feature = "lmrs")]
+pub mod lmrs;
 pub mod reference;
 
 use crate::engine::{Device, Engine, ModelFiles};
@@ -61,6 +63,11 @@ impl EngineKind {
         match self {
             #[cfg(feature = "candle")]
             EngineKind::Candle => Ok(Box::new(candle::Candle::load(&model.gguf, device)?)),
+            #[cfg(feature = "lmrs")]
+            EngineKind::Lmrs => {
+                anyhow::ensure!(device == Device::Cpu, "the lm.rs design runs on the CPU only");
+                Ok(Box::new(lmrs::LmRs::load(&model.gguf)?))
+            }
             other => {
                 let _ = (model, device);
                 anyhow::bail!(

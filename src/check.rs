@@ -1,0 +1,114 @@
+//! The correctness check every engine must pass before its speed means anything: on
+//! SmolLM2-135M-Instruct (real weights), the engine's greedy tokens for a chat prompt made with
+//! the model's own template agree with the reference engine's, and its last-position logits are
+//! close. Used by the tests (CPU) and by `llm-bench check` (any device, e.g. the GPU machine).
+
+use crate::engine::{argmax, generate_tokens, Engine, EngineInfo, ModelFiles};
+use crate::engines::reference::Reference;
+use crate::gguf::GgufFile;
+use crate::tokenizer::{self, Message};
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// Greedy tokens an engine must reproduce.
+pub const AGREE_TOKENS: usize = 16;
+/// New tokens generated: long enough for SmolLM2 to end its answer, so generating past
+/// end-of-sequence is exercised too.
+pub const GENERATE: usize = 24;
+/// Largest allowed last-position logit error, as a fraction of the largest |logit|.
+pub const LOGIT_TOLERANCE: f32 = 0.05;
+/// The question asked.
+pub const QUESTION: &str = "What is the capital of France? Answer in one sentence.";
+
+/// The chat prompt for SmolLM2, rendered with the chat template stored in its GGUF.
+pub fn smollm2_prompt(files: &ModelFiles) -> Result<Vec<u32>> {
+    let g = GgufFile::open(&files.gguf)?;
+    let template = tokenizer::gguf_chat_template(&g).context("the SmolLM2 GGUF carries no chat template")?;
+    let text = tokenizer::render_chat(&template, &[Message::user(QUESTION)], "<|im_start|>", "<|im_end|>")?;
+    tokenizer::encode(&tokenizer::load(&files.tokenizer)?, &text)
+}
+
+/// What the reference engine answers.
+pub struct ReferenceAnswer {
+    pub prompt: Vec<u32>,
+    pub tokens: Vec<u32>,
+    pub logits: Vec<f32>,
+}
+
+pub fn reference_answer(files: &ModelFiles) -> Result<ReferenceAnswer> {
+    let prompt = smollm2_prompt(files)?;
+    let mut reference = Reference::load(&files.gguf)?;
+    let tokens = generate_tokens(&mut reference, &prompt, GENERATE)?;
+    let logits = reference.logits(&prompt)?;
+    Ok(ReferenceAnswer { prompt, tokens, logits })
+}
+
+/// How an engine compares with the reference.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agreement {
+    pub engine: EngineInfo,
+    pub tokens: Vec<u32>,
+    pub reference_tokens: Vec<u32>,
+    /// Leading greedy tokens equal to the reference's.
+    pub agreeing_prefix: usize,
+    pub max_logit_error: f32,
+    pub max_abs_logit: f32,
+    pub same_argmax: bool,
+    pub passed: bool,
+}
+
+pub fn compare(engine: &mut dyn Engine, reference: &ReferenceAnswer) -> Result<Agreement> {
+    let tokens = generate_tokens(engine, &reference.prompt, GENERATE)?;
+    let logits = engine.logits(&reference.prompt)?;
+    anyhow::ensure!(
+        logits.len() == reference.logits.len(),
+        "{} returned {} logits, the vocabulary has {}",
+        engine.info().name,
+        logits.len(),
+        reference.logits.len()
+    );
+    let agreeing_prefix = tokens.iter().zip(&reference.tokens).take_while(|(a, b)| a == b).count();
+    let max_logit_error = logits
+        .iter()
+        .zip(&reference.logits)
+        .map(|(a, b)| if a.is_finite() { (a - b).abs() } else { f32::INFINITY })
+        .fold(0f32, f32::max);
+    let max_abs_logit = reference.logits.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let same_argmax = argmax(&logits) == argmax(&reference.logits);
+    let passed = tokens.len() == GENERATE
+        && agreeing_prefix >= AGREE_TOKENS
+        && max_logit_error <= LOGIT_TOLERANCE * max_abs_logit
+        && same_argmax;
+    Ok(Agreement {
+        engine: engine.info(),
+        tokens,
+        reference_tokens: reference.tokens.clone(),
+        agreeing_prefix,
+        max_logit_error,
+        max_abs_logit,
+        same_argmax,
+        passed,
+    })
+}
+
+impl std::fmt::Display for Agreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} on {}: {} — {}/{} greedy tokens agree with the reference (need {}), max |logit error| {:.4} \
+             ({:.2}% of max |logit| {:.2}, limit {:.0}%), same argmax: {}",
+            self.engine.name,
+            self.engine.version,
+            self.engine.device,
+            if self.passed { "PASS" } else { "FAIL" },
+            self.agreeing_prefix,
+            GENERATE,
+            AGREE_TOKENS,
+            self.max_logit_error,
+            100.0 * self.max_logit_error / self.max_abs_logit,
+            self.max_abs_logit,
+            100.0 * LOGIT_TOLERANCE,
+            self.same_argmax
+        )
+    }
+}
