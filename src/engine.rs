@@ -10,9 +10,8 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Where an engine runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Where an engine runs. Written as `cpu` or `cuda:N` in results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Device {
     Cpu,
     /// A CUDA device by ordinal.
@@ -22,6 +21,12 @@ pub enum Device {
 impl Device {
     pub fn is_gpu(self) -> bool {
         matches!(self, Device::Cuda(_))
+    }
+}
+
+impl Serialize for Device {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

@@ -70,10 +70,10 @@ impl Harness {
             .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
         let mut out = Vec::new();
         for kind in EngineKind::ALL {
-            let reason = if selected.as_ref().is_some_and(|s| !s.iter().any(|x| x == kind.name())) {
-                Some("not selected by LLM_BENCH_ENGINES".to_string())
-            } else if !kind.built() {
+            let reason = if !kind.built() {
                 Some(format!("not built into this binary; rebuild with `--features {}`", kind.name()))
+            } else if selected.as_ref().is_some_and(|s| !s.iter().any(|x| x == kind.name())) {
+                Some("not selected by LLM_BENCH_ENGINES".to_string())
             } else {
                 None
             };

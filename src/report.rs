@@ -9,8 +9,9 @@ use std::path::Path;
 
 /// Criterion's point estimates and 95% confidence bounds for one benchmark, in ms.
 fn criterion_estimates(criterion_dir: &Path, group: &str, bench: &str) -> Option<Value> {
-    // Criterion replaces '/' in ids by '_' for directory names.
-    let dir = criterion_dir.join(group.replace('/', "_")).join(bench.replace('/', "_")).join("new");
+    // Criterion writes a group's directory with '/' replaced by '_', and a benchmark id
+    // `function/parameter` as two nested directories.
+    let dir = criterion_dir.join(group.replace('/', "_")).join(bench).join("new");
     let text = std::fs::read_to_string(dir.join("estimates.json")).ok()?;
     let e: Value = serde_json::from_str(&text).ok()?;
     let ms = |k: &str, f: &str| e[k][f].as_f64().map(|ns| ns / 1e6);
@@ -118,12 +119,26 @@ pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String
             "- **{}** — {} on {}; {}; {}",
             e["name"].as_str().unwrap_or("?"),
             e["version"].as_str().unwrap_or("?"),
-            e["device"].as_str().map(str::to_string).unwrap_or_else(|| e["device"].to_string()),
+            e["device"].as_str().unwrap_or("?"),
             e["precision"].as_str().unwrap_or("?"),
             e["notes"].as_str().unwrap_or("")
         )?;
     }
-    let skipped: Vec<&Value> = results.iter().filter(|r| r["status"] == "skipped").collect();
+    // An engine left out of one pass of a run (LLM_BENCH_ENGINES) but measured in another is
+    // not a skip; every other skip is listed with its reason.
+    let measured_in = |scenario: &Value, engine: &Value| {
+        results.iter().any(|r| r["status"] == "measured" && &r["scenario"] == scenario && &r["engine"] == engine)
+    };
+    let mut skipped: Vec<&Value> = Vec::new();
+    for r in results.iter().filter(|r| r["status"] == "skipped") {
+        let deselected = r["reason"].as_str().is_some_and(|x| x.starts_with("not selected"));
+        if deselected && measured_in(&r["scenario"], &r["engine"]) {
+            continue;
+        }
+        if !skipped.iter().any(|s| s["scenario"] == r["scenario"] && s["engine"] == r["engine"] && s["case"] == r["case"] && s["reason"] == r["reason"]) {
+            skipped.push(r);
+        }
+    }
     writeln!(md, "\n## Skipped (not measured)\n")?;
     if skipped.is_empty() {
         writeln!(md, "None.")?;
