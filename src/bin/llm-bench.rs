@@ -6,6 +6,9 @@ use llm_bench::fixtures::{self, Fixture};
 const USAGE: &str = "usage:
   llm-bench fixtures [smollm2|llama-1b|llama-3b|all]   make model fixtures in the cache (default: smollm2 llama-1b)
   llm-bench model                                     describe the benchmark model (LLM_BENCH_MODEL or the generated 1B)
+  llm-bench generate <prompt tokens> <new tokens> [cpu|cuda|cuda:N]
+                                                      one timed request per built engine on the benchmark model
+                                                      (e.g. an 8K-token context), no Criterion
   llm-bench summary <run dir> [criterion dir]         render results.jsonl as summary.md and summary.json in the run dir
   llm-bench check [cpu|cuda|cuda:N]                   every built engine against the reference engine on SmolLM2
                                                       (greedy tokens and logits); exits 1 if one disagrees";
@@ -43,6 +46,12 @@ fn run() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"files": files, "config": cfg}))?);
             Ok(())
         }
+        Some("generate") => {
+            let num = |i: usize, what: &str| -> Result<usize> {
+                args.get(i).and_then(|v| v.parse().ok()).ok_or_else(|| anyhow::anyhow!("generate needs <{what}> as a number\n{USAGE}"))
+            };
+            generate(num(1, "prompt tokens")?, num(2, "new tokens")?, args.get(3).map(String::as_str).unwrap_or("cpu"))
+        }
         Some("summary") => {
             let run = args.get(1).map(std::path::PathBuf::from).ok_or_else(|| anyhow::anyhow!("summary needs a run directory\n{USAGE}"))?;
             let criterion = args.get(2).map(std::path::PathBuf::from);
@@ -58,17 +67,60 @@ fn run() -> Result<()> {
     }
 }
 
-/// Run the SmolLM2 agreement check for every built engine on `device`.
-fn check(device: &str) -> Result<()> {
-    use llm_bench::engines::EngineKind;
-    let gpu = match device {
+fn parse_gpu(device: &str) -> Result<Option<usize>> {
+    Ok(match device {
         "cpu" => None,
         "cuda" => Some(0),
         d => match d.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
             Some(i) => Some(i),
             None => bail!("unknown device `{d}`; use cpu, cuda or cuda:N"),
         },
-    };
+    })
+}
+
+/// One request per built engine (`LLM_BENCH_ENGINES` filters), timed by the host clock.
+fn generate(prompt_tokens: usize, new_tokens: usize, device: &str) -> Result<()> {
+    use llm_bench::engines::EngineKind;
+    let gpu = parse_gpu(device)?;
+    let files = fixtures::benchmark_model()?;
+    let g = llm_bench::gguf::GgufFile::open(&files.gguf)?;
+    let cfg = llm_bench::llama::LlamaConfig::from_gguf(&g)?;
+    let tok = llm_bench::tokenizer::load(&files.tokenizer)?;
+    let prompt = llm_bench::workload::prompt(&tok, cfg.bos_token, prompt_tokens)?;
+    let selected = std::env::var("LLM_BENCH_ENGINES").unwrap_or_default();
+    println!("model {}: prompt {prompt_tokens} tokens, {new_tokens} new tokens", files.name);
+    for kind in EngineKind::ALL.into_iter().filter(|k| k.built()) {
+        if !selected.is_empty() && !selected.split(',').any(|s| s == kind.name()) {
+            continue;
+        }
+        let dev = kind.device(gpu);
+        let result = kind.load(&files, dev).and_then(|mut e| {
+            let t = llm_bench::harness::run_requests(e.as_mut(), std::slice::from_ref(&prompt), new_tokens)?;
+            Ok((t, e.memory()))
+        });
+        match result {
+            Ok((t, mem)) => {
+                let r = &t.records("generate", kind.name(), "one", 0, prompt_tokens)[0];
+                println!(
+                    "{} on {dev}: TTFT {:.1} ms, total {:.1} ms, decode {} tok/s, weights {:.2} GB, KV cache {:.2} GB",
+                    kind.name(),
+                    r.ttft_ms,
+                    r.total_ms,
+                    r.decode_tok_s().map_or("—".into(), |v| format!("{v:.1}")),
+                    mem.weights_bytes as f64 / 1e9,
+                    mem.kv_cache_bytes as f64 / 1e9
+                );
+            }
+            Err(e) => println!("{} on {dev}: FAILED — {e:#}", kind.name()),
+        }
+    }
+    Ok(())
+}
+
+/// Run the SmolLM2 agreement check for every built engine on `device`.
+fn check(device: &str) -> Result<()> {
+    use llm_bench::engines::EngineKind;
+    let gpu = parse_gpu(device)?;
     let files = Fixture::SmolLm2.files()?;
     let started = std::time::Instant::now();
     let reference = llm_bench::check::reference_answer(&files)?;

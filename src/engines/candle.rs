@@ -175,14 +175,15 @@ impl Candle {
         let cos = self.cos.narrow(0, offset, s)?;
         let sin = self.sin.narrow(0, offset, s)?;
         let total = offset + s;
-        // Causal mask for prefill: query i (at offset+i) sees keys 0..=offset+i. Repeated for the
-        // `group` query heads that share one KV head (they are stacked along the rows below).
+        // Causal mask for prefill, made on the device: query i (at offset+i) sees keys
+        // 0..=offset+i. Shape (s, total), broadcast over the `group` query heads of a KV head.
         let mask = if s > 1 {
-            let m: Vec<f32> = (0..s)
-                .flat_map(|i| (0..total).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 }))
-                .collect();
-            let m = Tensor::from_vec(m, (s, total), &self.device)?;
-            Some(Tensor::cat(&vec![&m; group], 0)?)
+            let keys = Tensor::arange(0u32, total as u32, &self.device)?.reshape((1, total))?;
+            let queries = Tensor::arange(offset as u32, total as u32, &self.device)?.reshape((s, 1))?;
+            let future = keys.broadcast_gt(&queries)?;
+            let zeros = Tensor::zeros((s, total), DType::F32, &self.device)?;
+            let neg_inf = Tensor::full(f32::NEG_INFINITY, (s, total), &self.device)?;
+            Some(future.where_cond(&neg_inf, &zeros)?)
         } else {
             None
         };
@@ -203,7 +204,7 @@ impl Candle {
             let q = q.reshape((b, nkv, group * s, hd))?;
             let mut att = (q.matmul(&k.t()?)? * scale)?;
             if let Some(m) = &mask {
-                att = att.broadcast_add(m)?;
+                att = att.reshape((b, nkv, group, s, total))?.broadcast_add(m)?.reshape((b, nkv, group * s, total))?;
             }
             let att = candle_nn::ops::softmax_last_dim(&att)?;
             let y = att.matmul(&v)?; // (b, nkv, group*s, hd)
