@@ -160,6 +160,43 @@ pub mod names {
     pub const FFN_DOWN: &str = "ffn_down";
 }
 
+/// f32 building blocks of the Llama forward pass shared by the CPU engines (the reference and
+/// the lm.rs design): where those two differ, it is in their matmuls, not here.
+pub mod ops {
+    /// `out = x / rms(x) * w`.
+    pub fn rms_norm_into(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+        let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        out.iter_mut().zip(x.iter().zip(w)).for_each(|(o, (v, g))| *o = v * r * g);
+    }
+
+    /// Rotate adjacent pairs `(x[2i], x[2i+1])` by `pos * inv_freqs[i]`: the layout of GGUF
+    /// Llama weights (llama.cpp permutes q/k at conversion).
+    pub fn rope(x: &mut [f32], pos: usize, inv_freqs: &[f32]) {
+        for (i, f) in inv_freqs.iter().enumerate() {
+            let (sin, cos) = (pos as f32 * f).sin_cos();
+            let (a, b) = (x[2 * i], x[2 * i + 1]);
+            x[2 * i] = a * cos - b * sin;
+            x[2 * i + 1] = a * sin + b * cos;
+        }
+    }
+
+    /// Numerically stable softmax in place.
+    pub fn softmax(x: &mut [f32]) {
+        let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut sum = 0.0;
+        for v in x.iter_mut() {
+            *v = (*v - m).exp();
+            sum += *v;
+        }
+        x.iter_mut().for_each(|v| *v /= sum);
+    }
+
+    pub fn silu(x: f32) -> f32 {
+        x / (1.0 + (-x).exp())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +209,19 @@ mod tests {
         assert_eq!(f[31], 32.0, "the slowest rotation is stretched by the full factor");
         assert!(f.windows(2).all(|w| w[0] <= w[1]), "factors grow with wavelength: {f:?}");
         assert!(f.iter().any(|&x| x > 1.0 && x < 32.0), "some factors lie in the smooth band");
+    }
+
+    #[test]
+    fn rope_rotates_pairs_and_softmax_normalises() {
+        let inv = [1.0f32, 0.5];
+        let mut x = [1.0f32, 0.0, 0.0, 2.0];
+        ops::rope(&mut x, 0, &inv);
+        assert_eq!(x, [1.0, 0.0, 0.0, 2.0], "position 0 is the identity");
+        ops::rope(&mut x, 1, &inv);
+        assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[1] - 1f32.sin()).abs() < 1e-6);
+        assert!((x[2] + 2.0 * 0.5f32.sin()).abs() < 1e-6 && (x[3] - 2.0 * 0.5f32.cos()).abs() < 1e-6);
+        let mut p = [1000.0f32, 1000.0, f32::NEG_INFINITY];
+        ops::softmax(&mut p);
+        assert_eq!(p, [0.5, 0.5, 0.0], "stable for large logits, masked entries get 0");
     }
 }

@@ -14,6 +14,7 @@
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
 use crate::gguf::GgufFile;
+use crate::llama::ops::{rms_norm_into as rms_norm, rope, silu, softmax};
 use crate::llama::{names, LlamaConfig};
 use anyhow::{ensure, Context, Result};
 use rayon::prelude::*;
@@ -255,7 +256,7 @@ impl LmRs {
             quantize_into(&st.xb, gs, &mut st.xq);
             matmul(&mut st.hb, &st.xq, &l.w1, gs);
             matmul(&mut st.hb2, &st.xq, &l.w3, gs);
-            st.hb.iter_mut().zip(&st.hb2).for_each(|(h, u)| *h = *h / (1.0 + (-*h).exp()) * u);
+            st.hb.iter_mut().zip(&st.hb2).for_each(|(h, u)| *h = silu(*h) * u);
             quantize_into(&st.hb, gs, &mut st.hq);
             matmul(&mut st.xb, &st.hq, &l.w2, gs);
             st.x.iter_mut().zip(&st.xb).for_each(|(x, d)| *x += d);
@@ -267,31 +268,8 @@ impl LmRs {
     }
 }
 
-fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
-    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
-    let r = 1.0 / (ms + eps).sqrt();
-    out.iter_mut().zip(x.iter().zip(w)).for_each(|(o, (v, g))| *o = v * r * g);
-}
 
-/// Rotate adjacent pairs, the GGUF Llama layout.
-fn rope(x: &mut [f32], pos: usize, inv_freqs: &[f32]) {
-    for (i, f) in inv_freqs.iter().enumerate() {
-        let (sin, cos) = (pos as f32 * f).sin_cos();
-        let (a, b) = (x[2 * i], x[2 * i + 1]);
-        x[2 * i] = a * cos - b * sin;
-        x[2 * i + 1] = a * sin + b * cos;
-    }
-}
 
-fn softmax(x: &mut [f32]) {
-    let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let mut sum = 0.0;
-    for v in x.iter_mut() {
-        *v = (*v - m).exp();
-        sum += *v;
-    }
-    x.iter_mut().for_each(|v| *v /= sum);
-}
 
 impl Engine for LmRs {
     fn info(&self) -> EngineInfo {

@@ -7,6 +7,7 @@
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
 use crate::gguf::GgufFile;
+use crate::llama::ops::{rope, silu, softmax};
 use crate::llama::{names, LlamaConfig};
 use anyhow::{ensure, Result};
 use rayon::prelude::*;
@@ -139,39 +140,19 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    crate::llama::ops::rms_norm_into(&mut out, x, w, eps);
+    out
+}
+
 fn add(x: &mut [f32], y: &[f32]) {
     x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
 }
 
-fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
-    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
-    let r = 1.0 / (ms + eps).sqrt();
-    x.iter().zip(w).map(|(v, g)| v * r * g).collect()
-}
 
-/// Rotate adjacent pairs `(x[2i], x[2i+1])`: the layout of GGUF Llama weights.
-fn rope(x: &mut [f32], pos: usize, inv_freqs: &[f32]) {
-    for (i, f) in inv_freqs.iter().enumerate() {
-        let (sin, cos) = (pos as f32 * f).sin_cos();
-        let (a, b) = (x[2 * i], x[2 * i + 1]);
-        x[2 * i] = a * cos - b * sin;
-        x[2 * i + 1] = a * sin + b * cos;
-    }
-}
 
-fn softmax(x: &mut [f32]) {
-    let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let mut sum = 0.0;
-    for v in x.iter_mut() {
-        *v = (*v - m).exp();
-        sum += *v;
-    }
-    x.iter_mut().for_each(|v| *v /= sum);
-}
 
-fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
 
 impl Engine for Reference {
     fn info(&self) -> EngineInfo {
