@@ -13,7 +13,8 @@ use crate::results::{Metric, ModelIdentity, RequestRecord, ResultRecord, RunDir}
 use crate::stats::Summary;
 use crate::workload::Profile;
 use anyhow::{Context, Result};
-use criterion::{Criterion, SamplingMode};
+use crate::measurement::{clock_for, Clock};
+use criterion::{BenchmarkId, Criterion, SamplingMode};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokenizers::Tokenizer;
@@ -189,6 +190,105 @@ impl Harness {
         if let Err(e) = self.run.requests(&records).and_then(|_| self.run.record(&rec)) {
             eprintln!("[llm-bench] cannot write the results file: {e:#}");
         }
+    }
+}
+
+/// One latency figure: a request of `prompt` for `new_tokens`, as Criterion id
+/// `<scenario>/<engine>/<figure>/<label>` (e.g. `single_request/candle/ttft/prompt10`).
+pub struct LatencyCase {
+    pub figure: &'static str,
+    pub label: String,
+    pub prompt: Vec<u32>,
+    pub new_tokens: usize,
+}
+
+impl LatencyCase {
+    /// For each prompt length: `ttft` (one new token: prefill and the first token) and `total`
+    /// (`new_tokens` new tokens).
+    pub fn ttft_and_total(h: &Harness, prompt_lengths: &[usize], label: &str, new_tokens: usize) -> Result<Vec<Self>> {
+        let mut cases = Vec::new();
+        for &n in prompt_lengths {
+            let prompt = h.prompt(n)?;
+            for (figure, new) in [("ttft", 1), ("total", new_tokens)] {
+                cases.push(Self { figure, label: format!("{label}{n}"), prompt: prompt.clone(), new_tokens: new });
+            }
+        }
+        Ok(cases)
+    }
+
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.figure, self.label)
+    }
+}
+
+impl Harness {
+    /// Measure every case on one loaded engine with its clock (CUDA events on a GPU stream,
+    /// wall time otherwise); results are written case by case.
+    pub fn measure_latency(&self, engine: &mut dyn Engine, load_time: Duration, cases: &[LatencyCase]) {
+        match clock_for(engine) {
+            Clock::Wall(c) => self.measure_latency_with(engine, c, load_time, cases),
+            #[cfg(feature = "cuda")]
+            Clock::CudaEvents(c) => self.measure_latency_with(engine, c, load_time, cases),
+        }
+    }
+
+    fn measure_latency_with<M: EngineClock>(&self, engine: &mut dyn Engine, clock: M, load_time: Duration, cases: &[LatencyCase]) {
+        let name = engine.info().name;
+        let mut criterion = self.criterion(clock.clone());
+        let mut group = criterion.benchmark_group(format!("{}/{name}", self.scenario));
+        group.sampling_mode(Self::sampling());
+        for case in cases {
+            let id = case.id();
+            let prompt = std::slice::from_ref(&case.prompt);
+            // One request outside Criterion: warms the engine up and finds a failing case
+            // before it can spoil a figure.
+            if let Err(e) = run_requests(engine, prompt, case.new_tokens) {
+                self.skip(&name, Some(&id), &format!("request failed: {e:#}"));
+                continue;
+            }
+            let mut calls: Vec<Vec<RequestRecord>> = Vec::new();
+            let mut failure = None;
+            group.bench_function(BenchmarkId::new(case.figure, &case.label), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut records = Vec::new();
+                    for _ in 0..iters {
+                        let mark = clock.start();
+                        match run_requests(engine, prompt, case.new_tokens) {
+                            Ok(t) => {
+                                total += clock.end(mark);
+                                records.extend(t.records(self.scenario, &name, &id, calls.len(), case.prompt.len()));
+                            }
+                            Err(e) => {
+                                failure.get_or_insert(e);
+                            }
+                        }
+                    }
+                    calls.push(records);
+                    total
+                })
+            });
+            if let Some(e) = failure {
+                self.skip(&name, Some(&id), &format!("request failed during measurement: {e:#}"));
+                continue;
+            }
+            // Criterion's measurement phase is its last `samples` calls; earlier ones warmed up.
+            let keep = calls.len().saturating_sub(self.samples());
+            let records: Vec<RequestRecord> = calls.into_iter().skip(keep).flatten().collect();
+            let mem = engine.memory();
+            let one = |unit: &'static str, v: f64| Summary::of(&[v]).map(|summary| Metric { unit, summary });
+            let extra: BTreeMap<String, Metric> = [
+                ("load_s", one("s", load_time.as_secs_f64())),
+                ("weights_gb", one("GB", mem.weights_bytes as f64 / 1e9)),
+                ("kv_cache_gb", one("GB", mem.kv_cache_bytes as f64 / 1e9)),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect();
+            self.finish_case(engine, clock.label(), &id, records, extra);
+        }
+        group.finish();
+        criterion.final_summary();
     }
 }
 
