@@ -292,6 +292,95 @@ impl Harness {
     }
 }
 
+/// A sustained-throughput case: the same batch of different prompts, run back to back for the
+/// profile's duration. Criterion id `<scenario>/<engine>/batch/<label>`.
+pub struct ThroughputCase {
+    pub label: String,
+    pub prompts: Vec<Vec<u32>>,
+    pub new_tokens: usize,
+}
+
+impl Harness {
+    pub fn measure_throughput(&self, engine: &mut dyn Engine, load_time: Duration, cases: &[ThroughputCase]) {
+        match clock_for(engine) {
+            Clock::Wall(c) => self.measure_throughput_with(engine, c, load_time, cases),
+            #[cfg(feature = "cuda")]
+            Clock::CudaEvents(c) => self.measure_throughput_with(engine, c, load_time, cases),
+        }
+    }
+
+    fn measure_throughput_with<M: EngineClock>(&self, engine: &mut dyn Engine, clock: M, load_time: Duration, cases: &[ThroughputCase]) {
+        let name = engine.info().name;
+        let mut criterion = self.criterion(clock.clone());
+        let mut group = criterion.benchmark_group(format!("{}/{name}", self.scenario));
+        group.sampling_mode(Self::sampling());
+        group.measurement_time(self.profile.sustained());
+        for case in cases {
+            let id = format!("batch/{}", case.label);
+            if let Err(e) = run_requests(engine, &case.prompts, case.new_tokens) {
+                self.skip(&name, Some(&id), &format!("batch failed: {e:#}"));
+                continue;
+            }
+            let tokens_per_batch = (case.prompts.len() * case.new_tokens) as u64;
+            group.throughput(criterion::Throughput::Elements(tokens_per_batch));
+            // Per Criterion call: its start, its requests, and (tokens, seconds) of each batch.
+            let mut calls: Vec<(Instant, Vec<RequestRecord>, Vec<f64>)> = Vec::new();
+            let mut failure = None;
+            let sampler_start = Instant::now();
+            let sampler = crate::telemetry::Sampler::start(self.gpu, Duration::from_millis(100));
+            group.bench_function(BenchmarkId::new("batch", &case.label), |b| {
+                b.iter_custom(|iters| {
+                    let started = Instant::now();
+                    let (mut total, mut records, mut rates) = (Duration::ZERO, Vec::new(), Vec::new());
+                    for _ in 0..iters {
+                        let mark = clock.start();
+                        match run_requests(engine, &case.prompts, case.new_tokens) {
+                            Ok(t) => {
+                                total += clock.end(mark);
+                                rates.push(tokens_per_batch as f64 / (t.end - t.start).as_secs_f64());
+                                records.extend(t.records(self.scenario, &name, &id, calls.len(), case.prompts[0].len()));
+                            }
+                            Err(e) => {
+                                failure.get_or_insert(e);
+                            }
+                        }
+                    }
+                    calls.push((started, records, rates));
+                    total
+                })
+            });
+            let samples = sampler.stop();
+            if let Some(e) = failure {
+                self.skip(&name, Some(&id), &format!("batch failed during measurement: {e:#}"));
+                continue;
+            }
+            let keep = calls.len().saturating_sub(self.samples());
+            let measured: Vec<_> = calls.into_iter().skip(keep).collect();
+            let Some(from) = measured.first().map(|c| (c.0 - sampler_start).as_secs_f64()) else { continue };
+            let samples: Vec<_> = samples.into_iter().filter(|s| s.t >= from).collect();
+            let mut extra = BTreeMap::new();
+            let mut put = |k: &str, unit: &'static str, v: Vec<f64>| {
+                if let Some(summary) = Summary::of(&v) {
+                    extra.insert(k.to_string(), Metric { unit, summary });
+                }
+            };
+            put("output_tok_s", "tok/s", measured.iter().flat_map(|c| c.2.clone()).collect());
+            put("load_s", "s", vec![load_time.as_secs_f64()]);
+            put("cpu_cores", "cores", samples.iter().map(|s| s.cpu_cores).collect());
+            put("rss_gb", "GB", samples.iter().map(|s| s.rss_bytes as f64 / 1e9).collect());
+            put("gpu_util_pct", "%", samples.iter().filter_map(|s| s.gpu_util_pct).collect());
+            put("gpu_mem_used_gb", "GB", samples.iter().filter_map(|s| s.gpu_mem_used_bytes.map(|b| b as f64 / 1e9)).collect());
+            put("gpu_power_w", "W", samples.iter().filter_map(|s| s.gpu_power_w).collect());
+            put("gpu_sm_clock_mhz", "MHz", samples.iter().filter_map(|s| s.gpu_sm_clock_mhz).collect());
+            put("gpu_temp_c", "C", samples.iter().filter_map(|s| s.gpu_temp_c).collect());
+            let records = measured.into_iter().flat_map(|c| c.1).collect();
+            self.finish_case(engine, clock.label(), &id, records, extra);
+        }
+        group.finish();
+        criterion.final_summary();
+    }
+}
+
 /// `LLM_BENCH_DEVICE=cpu|cuda|cuda:N`; by default the first GPU when built with `cuda` and one
 /// is present, else the CPU.
 fn select_gpu() -> Result<Option<usize>> {

@@ -72,3 +72,87 @@ fn gpu() -> Value {
 fn gpu() -> Value {
     crate::gpu::nvml_snapshot()
 }
+
+/// One reading of the machine while a case runs.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Sample {
+    /// Seconds since the sampler started.
+    pub t: f64,
+    /// This process's CPU use since the previous sample, in cores (1.0 = one core busy).
+    pub cpu_cores: f64,
+    pub rss_bytes: u64,
+    pub gpu_util_pct: Option<f64>,
+    pub gpu_mem_used_bytes: Option<u64>,
+    pub gpu_power_w: Option<f64>,
+    pub gpu_sm_clock_mhz: Option<f64>,
+    pub gpu_temp_c: Option<f64>,
+}
+
+/// Samples CPU use, resident memory and (with `cuda`) the GPU through NVML every `period` on a
+/// background thread, so the measured work is never interrupted to take a reading.
+pub struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<Sample>>,
+}
+
+fn process_cpu_seconds() -> f64 {
+    // utime + stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second on Linux).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+impl Sampler {
+    pub fn start(gpu: Option<usize>, period: std::time::Duration) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            #[cfg(feature = "cuda")]
+            let nvml = gpu.and_then(|_| nvml_wrapper::Nvml::init().ok());
+            #[cfg(not(feature = "cuda"))]
+            let _ = gpu;
+            let start = std::time::Instant::now();
+            let (mut last_t, mut last_cpu) = (0.0, process_cpu_seconds());
+            let mut out = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(period);
+                let t = start.elapsed().as_secs_f64();
+                let cpu = process_cpu_seconds();
+                #[allow(unused_mut)]
+                let mut s = Sample { t, cpu_cores: (cpu - last_cpu) / (t - last_t).max(1e-9), rss_bytes: rss_bytes(), ..Default::default() };
+                (last_t, last_cpu) = (t, cpu);
+                #[cfg(feature = "cuda")]
+                if let (Some(n), Some(i)) = (&nvml, gpu) {
+                    use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
+                    if let Ok(d) = n.device_by_index(i as u32) {
+                        s.gpu_util_pct = d.utilization_rates().ok().map(|u| u.gpu as f64);
+                        s.gpu_mem_used_bytes = d.memory_info().ok().map(|m| m.used);
+                        s.gpu_power_w = d.power_usage().ok().map(|mw| mw as f64 / 1e3);
+                        s.gpu_sm_clock_mhz = d.clock_info(Clock::SM).ok().map(f64::from);
+                        s.gpu_temp_c = d.temperature(TemperatureSensor::Gpu).ok().map(f64::from);
+                    }
+                }
+                out.push(s);
+            }
+            out
+        });
+        Self { stop, handle }
+    }
+
+    pub fn stop(self) -> Vec<Sample> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}

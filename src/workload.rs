@@ -12,6 +12,8 @@ pub const SINGLE_REQUEST_PROMPTS: [usize; 3] = [10, 50, 200];
 pub const DEFAULT_NEW_TOKENS: usize = 128;
 /// Batch sizes of the sustained-throughput scenario.
 pub const SUSTAINED_BATCHES: [usize; 2] = [32, 64];
+/// Prompt length of every request in the sustained-throughput scenario.
+pub const SUSTAINED_PROMPT: usize = 128;
 /// Concurrent clients of the concurrent-load scenario.
 pub const CONCURRENT_CLIENTS: [usize; 4] = [10, 25, 50, 100];
 /// Batch sizes of the memory-efficiency scenario.
@@ -45,6 +47,14 @@ impl Profile {
             Profile::Quick => 10,
             Profile::Full => 100,
         }
+    }
+
+    /// How long a sustained-throughput case keeps batches running back to back.
+    pub fn sustained(self) -> std::time::Duration {
+        std::time::Duration::from_secs(match self {
+            Profile::Quick => 20,
+            Profile::Full => 300,
+        })
     }
 
     pub fn name(self) -> &'static str {
@@ -112,6 +122,21 @@ pub fn prompt(tok: &Tokenizer, bos: Option<u32>, len: usize) -> Result<Vec<u32>>
     out.extend(ids.into_iter().take(len - out.len()));
     ensure!(out.len() == len, "the document text gave only {} tokens, {len} wanted", out.len());
     Ok(out)
+}
+
+/// `count` different prompts of exactly `len` tokens: request `i` starts `7 * i` tokens further
+/// into the document, so a batch does not repeat one prompt (no engine gets repeated work free).
+pub fn prompts(tok: &Tokenizer, bos: Option<u32>, len: usize, count: usize) -> Result<Vec<Vec<u32>>> {
+    let body = len - bos.is_some() as usize;
+    let ids = crate::tokenizer::encode(tok, &document((body + 7 * count) * 8))?;
+    (0..count)
+        .map(|i| {
+            let mut out: Vec<u32> = bos.into_iter().collect();
+            out.extend(ids.iter().skip(7 * i).take(body));
+            ensure!(out.len() == len, "the document text is too short for {count} prompts of {len} tokens");
+            Ok(out)
+        })
+        .collect()
 }
 
 #[cfg(test)]
