@@ -102,6 +102,36 @@ pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String
                          "engine_info": r["engine_info"], "metrics": m, "samples": r["samples"],
                          "spread": r["spread"], "timer": r["timer"], "criterion": crit}));
     }
+    let with_telemetry: Vec<&Value> =
+        results.iter().filter(|r| r["status"] == "measured" && r["metrics"]["output_tok_s"].is_object()).collect();
+    if !with_telemetry.is_empty() {
+        writeln!(md, "\n## Throughput and telemetry\n")?;
+        writeln!(md, "Sampled every 100 ms during Criterion's measured batches. GPU utilisation is NVML's: the share of time a kernel was running, not how full the SMs were.\n")?;
+        writeln!(md, "| scenario | engine | case | output tok/s median [min – max] | GPU util % mean [min – max] | GPU memory used GB max | GPU power W mean | SM clock MHz mean | process CPU cores mean | RSS GB max |")?;
+        writeln!(md, "|---|---|---|---|---|---:|---:|---:|---:|---:|")?;
+        for r in with_telemetry {
+            let m = &r["metrics"];
+            let g = |k: &str, s: &str| m[k][s].as_f64().map_or("—".to_string(), |v| format!("{v:.1}"));
+            writeln!(
+                md,
+                "| {} | {} | {} | {} [{} – {}] | {} [{} – {}] | {} | {} | {} | {} | {} |",
+                r["scenario"].as_str().unwrap_or(""),
+                r["engine"].as_str().unwrap_or(""),
+                r["case"].as_str().unwrap_or(""),
+                g("output_tok_s", "median"),
+                g("output_tok_s", "min"),
+                g("output_tok_s", "max"),
+                g("gpu_util_pct", "mean"),
+                g("gpu_util_pct", "min"),
+                g("gpu_util_pct", "max"),
+                g("gpu_mem_used_gb", "max"),
+                g("gpu_power_w", "mean"),
+                g("gpu_sm_clock_mhz", "mean"),
+                g("cpu_cores", "mean"),
+                g("rss_gb", "max"),
+            )?;
+        }
+    }
     let engines: Vec<Value> = results
         .iter()
         .filter(|r| r["status"] == "measured")
