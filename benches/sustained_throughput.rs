@@ -16,6 +16,7 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|&n| {
             Ok(ThroughputCase {
+                figure: "batch".into(),
                 label: n.to_string(),
                 prompts: prompts(&h.tokenizer, h.config.bos_token, SUSTAINED_PROMPT, n)?,
                 new_tokens: h.new_tokens,
@@ -24,7 +25,7 @@ fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     for kind in h.engines() {
         if let Some((mut engine, load_time)) = h.load(kind) {
-            h.measure_throughput(engine.as_mut(), load_time, &cases);
+            h.measure_throughput(engine.as_mut(), load_time, &cases, h.profile.sustained(), None);
         }
     }
     Ok(())

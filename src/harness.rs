@@ -35,8 +35,12 @@ pub struct Harness {
 impl Harness {
     /// Make the fixtures if needed, open the run directory and write the environment record.
     pub fn new(scenario: &'static str) -> Result<Self> {
+        Self::for_model(scenario, crate::fixtures::benchmark_model()?)
+    }
+
+    /// The same for a given model (scenarios that compare model sizes).
+    pub fn for_model(scenario: &'static str, model: ModelFiles) -> Result<Self> {
         let profile = Profile::from_env()?;
-        let model = crate::fixtures::benchmark_model()?;
         let identity = ModelIdentity::of(&model)?;
         let config = LlamaConfig::from_gguf(&crate::gguf::GgufFile::open(&model.gguf)?)?;
         let tokenizer = crate::tokenizer::load(&model.tokenizer)?;
@@ -295,28 +299,51 @@ impl Harness {
 /// A sustained-throughput case: the same batch of different prompts, run back to back for the
 /// profile's duration. Criterion id `<scenario>/<engine>/batch/<label>`.
 pub struct ThroughputCase {
+    /// Criterion function name, e.g. `batch` or a model size.
+    pub figure: String,
     pub label: String,
     pub prompts: Vec<Vec<u32>>,
     pub new_tokens: usize,
 }
 
 impl Harness {
-    pub fn measure_throughput(&self, engine: &mut dyn Engine, load_time: Duration, cases: &[ThroughputCase]) {
+    /// Run each case back to back for `duration`. With `copy_bandwidth` (bytes/s, read + write)
+    /// the results also get model bandwidth utilisation: bytes a decode step must read
+    /// (every weight once, plus the batch's KV cache at its mean length) times decode steps per
+    /// second, over the measured copy bandwidth.
+    pub fn measure_throughput(
+        &self,
+        engine: &mut dyn Engine,
+        load_time: Duration,
+        cases: &[ThroughputCase],
+        duration: Duration,
+        copy_bandwidth: Option<f64>,
+    ) {
+        let run = ThroughputRun { load_time, duration, copy_bandwidth };
         match clock_for(engine) {
-            Clock::Wall(c) => self.measure_throughput_with(engine, c, load_time, cases),
+            Clock::Wall(c) => self.measure_throughput_with(engine, c, &run, cases),
             #[cfg(feature = "cuda")]
-            Clock::CudaEvents(c) => self.measure_throughput_with(engine, c, load_time, cases),
+            Clock::CudaEvents(c) => self.measure_throughput_with(engine, c, &run, cases),
         }
     }
 
-    fn measure_throughput_with<M: EngineClock>(&self, engine: &mut dyn Engine, clock: M, load_time: Duration, cases: &[ThroughputCase]) {
+    /// Bytes of weights a decode step reads: every tensor of the file once (the tied classifier
+    /// reads the whole embedding table; the embedding lookup itself reads a few rows).
+    pub fn weight_bytes_per_step(&self) -> u64 {
+        crate::gguf::GgufFile::open(&self.model.gguf)
+            .map(|g| g.tensors.values().map(|t| t.byte_len() as u64).sum())
+            .unwrap_or(0)
+    }
+
+    fn measure_throughput_with<M: EngineClock>(&self, engine: &mut dyn Engine, clock: M, run: &ThroughputRun, cases: &[ThroughputCase]) {
+        let load_time = run.load_time;
         let name = engine.info().name;
         let mut criterion = self.criterion(clock.clone());
         let mut group = criterion.benchmark_group(format!("{}/{name}", self.scenario));
         group.sampling_mode(Self::sampling());
-        group.measurement_time(self.profile.sustained());
+        group.measurement_time(run.duration);
         for case in cases {
-            let id = format!("batch/{}", case.label);
+            let id = format!("{}/{}", case.figure, case.label);
             if let Err(e) = run_requests(engine, &case.prompts, case.new_tokens) {
                 self.skip(&name, Some(&id), &format!("batch failed: {e:#}"));
                 continue;
@@ -328,7 +355,7 @@ impl Harness {
             let mut failure = None;
             let sampler_start = Instant::now();
             let sampler = crate::telemetry::Sampler::start(self.gpu, Duration::from_millis(100));
-            group.bench_function(BenchmarkId::new("batch", &case.label), |b| {
+            group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| {
                 b.iter_custom(|iters| {
                     let started = Instant::now();
                     let (mut total, mut records, mut rates) = (Duration::ZERO, Vec::new(), Vec::new());
@@ -373,12 +400,31 @@ impl Harness {
             put("gpu_power_w", "W", samples.iter().filter_map(|s| s.gpu_power_w).collect());
             put("gpu_sm_clock_mhz", "MHz", samples.iter().filter_map(|s| s.gpu_sm_clock_mhz).collect());
             put("gpu_temp_c", "C", samples.iter().filter_map(|s| s.gpu_temp_c).collect());
+            let mem = engine.memory();
+            put("weights_gb", "GB", vec![mem.weights_bytes as f64 / 1e9]);
+            put("kv_cache_gb", "GB", vec![mem.kv_cache_bytes as f64 / 1e9]);
+            if let Some(bw) = run.copy_bandwidth {
+                // Decode steps per second = each request's decode tok/s (one token per step).
+                let steps: Vec<f64> = measured.iter().flat_map(|c| c.1.iter().filter_map(|r| r.decode_tok_s())).collect();
+                let mean_context = case.prompts[0].len() as f64 + case.new_tokens as f64 / 2.0;
+                let kv = self.config.kv_bytes_per_token(4) as f64 * mean_context * case.prompts.len() as f64;
+                let per_step = self.weight_bytes_per_step() as f64 + kv;
+                put("copy_bandwidth_gbs", "GB/s", vec![bw / 1e9]);
+                put("bytes_per_step_gb", "GB", vec![per_step / 1e9]);
+                put("mbu_pct", "%", steps.iter().map(|s| 100.0 * per_step * s / bw).collect());
+            }
             let records = measured.into_iter().flat_map(|c| c.1).collect();
             self.finish_case(engine, clock.label(), &id, records, extra);
         }
         group.finish();
         criterion.final_summary();
     }
+}
+
+struct ThroughputRun {
+    load_time: Duration,
+    duration: Duration,
+    copy_bandwidth: Option<f64>,
 }
 
 /// `LLM_BENCH_DEVICE=cpu|cuda|cuda:N`; by default the first GPU when built with `cuda` and one
