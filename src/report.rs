@@ -132,6 +132,30 @@ pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String
             )?;
         }
     }
+    let with_mbu: Vec<&Value> =
+        results.iter().filter(|r| r["status"] == "measured" && r["metrics"]["mbu_pct"].is_object()).collect();
+    if !with_mbu.is_empty() {
+        writeln!(md, "\n## Memory and bandwidth\n")?;
+        writeln!(md, "Model bandwidth utilisation (MBU) = bytes a decode step must read (every weight once + the batch's KV cache at its mean length) × decode steps per second ÷ the device's measured copy bandwidth (read + write).\n")?;
+        writeln!(md, "| engine | case | weights GB (engine) | KV cache GB (engine) | GPU memory used GB max (NVML) | bytes per step GB | copy bandwidth GB/s | MBU % median |")?;
+        writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|")?;
+        for r in with_mbu {
+            let m = &r["metrics"];
+            let g = |k: &str, s: &str, d: usize| m[k][s].as_f64().map_or("—".to_string(), |v| format!("{v:.d$}"));
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r["engine"].as_str().unwrap_or(""),
+                r["case"].as_str().unwrap_or(""),
+                g("weights_gb", "median", 2),
+                g("kv_cache_gb", "median", 3),
+                g("gpu_mem_used_gb", "max", 2),
+                g("bytes_per_step_gb", "median", 3),
+                g("copy_bandwidth_gbs", "median", 0),
+                g("mbu_pct", "median", 1),
+            )?;
+        }
+    }
     let engines: Vec<Value> = results
         .iter()
         .filter(|r| r["status"] == "measured")
