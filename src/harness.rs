@@ -421,6 +421,111 @@ impl Harness {
     }
 }
 
+/// A concurrent-load case: a load shape served through the shared batcher.
+/// Criterion id `<scenario>/<engine>/<figure>/<label>`, e.g. `concurrent_load/candle/clients/10`.
+pub struct ConcurrentCase {
+    pub figure: String,
+    pub label: String,
+    pub load: crate::batcher::Load,
+    /// Requests that make one Criterion iteration (a round of all clients in closed loop).
+    pub requests_per_iter: usize,
+}
+
+impl Harness {
+    /// Serve each case through the shared batcher. Criterion's figure is the mean end-to-end
+    /// response time per request (arrival to last token); the results add TTFT and inter-token
+    /// latency per request (p50/p90/p99), output tok/s and the mean batch size.
+    pub fn measure_concurrent(
+        &self,
+        engine: &mut dyn Engine,
+        load_time: Duration,
+        cases: &[ConcurrentCase],
+        prompts: &[Vec<u32>],
+        batcher: &crate::batcher::Batcher,
+    ) {
+        match clock_for(engine) {
+            Clock::Wall(c) => self.measure_concurrent_with(engine, c, load_time, cases, prompts, batcher),
+            #[cfg(feature = "cuda")]
+            Clock::CudaEvents(_) => self.measure_concurrent_with(engine, crate::measurement::Wall, load_time, cases, prompts, batcher),
+        }
+    }
+
+    fn measure_concurrent_with<M: EngineClock>(
+        &self,
+        engine: &mut dyn Engine,
+        clock: M,
+        load_time: Duration,
+        cases: &[ConcurrentCase],
+        prompts: &[Vec<u32>],
+        batcher: &crate::batcher::Batcher,
+    ) {
+        let name = engine.info().name;
+        let mut criterion = self.criterion(clock.clone());
+        let mut group = criterion.benchmark_group(format!("{}/{name}", self.scenario));
+        group.sampling_mode(Self::sampling());
+        let prompt = |i: usize| prompts[i % prompts.len()].clone();
+        for case in cases {
+            let id = format!("{}/{}", case.figure, case.label);
+            let mut calls: Vec<(Vec<RequestRecord>, f64, f64)> = Vec::new(); // records, tok/s, mean batch
+            let mut failure = None;
+            group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| {
+                b.iter_custom(|iters| {
+                    let count = iters as usize * case.requests_per_iter;
+                    let started = Instant::now();
+                    match batcher.serve(engine, case.load, count, self.new_tokens, &prompt) {
+                        Ok(served) => {
+                            let ms = |t: Instant, from: Instant| (t - from).as_secs_f64() * 1e3;
+                            let end = served.iter().map(|s| s.done).max().unwrap_or(started);
+                            let tokens: usize = served.iter().map(|s| s.tokens.len()).sum();
+                            let mean_batch = served.iter().map(|s| s.batch as f64).sum::<f64>() / served.len().max(1) as f64;
+                            let e2e: Duration = served.iter().map(|s| s.done - s.arrived).sum();
+                            let records = served
+                                .iter()
+                                .map(|s| RequestRecord {
+                                    scenario: self.scenario.into(),
+                                    engine: name.clone(),
+                                    case: id.clone(),
+                                    sample: calls.len(),
+                                    prompt_tokens: prompts[0].len(),
+                                    new_tokens: s.tokens.len(),
+                                    ttft_ms: ms(s.first_token, s.arrived),
+                                    total_ms: ms(s.done, s.arrived),
+                                    token_ms: s.tokens.iter().map(|&t| ms(t, s.arrived)).collect(),
+                                })
+                                .collect();
+                            calls.push((records, tokens as f64 / (end - started).as_secs_f64(), mean_batch));
+                            e2e / case.requests_per_iter as u32
+                        }
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            Duration::from_secs(1)
+                        }
+                    }
+                })
+            });
+            if let Some(e) = failure {
+                self.skip(&name, Some(&id), &format!("serving failed: {e:#}"));
+                continue;
+            }
+            let keep = calls.len().saturating_sub(self.samples());
+            let measured: Vec<_> = calls.into_iter().skip(keep).collect();
+            let mut extra = BTreeMap::new();
+            let mut put = |k: &str, unit: &'static str, v: Vec<f64>| {
+                if let Some(summary) = Summary::of(&v) {
+                    extra.insert(k.to_string(), Metric { unit, summary });
+                }
+            };
+            put("output_tok_s", "tok/s", measured.iter().map(|c| c.1).collect());
+            put("mean_batch", "requests", measured.iter().map(|c| c.2).collect());
+            put("load_s", "s", vec![load_time.as_secs_f64()]);
+            let records = measured.into_iter().flat_map(|c| c.0).collect();
+            self.finish_case(engine, "wall", &id, records, extra);
+        }
+        group.finish();
+        criterion.final_summary();
+    }
+}
+
 struct ThroughputRun {
     load_time: Duration,
     duration: Duration,

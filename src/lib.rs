@@ -3,6 +3,7 @@
 //! Scenarios (in `benches/`) talk to engines only through [`engine::Engine`]; engines live one
 //! per file in [`engines`]; fixtures make the models; [`workload`] holds the cases as data.
 
+pub mod batcher;
 pub mod check;
 pub mod engine;
 pub mod engines;

@@ -14,8 +14,13 @@ pub const DEFAULT_NEW_TOKENS: usize = 128;
 pub const SUSTAINED_BATCHES: [usize; 2] = [32, 64];
 /// Prompt length of every request in the sustained-throughput scenario.
 pub const SUSTAINED_PROMPT: usize = 128;
-/// Concurrent clients of the concurrent-load scenario.
-pub const CONCURRENT_CLIENTS: [usize; 4] = [10, 25, 50, 100];
+/// Concurrent clients of the concurrent-load scenario; 1 is the baseline scaling is measured
+/// against.
+pub const CONCURRENT_CLIENTS: [usize; 5] = [1, 10, 25, 50, 100];
+/// Poisson request rates (requests per second) of the concurrent-load scenario's open-loop sweep.
+pub const POISSON_RATES: [f64; 3] = [2.0, 8.0, 32.0];
+/// The shared batcher's largest batch.
+pub const MAX_BATCH: usize = 64;
 /// Batch sizes of the memory-efficiency scenario.
 pub const MEMORY_BATCHES: [usize; 3] = [1, 8, 32];
 /// Context lengths of the long-context scenario.

@@ -1,0 +1,126 @@
+//! Load generation for the concurrent-load scenario, and the suite's one shared request batcher.
+//!
+//! Engines without a scheduler of their own are served by [`Batcher`]: whenever the engine is
+//! free it takes every request that has arrived (up to `max_batch`, oldest first) and runs them
+//! as one batch. The same code serves every such engine, so their figures compare the engines,
+//! not the serving code. Load is either closed-loop (N clients, each sending its next request
+//! the moment the previous one completes) or open-loop (Poisson arrivals at a given rate).
+//!
+//! Only instants are taken while serving; latencies are computed from the records afterwards.
+
+use crate::engine::Engine;
+use crate::harness::run_requests;
+use anyhow::Result;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// How requests arrive.
+#[derive(Debug, Clone, Copy)]
+pub enum Load {
+    /// `clients` clients, each with one request in flight at all times.
+    ClosedLoop { clients: usize },
+    /// Poisson arrivals at `rate` requests per second (seeded, so every engine sees the same).
+    Poisson { rate: f64, seed: u64 },
+}
+
+/// One served request: when it arrived, when its first token and its end came.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub client: usize,
+    pub arrived: Instant,
+    pub first_token: Instant,
+    pub done: Instant,
+    pub tokens: Vec<Instant>,
+    /// Size of the batch it was served in.
+    pub batch: usize,
+}
+
+/// The shared batcher: static batches of whatever has arrived when the engine is free.
+pub struct Batcher {
+    pub max_batch: usize,
+}
+
+impl Batcher {
+    pub const NAME: &'static str = "llm-bench static batcher (takes every arrived request, up to max_batch, when the engine is free)";
+
+    /// Serve requests under `load` until `count` requests have completed. `prompt(i)` gives the
+    /// prompt of the i-th request sent (all prompts of a run have one length, so any arrived
+    /// requests can share a batch).
+    pub fn serve(
+        &self,
+        engine: &mut dyn Engine,
+        load: Load,
+        count: usize,
+        new_tokens: usize,
+        prompt: &dyn Fn(usize) -> Vec<u32>,
+    ) -> Result<Vec<Served>> {
+        let start = Instant::now();
+        let mut sent = 0usize;
+        let mut queue: VecDeque<(usize, usize, Instant)> = VecDeque::new(); // (client, request no., arrival)
+        let mut arrivals: VecDeque<Instant> = VecDeque::new();
+        match load {
+            Load::ClosedLoop { clients } => {
+                for c in 0..clients {
+                    queue.push_back((c, sent, start));
+                    sent += 1;
+                }
+            }
+            Load::Poisson { rate, seed } => {
+                // Exponential gaps from a fixed-seed generator; enough arrivals for `count`.
+                let mut x = seed;
+                let mut t = 0.0f64;
+                for _ in 0..count {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let u = ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+                    t += -u.ln() / rate;
+                    arrivals.push_back(start + Duration::from_secs_f64(t));
+                }
+            }
+        }
+        let mut served = Vec::with_capacity(count);
+        while served.len() < count {
+            // Open loop: move arrivals that are due into the queue; wait for the next if idle.
+            if let Load::Poisson { .. } = load {
+                if queue.is_empty() {
+                    if let Some(&next) = arrivals.front() {
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        }
+                    }
+                }
+                let now = Instant::now();
+                while arrivals.front().is_some_and(|&a| a <= now) {
+                    let a = arrivals.pop_front().unwrap();
+                    queue.push_back((sent, sent, a));
+                    sent += 1;
+                }
+            }
+            if queue.is_empty() {
+                break; // no more arrivals
+            }
+            let take = queue.len().min(self.max_batch);
+            let batch: Vec<(usize, usize, Instant)> = queue.drain(..take).collect();
+            let prompts: Vec<Vec<u32>> = batch.iter().map(|&(_, n, _)| prompt(n)).collect();
+            let t = run_requests(engine, &prompts, new_tokens)?;
+            for (i, &(client, _, arrived)) in batch.iter().enumerate() {
+                served.push(Served {
+                    client,
+                    arrived,
+                    first_token: t.tokens[i][0],
+                    done: t.end,
+                    tokens: t.tokens[i].clone(),
+                    batch: take,
+                });
+                if let Load::ClosedLoop { .. } = load {
+                    queue.push_back((client, sent, t.end));
+                    sent += 1;
+                }
+            }
+        }
+        served.truncate(count);
+        Ok(served)
+    }
+}
