@@ -30,7 +30,9 @@ fn main() -> anyhow::Result<()> {
         figure: "poisson".into(),
         label: format!("{rate}rps"),
         load: Load::Poisson { rate, seed: 0x5eed },
-        requests_per_iter: 1,
+        // One iteration is a 5-second window of arrivals, so requests queue and share batches
+        // as they would under that rate (one request per iteration would never queue).
+        requests_per_iter: (rate * 5.0).ceil() as usize,
     }));
     let batcher = Batcher { max_batch: MAX_BATCH };
     for kind in h.engines() {

@@ -5,7 +5,8 @@
 #
 #   scripts/device-run.sh stash <file>...            keep files for a later call (SmolLM2 parts)
 #   scripts/device-run.sh run <bundle.tar.xz> [bench ...]   default bench: single_request ("none": no bench)
-#   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b)
+#   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
+#        LLM_BENCH_FILTER (a Criterion filter passed to every bench)
 #
 # Layout on the machine: $LLM_BENCH_DEVICE_HOME (default /root/llm-bench) holds the unpacked
 # bundle, the fixture cache and the Criterion output. $OUT receives:
@@ -91,7 +92,7 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
     if [ "$pass" = all ]; then unset LLM_BENCH_ENGINES; log="$b.log"; else export LLM_BENCH_ENGINES="$pass"; log="$b.$pass.log"; fi
     echo "== bench $b, engines ${LLM_BENCH_ENGINES:-all built} (run $LLM_BENCH_RUN)"
     started=$(date +%s)
-    "$bin/$b" --bench 2>&1 | tee "$LLM_BENCH_OUT/$log"
+    "$bin/$b" --bench ${LLM_BENCH_FILTER:-} 2>&1 | tee "$LLM_BENCH_OUT/$log"
     echo "== bench $b exit ${PIPESTATUS[0]} after $(( $(date +%s) - started ))s"
   done
 done
