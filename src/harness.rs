@@ -151,8 +151,8 @@ impl Harness {
         SamplingMode::Flat
     }
 
-    /// Turn a case's raw request records into a result line (and keep the records).
-    /// `samples` are the per-sample values Criterion analysed, in ms.
+    /// Turn a case's raw request records into a result line (and keep the records); `extra`
+    /// holds figures the scenario measured besides the per-request ones.
     pub fn finish_case(
         &self,
         engine: &dyn Engine,
