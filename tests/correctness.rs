@@ -120,3 +120,34 @@ fn lmrs_design_matches_the_reference_on_smollm2() {
     assert!(a.engine.precision.contains("groups of 64"), "{}", a.engine.precision);
     assert!(a.passed, "{a}");
 }
+
+#[cfg(feature = "mistralrs")]
+#[test]
+fn mistralrs_cpu_matches_the_reference_on_smollm2_past_end_of_sequence() {
+    let s = smol();
+    let mut m = llm_bench::engines::mistralrs::MistralRs::load(&s.files.gguf, &s.files.tokenizer, Device::Cpu).unwrap();
+    let a = check::compare(&mut m, &s.answer).unwrap();
+    eprintln!("{a}");
+    // The reference answer contains <|im_end|> (checked above): mistral.rs went on past it.
+    assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
+    assert!(a.tokens.contains(&2), "mistral.rs stopped before the model's end-of-sequence: {:?}", a.tokens);
+    assert!(a.passed, "{a}");
+
+    // Several requests in flight at once through mistral.rs's scheduler give each request what
+    // it gets alone; the events name each request's tokens in order.
+    let mut other = s.answer.prompt.clone();
+    let i = other.len() - 8;
+    other[i] += 1;
+    let single_other = generate_tokens(&mut m, &other, 8).unwrap();
+    let mut events = Vec::new();
+    let batch = m
+        .generate(&[s.answer.prompt.clone(), other], &llm_bench::engine::GenerateOptions::greedy(8), &mut |e| events.push(e))
+        .unwrap();
+    assert_eq!(batch, vec![a.tokens[..8].to_vec(), single_other]);
+    assert_eq!(events.len(), 16);
+    for r in 0..2 {
+        let mine: Vec<_> = events.iter().filter(|e| e.request == r).collect();
+        assert!(mine.windows(2).all(|w| w[0].index + 1 == w[1].index && w[0].at <= w[1].at), "request {r}: events out of order");
+        assert_eq!(mine.iter().map(|e| e.token).collect::<Vec<_>>(), batch[r]);
+    }
+}

@@ -4,6 +4,8 @@
 pub mod candle;
 #[cfg(feature = "lmrs")]
 pub mod lmrs;
+#[cfg(feature = "mistralrs")]
+pub mod mistralrs;
 pub mod reference;
 
 use crate::engine::{Device, Engine, ModelFiles};
@@ -68,6 +70,8 @@ impl EngineKind {
                 anyhow::ensure!(device == Device::Cpu, "the lm.rs design runs on the CPU only");
                 Ok(Box::new(lmrs::LmRs::load(&model.gguf)?))
             }
+            #[cfg(feature = "mistralrs")]
+            EngineKind::Mistralrs => Ok(Box::new(mistralrs::MistralRs::load(&model.gguf, &model.tokenizer, device)?)),
             other => {
                 let _ = (model, device);
                 anyhow::bail!(

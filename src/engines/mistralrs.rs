@@ -1,0 +1,325 @@
+//! mistral.rs: the GGUF pipeline and request scheduler of mistralrs 0.8.1, used as its own
+//! documentation shows for local GGUF files, with three settings a benchmark needs.
+//!
+//! - End-of-sequence never stops a request (`with_disable_eos_stop`): every engine generates
+//!   exactly the requested number of tokens. `GgufModelBuilder::build` hard-codes this off, so the
+//!   pipeline and the runner are built here from mistral.rs's loader and `MistralRsBuilder`.
+//! - The prefix cache is off: repeated benchmark prompts must cost what a new prompt costs.
+//! - On CUDA, paged attention with a fixed KV-cache pool (`LLM_BENCH_MISTRALRS_KV_MB`, default
+//!   4096 MB) so mistral.rs does not claim most of the GPU the way its utilisation default does.
+//!
+//! Requests go through mistral.rs's own scheduler (continuous batching, up to `MAX_SEQS` at once):
+//! a batch handed to `generate` is sent as that many separate streaming requests, as a server's
+//! clients would send them. Prompts are token ids (`RequestMessage::CompletionTokens`), so
+//! mistral.rs sees exactly the ids every other engine sees.
+//!
+//! Timing. mistral.rs streams a chunk only when a token completes valid UTF-8 text, so chunks
+//! cannot time every token. Each request therefore carries a logits processor, the hook
+//! mistral.rs calls on the host for every sampling step after the step's logits were copied back;
+//! it records the instant and the sequence so far (which gives the token ids). The stream is still
+//! consumed as a client would consume it. The last token's id is the argmax of the last step's
+//! logits, ties to the highest index like mistral.rs's own greedy sampler.
+
+use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
+use crate::gguf::GgufFile;
+use anyhow::{bail, ensure, Context, Result};
+use mistralrs::core::{
+    AdapterPaths, AutoDeviceMapParams, Constraint, DefaultSchedulerMethod, DeviceMapSetting,
+    GGUFLoaderBuilder, GGUFSpecificConfig, LocalModelPaths, MemoryGpuConfig, MistralRs as Runner,
+    MistralRsBuilder, ModelDType, ModelPaths, NormalRequest, PagedAttentionConfig, PagedCacheType,
+    Request, RequestMessage, Response, SamplingParams, SchedulerConfig,
+};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Most sequences mistral.rs's scheduler runs at once: the suite's largest batch.
+pub const MAX_SEQS: usize = crate::workload::MAX_BATCH;
+/// Longest sequence the device mapper plans for: the 8K long-context case plus its new tokens.
+const MAX_SEQ_LEN: usize = 8192 + 512;
+/// Default KV-cache pool for paged attention on CUDA, in MB.
+const DEFAULT_KV_MB: usize = 4096;
+
+pub struct MistralRs {
+    /// mistral.rs is async; its engine runs on threads of its own, this runtime drives requests.
+    runtime: tokio::runtime::Runtime,
+    runner: Arc<Runner>,
+    where_: Device,
+    dtype: ModelDType,
+    /// The paged-attention pool in MB, `None` for mistral.rs's default (growing) cache.
+    kv_pool_mb: Option<usize>,
+    weights_bytes: u64,
+}
+
+/// What one request's logits processor saw.
+#[derive(Default)]
+struct Trace {
+    /// When each step's logits were on the host, one per new token.
+    at: Vec<Instant>,
+    /// Tokens known so far: the sequence's last token at each step after the first.
+    tokens: Vec<u32>,
+}
+
+impl MistralRs {
+    pub fn load(model: &Path, tokenizer: &Path, device: Device) -> Result<Self> {
+        let weights_bytes = {
+            let g = GgufFile::open(model)?;
+            g.tensors.values().map(|t| t.byte_len() as u64).sum()
+        };
+        let cdev = match device {
+            Device::Cpu => mistralrs::Device::Cpu,
+            #[cfg(feature = "cuda")]
+            Device::Cuda(i) => mistralrs::Device::new_cuda(i)
+                .with_context(|| format!("mistral.rs cannot open CUDA device {i}; is an NVIDIA driver installed?"))?,
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda(_) => bail!("mistral.rs was built without CUDA; rebuild with `--features cuda` to run it on a GPU"),
+        };
+        // bf16 is what mistral.rs's `auto` picks on GPUs of compute capability 8.0 and newer; on the
+        // CPU `auto` would also pick bf16, f32 keeps the CPU engines comparable.
+        let dtype = if device.is_gpu() { ModelDType::BF16 } else { ModelDType::F32 };
+        let kv_pool_mb = match device {
+            Device::Cpu => None,
+            Device::Cuda(_) => Some(match std::env::var("LLM_BENCH_MISTRALRS_KV_MB") {
+                Ok(v) => v.parse().with_context(|| format!("LLM_BENCH_MISTRALRS_KV_MB={v:?} is not a number of MB"))?,
+                Err(_) => DEFAULT_KV_MB,
+            }),
+        };
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting a tokio runtime for mistral.rs")?;
+
+        let loader = GGUFLoaderBuilder::new(
+            None,
+            None,
+            model.parent().unwrap_or(Path::new(".")).display().to_string(),
+            vec![model.file_name().context("model path has no file name")?.to_string_lossy().into_owned()],
+            GGUFSpecificConfig { topology: None },
+            false,
+            None,
+        )
+        .build();
+        let paths: Box<dyn ModelPaths> = Box::new(LocalModelPaths {
+            tokenizer_filename: tokenizer.to_path_buf(),
+            config_filename: PathBuf::new(),
+            template_filename: None,
+            filenames: vec![model.to_path_buf()],
+            adapter_paths: AdapterPaths::None,
+            gen_conf: None,
+            preprocessor_config: None,
+            processor_config: None,
+            chat_template_json_filename: None,
+        });
+        let paged = match kv_pool_mb {
+            Some(mb) => Some(PagedAttentionConfig::new(Some(32), MemoryGpuConfig::MbAmount(mb), PagedCacheType::Auto)?),
+            None => None,
+        };
+        let pipeline = loader
+            .load_model_from_path(
+                &paths,
+                &dtype,
+                &cdev,
+                true,
+                DeviceMapSetting::Auto(AutoDeviceMapParams::Text { max_seq_len: MAX_SEQ_LEN, max_batch_size: MAX_SEQS }),
+                None,
+                paged,
+            )
+            .with_context(|| format!("mistral.rs could not load {}", model.display()))?;
+
+        let runner = runtime.block_on(async {
+            let cache_config = pipeline.lock().await.get_metadata().cache_config.clone();
+            let scheduler = match (kv_pool_mb, cache_config) {
+                (Some(_), Some(config)) => SchedulerConfig::PagedAttentionMeta { max_num_seqs: MAX_SEQS, config },
+                (Some(_), None) => bail!("mistral.rs did not set up paged attention on {device}"),
+                (None, _) => SchedulerConfig::DefaultScheduler {
+                    method: DefaultSchedulerMethod::Fixed(MAX_SEQS.try_into().expect("MAX_SEQS > 0")),
+                },
+            };
+            Ok(MistralRsBuilder::new(pipeline, scheduler, false, None)
+                .with_no_prefix_cache(true)
+                .with_prefix_cache_n(0)
+                .with_disable_eos_stop(true)
+                .build()
+                .await)
+        })?;
+        Ok(Self { runtime, runner, where_: device, dtype, kv_pool_mb, weights_bytes })
+    }
+
+    /// Send one streaming request and return its trace once the stream has ended.
+    async fn request(runner: &Runner, prompt: Vec<u32>, n: usize) -> Result<Trace> {
+        let prompt_len = prompt.len();
+        let trace = Arc::new(Mutex::new(Trace::default()));
+        let seen = trace.clone();
+        let processor = move |logits: &mistralrs::Tensor, ctx: &[u32]| -> mistralrs::Result<mistralrs::Tensor> {
+            let now = Instant::now();
+            let mut t = seen.lock().unwrap();
+            let step = ctx.len() - prompt_len;
+            t.at.push(now);
+            if step > 0 {
+                t.tokens.push(ctx[ctx.len() - 1]);
+            }
+            if step + 1 == n {
+                t.tokens.push(argmax_last(&logits.to_vec1::<f32>()?));
+            }
+            Ok(logits.clone())
+        };
+        // One chunk per token at most, plus the final one: the engine never waits on this channel.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(n + 16);
+        let request = Request::Normal(Box::new(NormalRequest {
+            messages: RequestMessage::CompletionTokens(prompt),
+            sampling_params: SamplingParams { max_len: Some(n), ..SamplingParams::deterministic() },
+            response: tx,
+            return_logprobs: false,
+            is_streaming: true,
+            id: runner.next_request_id(),
+            constraint: Constraint::None,
+            suffix: None,
+            tools: None,
+            tool_choice: None,
+            logits_processors: Some(vec![Arc::new(processor)]),
+            return_raw_logits: false,
+            web_search_options: None,
+            model_id: None,
+            truncate_sequence: false,
+        }));
+        runner.get_sender(None)?.send(request).await.context("mistral.rs's engine has stopped")?;
+        while let Some(response) = rx.recv().await {
+            match response {
+                Response::CompletionChunk(_) | Response::CompletionDone(_) => {}
+                Response::InternalError(e) | Response::ValidationError(e) => bail!("mistral.rs: {e}"),
+                Response::CompletionModelError(e, _) | Response::ModelError(e, _) => bail!("mistral.rs model error: {e}"),
+                _ => bail!("mistral.rs answered a completion request with an unexpected response kind"),
+            }
+        }
+        let trace = std::mem::take(&mut *trace.lock().unwrap());
+        Ok(trace)
+    }
+}
+
+/// Index of the largest value, ties to the highest index (mistral.rs's greedy sampler).
+fn argmax_last(xs: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x >= xs[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+impl Engine for MistralRs {
+    fn info(&self) -> EngineInfo {
+        let kv = match self.kv_pool_mb {
+            Some(mb) => format!("paged attention, fixed KV pool {mb} MB, block 32"),
+            None => "default KV cache (paged attention is CUDA-only)".to_string(),
+        };
+        EngineInfo {
+            name: "mistralrs".into(),
+            version: format!("mistralrs {}", env!("LLM_BENCH_VERSION_MISTRALRS")),
+            device: self.where_,
+            precision: format!("weights Q8_0 (GGUF), activations {}", self.dtype),
+            notes: format!(
+                "own scheduler (continuous batching, up to {MAX_SEQS} sequences), prefix cache off, EOS ignored, {kv}; \
+                 tokens timed at the sampler hook"
+            ),
+        }
+    }
+
+    fn generate(
+        &mut self,
+        prompts: &[Vec<u32>],
+        options: &GenerateOptions,
+        on_token: &mut dyn FnMut(TokenEvent),
+    ) -> Result<Vec<Vec<u32>>> {
+        let n = options.max_new_tokens;
+        ensure!(n > 0, "mistral.rs needs at least one new token per request");
+        let runner = self.runner.clone();
+        let traces = self.runtime.block_on(async {
+            let tasks: Vec<_> = prompts
+                .iter()
+                .map(|p| tokio::spawn(Self::request_owned(runner.clone(), p.clone(), n)))
+                .collect();
+            let mut traces = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                traces.push(t.await.context("a mistral.rs request task panicked")??);
+            }
+            Ok::<_, anyhow::Error>(traces)
+        })?;
+        let mut out = Vec::with_capacity(prompts.len());
+        for (request, trace) in traces.into_iter().enumerate() {
+            ensure!(
+                trace.tokens.len() == n && trace.at.len() == n,
+                "mistral.rs produced {} tokens ({} sampling steps) for request {request}, {n} were asked for",
+                trace.tokens.len(),
+                trace.at.len()
+            );
+            for (index, (&token, &at)) in trace.tokens.iter().zip(&trace.at).enumerate() {
+                on_token(TokenEvent { request, index, token, at });
+            }
+            out.push(trace.tokens);
+        }
+        Ok(out)
+    }
+
+    fn logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
+        let prompt_len = prompt.len();
+        let seen: Arc<Mutex<Option<Vec<f32>>>> = Arc::default();
+        let keep = seen.clone();
+        let runner = self.runner.clone();
+        let prompt = prompt.to_vec();
+        self.runtime.block_on(async move {
+            let processor = move |logits: &mistralrs::Tensor, ctx: &[u32]| -> mistralrs::Result<mistralrs::Tensor> {
+                if ctx.len() == prompt_len {
+                    *keep.lock().unwrap() = Some(logits.to_vec1::<f32>()?);
+                }
+                Ok(logits.clone())
+            };
+            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+            let request = Request::Normal(Box::new(NormalRequest {
+                messages: RequestMessage::CompletionTokens(prompt),
+                sampling_params: SamplingParams { max_len: Some(1), ..SamplingParams::deterministic() },
+                response: tx,
+                return_logprobs: false,
+                is_streaming: false,
+                id: runner.next_request_id(),
+                constraint: Constraint::None,
+                suffix: None,
+                tools: None,
+                tool_choice: None,
+                logits_processors: Some(vec![Arc::new(processor)]),
+                return_raw_logits: false,
+                web_search_options: None,
+                model_id: None,
+                truncate_sequence: false,
+            }));
+            runner.get_sender(None)?.send(request).await.context("mistral.rs's engine has stopped")?;
+            while let Some(response) = rx.recv().await {
+                match response {
+                    Response::InternalError(e) | Response::ValidationError(e) => bail!("mistral.rs: {e}"),
+                    Response::CompletionModelError(e, _) => bail!("mistral.rs model error: {e}"),
+                    _ => {}
+                }
+            }
+            Ok(())
+        })?;
+        let logits = seen.lock().unwrap().take();
+        logits.context("mistral.rs never showed the prompt's logits to the logits processor")
+    }
+
+    fn memory(&self) -> MemoryUse {
+        MemoryUse {
+            weights_bytes: self.weights_bytes,
+            kv_cache_bytes: self.kv_pool_mb.map_or(0, |mb| mb as u64 * 1024 * 1024),
+            device_peak_bytes: None,
+        }
+    }
+}
+
+impl MistralRs {
+    /// `request` with owned arguments, for `tokio::spawn`.
+    async fn request_owned(runner: Arc<Runner>, prompt: Vec<u32>, n: usize) -> Result<Trace> {
+        Self::request(&runner, prompt, n).await
+    }
+}
