@@ -13,7 +13,7 @@ use llm_bench::batcher::{Batcher, Load};
 use llm_bench::harness::{ConcurrentCase, Harness};
 use llm_bench::workload::{prompts, CONCURRENT_CLIENTS, MAX_BATCH, POISSON_RATES, SUSTAINED_PROMPT};
 
-fn main() -> anyhow::Result<()> {
+pub fn main() -> anyhow::Result<()> {
     let h = Harness::new("concurrent_load")?;
     eprintln!("[llm-bench] serving through: {}, max batch {MAX_BATCH}", Batcher::NAME);
     let pool = prompts(&h.tokenizer, h.config.bos_token, SUSTAINED_PROMPT, 100)?;

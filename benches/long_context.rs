@@ -10,7 +10,7 @@
 use llm_bench::harness::{Harness, LatencyCase};
 use llm_bench::workload::LONG_CONTEXTS;
 
-fn main() -> anyhow::Result<()> {
+pub fn main() -> anyhow::Result<()> {
     let h = Harness::new("long_context")?;
     let cases = LatencyCase::ttft_and_total(&h, &LONG_CONTEXTS, "context", h.new_tokens)?;
     for kind in h.engines() {

@@ -12,7 +12,7 @@ use llm_bench::harness::{Harness, ThroughputCase};
 use llm_bench::workload::{prompts, MEMORY_BATCHES, SUSTAINED_PROMPT};
 use std::time::Duration;
 
-fn main() -> anyhow::Result<()> {
+pub fn main() -> anyhow::Result<()> {
     let models = match std::env::var("LLM_BENCH_MODEL") {
         Ok(v) if !v.is_empty() => vec![("model", llm_bench::fixtures::benchmark_model()?)],
         _ => vec![("1b", Fixture::Llama1B.files()?), ("3b", Fixture::Llama3B.files()?)],

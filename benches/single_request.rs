@@ -9,7 +9,7 @@
 use llm_bench::harness::{Harness, LatencyCase};
 use llm_bench::workload::SINGLE_REQUEST_PROMPTS;
 
-fn main() -> anyhow::Result<()> {
+pub fn main() -> anyhow::Result<()> {
     let h = Harness::new("single_request")?;
     let cases = LatencyCase::ttft_and_total(&h, &SINGLE_REQUEST_PROMPTS, "prompt", h.new_tokens)?;
     for kind in h.engines() {

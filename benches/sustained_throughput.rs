@@ -10,7 +10,7 @@
 use llm_bench::harness::{Harness, ThroughputCase};
 use llm_bench::workload::{prompts, SUSTAINED_BATCHES, SUSTAINED_PROMPT};
 
-fn main() -> anyhow::Result<()> {
+pub fn main() -> anyhow::Result<()> {
     let h = Harness::new("sustained_throughput")?;
     let cases = SUSTAINED_BATCHES
         .iter()

@@ -123,6 +123,13 @@ pub trait Engine: Send {
         Ok(())
     }
 
+    /// Finish background work that is not part of the requests already returned, between two
+    /// timed requests and outside the timing (mistral.rs runs a step past a one-token request
+    /// before it closes that request's stream). Engines without such work need not override this.
+    fn settle(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The CUDA stream the engine queues its work on, for CUDA-event timing. Engines on the CPU,
     /// or whose stream is not reachable, return `None` and are timed by wall clock.
     #[cfg(feature = "cuda")]

@@ -261,6 +261,9 @@ impl Harness {
                         match run_requests(engine, prompt, case.new_tokens) {
                             Ok(t) => {
                                 total += clock.end(mark);
+                                if let Err(e) = engine.settle() {
+                                    failure.get_or_insert(e);
+                                }
                                 records.extend(t.records(self.scenario, &name, &id, calls.len(), case.prompt.len()));
                             }
                             Err(e) => {
@@ -364,6 +367,9 @@ impl Harness {
                         match run_requests(engine, &case.prompts, case.new_tokens) {
                             Ok(t) => {
                                 total += clock.end(mark);
+                                if let Err(e) = engine.settle() {
+                                    failure.get_or_insert(e);
+                                }
                                 rates.push(tokens_per_batch as f64 / (t.end - t.start).as_secs_f64());
                                 records.extend(t.records(self.scenario, &name, &id, calls.len(), case.prompts[0].len()));
                             }

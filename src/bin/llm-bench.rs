@@ -1,7 +1,32 @@
 //! The suite's command line: make fixtures, describe a model. Benchmarks run with `cargo bench`.
+//!
+//! The five scenario benches are compiled in here too, from the same files: started under a
+//! scenario's name (a link `single_request -> llm-bench`), this binary is that bench and takes
+//! Criterion's arguments. One binary then carries every engine's GPU kernels once, which keeps
+//! what is sent to a GPU machine small (each bench binary would carry them again).
 
 use anyhow::{bail, Result};
 use llm_bench::fixtures::{self, Fixture};
+
+#[path = "../../benches/concurrent_load.rs"]
+mod concurrent_load;
+#[path = "../../benches/long_context.rs"]
+mod long_context;
+#[path = "../../benches/memory_efficiency.rs"]
+mod memory_efficiency;
+#[path = "../../benches/single_request.rs"]
+mod single_request;
+#[path = "../../benches/sustained_throughput.rs"]
+mod sustained_throughput;
+
+/// The benches this binary can be, by the name it was started under.
+const SCENARIOS: [(&str, fn() -> Result<()>); 5] = [
+    ("single_request", single_request::main),
+    ("sustained_throughput", sustained_throughput::main),
+    ("concurrent_load", concurrent_load::main),
+    ("memory_efficiency", memory_efficiency::main),
+    ("long_context", long_context::main),
+];
 
 const USAGE: &str = "usage:
   llm-bench fixtures [smollm2|llama-1b|llama-3b|all]   make model fixtures in the cache (default: smollm2 llama-1b)
@@ -11,10 +36,15 @@ const USAGE: &str = "usage:
                                                       (e.g. an 8K-token context), no Criterion
   llm-bench summary <run dir> [criterion dir]         render results.jsonl as summary.md and summary.json in the run dir
   llm-bench check [cpu|cuda|cuda:N]                   every built engine against the reference engine on SmolLM2
-                                                      (greedy tokens and logits); exits 1 if one disagrees";
+                                                      (greedy tokens and logits); exits 1 if one disagrees
+  <scenario> [criterion args]                         started through a link named single_request, sustained_throughput,
+                                                      concurrent_load, memory_efficiency or long_context: that bench";
 
 fn main() {
-    if let Err(e) = run() {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let scenario = SCENARIOS.iter().find(|(s, _)| *s == name).map(|(_, f)| f);
+    if let Err(e) = scenario.map_or_else(run, |f| f()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

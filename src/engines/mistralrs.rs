@@ -49,6 +49,8 @@ pub struct MistralRs {
     /// The paged-attention pool in MB, `None` for mistral.rs's default (growing) cache.
     kv_pool_mb: Option<usize>,
     weights_bytes: u64,
+    /// Streams of finished requests that mistral.rs has not closed yet.
+    pending: Mutex<Vec<Stream>>,
 }
 
 /// What one request's logits processor saw.
@@ -144,11 +146,14 @@ impl MistralRs {
                 .build()
                 .await)
         })?;
-        Ok(Self { runtime, runner, where_: device, dtype, kv_pool_mb, weights_bytes })
+        Ok(Self { runtime, runner, where_: device, dtype, kv_pool_mb, weights_bytes, pending: Mutex::default() })
     }
 
-    /// Send one streaming request and return its trace once the stream has ended.
-    async fn request(runner: &Runner, prompt: Vec<u32>, n: usize) -> Result<Trace> {
+    /// Send one streaming request and return its trace as soon as its `n` tokens are known,
+    /// with the rest of its stream: mistral.rs 0.8.1 runs one forward step more than asked for
+    /// a request of one token (seen as a second sampler call), and that step must not be timed.
+    /// `settle` (and the next `generate`) wait for those streams to end.
+    async fn request(runner: Arc<Runner>, prompt: Vec<u32>, n: usize) -> Result<(Trace, Stream)> {
         let prompt_len = prompt.len();
         let trace = Arc::new(Mutex::new(Trace::default()));
         let seen = trace.clone();
@@ -156,12 +161,14 @@ impl MistralRs {
             let now = Instant::now();
             let mut t = seen.lock().unwrap();
             let step = ctx.len() - prompt_len;
-            t.at.push(now);
-            if step > 0 {
-                t.tokens.push(ctx[ctx.len() - 1]);
-            }
-            if step + 1 == n {
-                t.tokens.push(argmax_last(&logits.to_vec1::<f32>()?));
+            if step < n {
+                t.at.push(now);
+                if step > 0 {
+                    t.tokens.push(ctx[ctx.len() - 1]);
+                }
+                if step + 1 == n {
+                    t.tokens.push(argmax_last(&logits.to_vec1::<f32>()?));
+                }
             }
             Ok(logits.clone())
         };
@@ -185,16 +192,42 @@ impl MistralRs {
             truncate_sequence: false,
         }));
         runner.get_sender(None)?.send(request).await.context("mistral.rs's engine has stopped")?;
-        while let Some(response) = rx.recv().await {
-            match response {
-                Response::CompletionChunk(_) | Response::CompletionDone(_) => {}
-                Response::InternalError(e) | Response::ValidationError(e) => bail!("mistral.rs: {e}"),
-                Response::CompletionModelError(e, _) | Response::ModelError(e, _) => bail!("mistral.rs model error: {e}"),
-                _ => bail!("mistral.rs answered a completion request with an unexpected response kind"),
+        loop {
+            match rx.recv().await {
+                None => break,
+                Some(response) => check(response)?,
+            }
+            if trace.lock().unwrap().tokens.len() >= n {
+                break;
             }
         }
         let trace = std::mem::take(&mut *trace.lock().unwrap());
-        Ok(trace)
+        Ok((trace, rx))
+    }
+
+    /// Wait for the streams of earlier requests to end.
+    fn drain(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        self.runtime.block_on(async {
+            for mut rx in pending {
+                while let Some(response) = rx.recv().await {
+                    check(response)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The rest of a request's response stream.
+type Stream = tokio::sync::mpsc::Receiver<Response>;
+
+/// An error response as an error; any other response is a stream item.
+fn check(response: Response) -> Result<()> {
+    match response {
+        Response::InternalError(e) | Response::ValidationError(e) => bail!("mistral.rs: {e}"),
+        Response::CompletionModelError(e, _) | Response::ModelError(e, _) => bail!("mistral.rs model error: {e}"),
+        _ => Ok(()),
     }
 }
 
@@ -235,19 +268,22 @@ impl Engine for MistralRs {
     ) -> Result<Vec<Vec<u32>>> {
         let n = options.max_new_tokens;
         ensure!(n > 0, "mistral.rs needs at least one new token per request");
+        self.drain()?;
         let runner = self.runner.clone();
-        let traces = self.runtime.block_on(async {
-            let tasks: Vec<_> = prompts
-                .iter()
-                .map(|p| tokio::spawn(Self::request_owned(runner.clone(), p.clone(), n)))
-                .collect();
-            let mut traces = Vec::with_capacity(tasks.len());
+        let done = self.runtime.block_on(async {
+            let tasks: Vec<_> = prompts.iter().map(|p| tokio::spawn(Self::request(runner.clone(), p.clone(), n))).collect();
+            let mut done = Vec::with_capacity(tasks.len());
             for t in tasks {
-                traces.push(t.await.context("a mistral.rs request task panicked")??);
+                done.push(t.await.context("a mistral.rs request task panicked")??);
             }
-            Ok::<_, anyhow::Error>(traces)
+            Ok::<_, anyhow::Error>(done)
         })?;
         let mut out = Vec::with_capacity(prompts.len());
+        let mut traces = Vec::with_capacity(done.len());
+        for (trace, rest) in done {
+            traces.push(trace);
+            self.pending.lock().unwrap().push(rest);
+        }
         for (request, trace) in traces.into_iter().enumerate() {
             ensure!(
                 trace.tokens.len() == n && trace.at.len() == n,
@@ -264,6 +300,7 @@ impl Engine for MistralRs {
     }
 
     fn logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
+        self.drain()?;
         let prompt_len = prompt.len();
         let seen: Arc<Mutex<Option<Vec<f32>>>> = Arc::default();
         let keep = seen.clone();
@@ -296,13 +333,9 @@ impl Engine for MistralRs {
             }));
             runner.get_sender(None)?.send(request).await.context("mistral.rs's engine has stopped")?;
             while let Some(response) = rx.recv().await {
-                match response {
-                    Response::InternalError(e) | Response::ValidationError(e) => bail!("mistral.rs: {e}"),
-                    Response::CompletionModelError(e, _) => bail!("mistral.rs model error: {e}"),
-                    _ => {}
-                }
+                check(response)?;
             }
-            Ok(())
+            Ok::<(), anyhow::Error>(())
         })?;
         let logits = seen.lock().unwrap().take();
         logits.context("mistral.rs never showed the prompt's logits to the logits processor")
@@ -315,11 +348,10 @@ impl Engine for MistralRs {
             device_peak_bytes: None,
         }
     }
-}
 
-impl MistralRs {
-    /// `request` with owned arguments, for `tokio::spawn`.
-    async fn request_owned(runner: Arc<Runner>, prompt: Vec<u32>, n: usize) -> Result<Trace> {
-        Self::request(&runner, prompt, n).await
+    /// Wait until mistral.rs has closed every finished request's stream (see `request`).
+    fn settle(&self) -> Result<()> {
+        self.drain()
     }
 }
+
