@@ -2,8 +2,9 @@
 //! request as soon as the previous one completes) and an open-loop Poisson sweep (2, 8, 32
 //! requests per second), 128-token prompts, `LLM_BENCH_NEW_TOKENS` new tokens each.
 //!
-//! Engines without their own scheduler are served by the suite's one shared batcher
-//! (`llm_bench::batcher::Batcher`, the same code for all of them). Criterion's figure
+//! Engines with a scheduler of their own (mistral.rs) get every request directly, one client
+//! thread per request in flight (`llm_bench::batcher::serve_scheduled`); the others are served by
+//! the suite's one shared batcher (`llm_bench::batcher::Batcher`, the same code for all of them). Criterion's figure
 //! (`concurrent_load/<engine>/clients/<N>`, `.../poisson/<rate>`) is the mean end-to-end response
 //! time; the results add per-request TTFT and inter-token latency with p50/p90/p99, output tok/s
 //! and the mean batch size. Scaling versus 1 client is read from the `clients/1` case.
@@ -15,7 +16,7 @@ use llm_bench::workload::{prompts, CONCURRENT_CLIENTS, MAX_BATCH, POISSON_RATES,
 
 pub fn main() -> anyhow::Result<()> {
     let h = Harness::new("concurrent_load")?;
-    eprintln!("[llm-bench] serving through: {}, max batch {MAX_BATCH}", Batcher::NAME);
+    eprintln!("[llm-bench] engines without a scheduler are served through: {}, max batch {MAX_BATCH}", Batcher::NAME);
     let pool = prompts(&h.tokenizer, h.config.bos_token, SUSTAINED_PROMPT, 100)?;
     let mut cases: Vec<ConcurrentCase> = CONCURRENT_CLIENTS
         .iter()
@@ -37,6 +38,9 @@ pub fn main() -> anyhow::Result<()> {
     let batcher = Batcher { max_batch: MAX_BATCH };
     for kind in h.engines() {
         if let Some((mut engine, load_time)) = h.load(kind) {
+            if let Some(own) = engine.scheduled() {
+                eprintln!("[llm-bench] {} serves requests through {}", kind.name(), own.scheduler());
+            }
             h.measure_concurrent(engine.as_mut(), load_time, &cases, &pool, &batcher);
         }
     }

@@ -4,7 +4,8 @@
 //! `single_request/<engine>/ttft/prompt<N>` times a request for one new token (prefill and the
 //! first token: time to first token), `single_request/<engine>/total/prompt<N>` a request for
 //! `LLM_BENCH_NEW_TOKENS` (default 128). The raw per-request token timestamps of the `total`
-//! runs give the inter-token latency and decode speed in the results file.
+//! runs give the inter-token latency and decode speed in the results file. The same cases run
+//! last on `stub`, an engine that does no work: the harness's own overhead per request.
 
 use llm_bench::harness::{Harness, LatencyCase};
 use llm_bench::workload::SINGLE_REQUEST_PROMPTS;
@@ -17,5 +18,7 @@ pub fn main() -> anyhow::Result<()> {
             h.measure_latency(engine.as_mut(), load_time, &cases);
         }
     }
+    // What the harness itself adds to a request: the same cases on an engine that does nothing.
+    h.measure_latency(&mut llm_bench::engines::stub::Stub, std::time::Duration::ZERO, &cases);
     Ok(())
 }

@@ -61,6 +61,21 @@ if [ ! -f "$root/.complete" ]; then
   touch "$root/.complete"
 fi
 
+# burn-cuda turns on cudarc's `nccl` feature, and with dynamic linking that links -lnccl. The
+# suite never calls NCCL; a link-time stub (soname libnccl.so.2, as the GPU machine's real
+# library) lets the binary link here. Made apart from the toolkit so older toolkits get it too.
+if [ ! -f "$tk/lib64/stubs/libnccl.so" ]; then
+  log "generating the link-time stub libnccl.so"
+  nccl_sys="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/nccl/sys/mod.rs 2>/dev/null | tail -n1 || true)"
+  if [ -z "$nccl_sys" ]; then
+    (cd "$(dirname "$0")/.." && cargo fetch >&2)
+    nccl_sys="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/nccl/sys/mod.rs | tail -n1)"
+  fi
+  grep -o 'fn nccl[A-Za-z0-9_]*' "$nccl_sys" | sed 's/^fn //' | sort -u |
+    awk '{ print "void " $1 "(void) {}" }' >"$root/libnccl_stub.c"
+  gcc -shared -fPIC -Wl,-soname,libnccl.so.2 -o "$tk/lib64/stubs/libnccl.so" "$root/libnccl_stub.c"
+fi
+
 cat <<EOF
 export CUDA_HOME="$tk"
 export CUDA_PATH="$tk"

@@ -8,7 +8,7 @@
 //!
 //! Only instants are taken while serving; latencies are computed from the records afterwards.
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Scheduled};
 use crate::harness::run_requests;
 use anyhow::Result;
 use std::collections::VecDeque;
@@ -31,7 +31,7 @@ pub struct Served {
     pub first_token: Instant,
     pub done: Instant,
     pub tokens: Vec<Instant>,
-    /// Size of the batch it was served in.
+    /// Size of the batch it was served in; 0 when the engine's own scheduler served it.
     pub batch: usize,
 }
 
@@ -65,19 +65,7 @@ impl Batcher {
                     sent += 1;
                 }
             }
-            Load::Poisson { rate, seed } => {
-                // Exponential gaps from a fixed-seed generator; enough arrivals for `count`.
-                let mut x = seed;
-                let mut t = 0.0f64;
-                for _ in 0..count {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let u = ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-                    t += -u.ln() / rate;
-                    arrivals.push_back(start + Duration::from_secs_f64(t));
-                }
-            }
+            Load::Poisson { rate, seed } => arrivals.extend(poisson_arrivals(start, rate, seed, count)),
         }
         let mut served = Vec::with_capacity(count);
         while served.len() < count {
@@ -123,4 +111,79 @@ impl Batcher {
         served.truncate(count);
         Ok(served)
     }
+}
+
+/// `count` arrival instants from `start` with exponential gaps of mean `1/rate` seconds, from a
+/// fixed-seed generator so every engine sees the same arrivals.
+fn poisson_arrivals(start: Instant, rate: f64, seed: u64, count: usize) -> Vec<Instant> {
+    let mut x = seed;
+    let mut t = 0.0f64;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+            t += -u.ln() / rate;
+            start + Duration::from_secs_f64(t)
+        })
+        .collect()
+}
+
+/// Serve `count` requests under `load` through an engine's own scheduler: every client is a
+/// thread that hands its request to the engine and waits for the answer, as a server's clients
+/// would. The same loads and arrivals as [`Batcher::serve`].
+pub fn serve_scheduled(
+    engine: &dyn Scheduled,
+    load: Load,
+    count: usize,
+    new_tokens: usize,
+    prompt: &(dyn Fn(usize) -> Vec<u32> + Sync),
+) -> Result<Vec<Served>> {
+    anyhow::ensure!(new_tokens > 0, "a request must ask for at least one new token");
+    let start = Instant::now();
+    let served = std::sync::Mutex::new(Vec::with_capacity(count));
+    let one = |client: usize, n: usize, arrived: Instant| -> Result<()> {
+        let tokens = engine.serve(prompt(n), new_tokens)?;
+        let done = Instant::now();
+        anyhow::ensure!(tokens.len() == new_tokens, "{} tokens served, {new_tokens} asked for", tokens.len());
+        served.lock().unwrap().push(Served { client, arrived, first_token: tokens[0], done, tokens, batch: 0 });
+        Ok(())
+    };
+    // The next request a closed-loop client takes.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| -> Result<()> {
+        let mut clients = Vec::new();
+        match load {
+            Load::ClosedLoop { clients: n } => {
+                let (next, one) = (&next, &one);
+                for c in 0..n {
+                    clients.push(scope.spawn(move || -> Result<()> {
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if k >= count {
+                                return Ok(());
+                            }
+                            one(c, k, Instant::now())?;
+                        }
+                    }));
+                }
+            }
+            Load::Poisson { rate, seed } => {
+                for (k, at) in poisson_arrivals(start, rate, seed, count).into_iter().enumerate() {
+                    let now = Instant::now();
+                    if at > now {
+                        std::thread::sleep(at - now);
+                    }
+                    let one = &one;
+                    clients.push(scope.spawn(move || one(k, k, at)));
+                }
+            }
+        }
+        for c in clients {
+            c.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(served.into_inner().unwrap())
 }

@@ -130,12 +130,29 @@ pub trait Engine: Send {
         Ok(())
     }
 
+    /// Engines with a request scheduler of their own (continuous batching) serve concurrent
+    /// requests themselves; the concurrent-load scenario then hands them each request directly
+    /// instead of going through the suite's batcher.
+    fn scheduled(&self) -> Option<&dyn Scheduled> {
+        None
+    }
+
     /// The CUDA stream the engine queues its work on, for CUDA-event timing. Engines on the CPU,
     /// or whose stream is not reachable, return `None` and are timed by wall clock.
     #[cfg(feature = "cuda")]
     fn cuda_stream(&self) -> Option<std::sync::Arc<cudarc::driver::CudaStream>> {
         None
     }
+}
+
+/// An engine that takes requests from many clients at once and schedules them itself.
+pub trait Scheduled: Sync {
+    /// Serve one request from the calling client thread: block until its last token and return
+    /// the instant each token reached the host. Called from many threads at once.
+    fn serve(&self, prompt: Vec<u32>, new_tokens: usize) -> Result<Vec<Instant>>;
+
+    /// How requests are scheduled, as named in the results.
+    fn scheduler(&self) -> String;
 }
 
 /// A model on disk and the tokenizer that goes with it.

@@ -156,6 +156,40 @@ pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String
             )?;
         }
     }
+    let concurrent: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["status"] == "measured" && r["scenario"] == "concurrent_load")
+        .collect();
+    if !concurrent.is_empty() {
+        writeln!(md, "\n## Concurrent load\n")?;
+        writeln!(md, "Closed-loop clients and Poisson arrivals; per-request latencies from arrival (queueing included). Scaling = output tok/s ÷ the same engine's output tok/s with 1 client; ideal = the number of clients. A mean batch of 0 means the engine's own scheduler served the requests.\n")?;
+        writeln!(md, "| engine | case | requests | output tok/s median | scaling vs 1 client | ideal | mean batch | TTFT p50 / p90 / p99 ms | e2e p50 / p90 / p99 ms |")?;
+        writeln!(md, "|---|---|---:|---:|---:|---:|---:|---|---|")?;
+        for r in &concurrent {
+            let m = &r["metrics"];
+            let v = |k: &str, s: &str| m[k][s].as_f64();
+            let f = |x: Option<f64>, d: usize| x.map_or("—".to_string(), |x| format!("{x:.d$}"));
+            let one_client = concurrent
+                .iter()
+                .find(|o| o["engine"] == r["engine"] && o["case"] == "clients/1")
+                .and_then(|o| o["metrics"]["output_tok_s"]["median"].as_f64());
+            let case = r["case"].as_str().unwrap_or("");
+            let scaling = v("output_tok_s", "median").zip(one_client).map(|(a, b)| a / b);
+            let ideal = case.strip_prefix("clients/").map_or("—".to_string(), str::to_string);
+            let pcts = |k: &str| format!("{} / {} / {}", f(v(k, "median"), 0), f(v(k, "p90"), 0), f(v(k, "p99"), 0));
+            writeln!(
+                md,
+                "| {} | {case} | {} | {} | {} | {ideal} | {} | {} | {} |",
+                r["engine"].as_str().unwrap_or(""),
+                r["samples"],
+                f(v("output_tok_s", "median"), 0),
+                scaling.map_or("—".to_string(), |x| format!("{x:.2}×")),
+                f(v("mean_batch", "median"), 1),
+                pcts("ttft_ms"),
+                pcts("total_ms"),
+            )?;
+        }
+    }
     let engines: Vec<Value> = results
         .iter()
         .filter(|r| r["status"] == "measured")

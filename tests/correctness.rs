@@ -151,3 +151,54 @@ fn mistralrs_cpu_matches_the_reference_on_smollm2_past_end_of_sequence() {
         assert_eq!(mine.iter().map(|e| e.token).collect::<Vec<_>>(), batch[r]);
     }
 }
+
+#[cfg(feature = "burn")]
+#[test]
+fn burn_ndarray_matches_the_reference_on_smollm2_and_batches_like_single_requests() {
+    let s = smol();
+    let mut b = llm_bench::engines::burn::Burn::load(&s.files.gguf, Device::Cpu).unwrap();
+    let a = check::compare(&mut b, &s.answer).unwrap();
+    eprintln!("{a}");
+    assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
+    assert!(a.engine.precision.contains("f32"), "{}", a.engine.precision);
+    assert!(a.passed, "{a}");
+
+    // A batch of two different prompts of equal length gives each what it gets alone.
+    let mut other = s.answer.prompt.clone();
+    let i = other.len() - 8;
+    other[i] += 1;
+    let single_other = generate_tokens(&mut b, &other, 6).unwrap();
+    let batch = b
+        .generate(&[s.answer.prompt.clone(), other], &llm_bench::engine::GenerateOptions::greedy(6), &mut |_| {})
+        .unwrap();
+    assert_eq!(batch, vec![a.tokens[..6].to_vec(), single_other]);
+}
+
+/// Needs a Python with torch (scripts/torch-venv.sh; .ci/run activates it).
+#[cfg(feature = "torch")]
+#[test]
+fn torch_baseline_cpu_matches_the_reference_on_smollm2() {
+    let s = smol();
+    let mut t = llm_bench::engines::torch::Torch::load(&s.files.gguf, Device::Cpu).unwrap();
+    let a = check::compare(&mut t, &s.answer).unwrap();
+    eprintln!("{a}");
+    assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
+    assert!(a.engine.version.starts_with("torch "), "{}", a.engine.version);
+    assert!(a.engine.precision.contains("f32"), "{}", a.engine.precision);
+    assert!(a.passed, "{a}");
+
+    let mut events = Vec::new();
+    let out = t.generate(&[s.answer.prompt.clone()], &llm_bench::engine::GenerateOptions::greedy(5), &mut |e| events.push(e)).unwrap();
+    assert_eq!(out[0], a.tokens[..5].to_vec());
+    assert_eq!(events.iter().map(|e| e.index).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+}
+
+/// A Python exception inside the model is a Rust error carrying the Python traceback.
+#[cfg(feature = "torch")]
+#[test]
+fn torch_error_names_python_exceptions_with_their_traceback() {
+    let s = smol();
+    let mut t = llm_bench::engines::torch::Torch::load(&s.files.gguf, Device::Cpu).unwrap();
+    let e = t.logits(&[u32::MAX - 1]).unwrap_err().to_string();
+    assert!(e.contains("Traceback") && e.contains("python_baseline/llama.py"), "{e}");
+}

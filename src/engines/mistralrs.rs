@@ -20,7 +20,7 @@
 //! consumed as a client would consume it. The last token's id is the argmax of the last step's
 //! logits, ties to the highest index like mistral.rs's own greedy sampler.
 
-use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
+use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, Scheduled, TokenEvent};
 use crate::gguf::GgufFile;
 use anyhow::{bail, ensure, Context, Result};
 use mistralrs::core::{
@@ -349,9 +349,26 @@ impl Engine for MistralRs {
         }
     }
 
+    fn scheduled(&self) -> Option<&dyn Scheduled> {
+        Some(self)
+    }
+
     /// Wait until mistral.rs has closed every finished request's stream (see `request`).
     fn settle(&self) -> Result<()> {
         self.drain()
     }
 }
 
+
+impl Scheduled for MistralRs {
+    fn serve(&self, prompt: Vec<u32>, new_tokens: usize) -> Result<Vec<Instant>> {
+        let (trace, mut rest) = self.runtime.block_on(Self::request(self.runner.clone(), prompt, new_tokens))?;
+        // The stream's end is not part of this request's time; let it close in the background.
+        self.runtime.spawn(async move { while rest.recv().await.is_some() {} });
+        Ok(trace.at)
+    }
+
+    fn scheduler(&self) -> String {
+        format!("mistral.rs's own scheduler (continuous batching, up to {MAX_SEQS} sequences)")
+    }
+}

@@ -1,5 +1,7 @@
 //! The engines under test, one file each, and the one place that knows which are built.
 
+#[cfg(feature = "burn")]
+pub mod burn;
 #[cfg(feature = "candle")]
 pub mod candle;
 #[cfg(feature = "lmrs")]
@@ -7,6 +9,9 @@ pub mod lmrs;
 #[cfg(feature = "mistralrs")]
 pub mod mistralrs;
 pub mod reference;
+pub mod stub;
+#[cfg(feature = "torch")]
+pub mod torch;
 
 use crate::engine::{Device, Engine, ModelFiles};
 use anyhow::Result;
@@ -63,8 +68,12 @@ impl EngineKind {
     /// Load the engine; `Err` says why it cannot run here (not built, no GPU, bad model, ...).
     pub fn load(self, model: &ModelFiles, device: Device) -> Result<Box<dyn Engine>> {
         match self {
+            #[cfg(feature = "torch")]
+            EngineKind::Torch => Ok(Box::new(torch::Torch::load(&model.gguf, device)?)),
             #[cfg(feature = "candle")]
             EngineKind::Candle => Ok(Box::new(candle::Candle::load(&model.gguf, device)?)),
+            #[cfg(feature = "burn")]
+            EngineKind::Burn => Ok(Box::new(burn::Burn::load(&model.gguf, device)?)),
             #[cfg(feature = "lmrs")]
             EngineKind::Lmrs => {
                 anyhow::ensure!(device == Device::Cpu, "the lm.rs design runs on the CPU only");
@@ -72,6 +81,7 @@ impl EngineKind {
             }
             #[cfg(feature = "mistralrs")]
             EngineKind::Mistralrs => Ok(Box::new(mistralrs::MistralRs::load(&model.gguf, &model.tokenizer, device)?)),
+            #[allow(unreachable_patterns)]
             other => {
                 let _ = (model, device);
                 anyhow::bail!(
