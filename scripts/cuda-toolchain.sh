@@ -17,6 +17,22 @@ venv="$root/venv"
 tk="$root/toolkit"
 log() { echo "[cuda-toolchain] $*" >&2; }
 
+# stub_library NAME SONAME SYS: lib64/stubs/libNAME.so exporting every function `NAME*` that
+# cudarc's bindings (src/SYS) declare, as empty functions: enough to link, never to run.
+stub_library() {
+  local name="$1" soname="$2" sys="$3" src
+  log "generating the link-time stub lib$name.so"
+  src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/"$sys" 2>/dev/null | tail -n1 || true)"
+  if [ -z "$src" ]; then
+    (cd "$(dirname "$0")/.." && cargo fetch >&2)
+    src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/"$sys" | tail -n1)"
+  fi
+  grep -o "fn $name[A-Za-z0-9_]*" "$src" | sed 's/^fn //' | sort -u |
+    awk '{ print "void " $1 "(void) {}" }' >"$root/lib${name}_stub.c"
+  mkdir -p "$tk/lib64/stubs"
+  gcc -shared -fPIC -Wl,-soname,"$soname" -o "$tk/lib64/stubs/lib$name.so" "$root/lib${name}_stub.c"
+}
+
 if [ ! -f "$root/.complete" ]; then
   mkdir -p "$root"
   if [ ! -x "$venv/bin/python" ]; then
@@ -47,15 +63,7 @@ if [ ! -f "$root/.complete" ]; then
   # Static archives (libcudart_static.a, ...) if the wheels ship them.
   for lib in "$cu"/lib/*.a; do [ -e "$lib" ] && ln -sf "$lib" "$tk/lib64/"; done
 
-  log "generating the link-time stub libcuda.so"
-  cudarc_sys="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/driver/sys/mod.rs 2>/dev/null | tail -n1 || true)"
-  if [ -z "$cudarc_sys" ]; then
-    (cd "$(dirname "$0")/.." && cargo fetch >&2)
-    cudarc_sys="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/driver/sys/mod.rs | tail -n1)"
-  fi
-  grep -o 'fn cu[A-Z][A-Za-z0-9_]*' "$cudarc_sys" | sed 's/^fn //' | sort -u |
-    awk '{ print "void " $1 "(void) {}" }' >"$root/libcuda_stub.c"
-  gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$tk/lib64/stubs/libcuda.so" "$root/libcuda_stub.c"
+  stub_library cuda libcuda.so.1 driver/sys/mod.rs
   ln -sf stubs/libcuda.so "$tk/lib64/libcuda.so"
   "$tk/bin/nvcc" --version >&2
   touch "$root/.complete"
@@ -64,17 +72,7 @@ fi
 # burn-cuda turns on cudarc's `nccl` feature, and with dynamic linking that links -lnccl. The
 # suite never calls NCCL; a link-time stub (soname libnccl.so.2, as the GPU machine's real
 # library) lets the binary link here. Made apart from the toolkit so older toolkits get it too.
-if [ ! -f "$tk/lib64/stubs/libnccl.so" ]; then
-  log "generating the link-time stub libnccl.so"
-  nccl_sys="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/nccl/sys/mod.rs 2>/dev/null | tail -n1 || true)"
-  if [ -z "$nccl_sys" ]; then
-    (cd "$(dirname "$0")/.." && cargo fetch >&2)
-    nccl_sys="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/nccl/sys/mod.rs | tail -n1)"
-  fi
-  grep -o 'fn nccl[A-Za-z0-9_]*' "$nccl_sys" | sed 's/^fn //' | sort -u |
-    awk '{ print "void " $1 "(void) {}" }' >"$root/libnccl_stub.c"
-  gcc -shared -fPIC -Wl,-soname,libnccl.so.2 -o "$tk/lib64/stubs/libnccl.so" "$root/libnccl_stub.c"
-fi
+[ -f "$tk/lib64/stubs/libnccl.so" ] || stub_library nccl libnccl.so.2 nccl/sys/mod.rs
 
 cat <<EOF
 export CUDA_HOME="$tk"
