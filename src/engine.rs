@@ -164,6 +164,21 @@ pub struct ModelFiles {
     pub tokenizer: PathBuf,
 }
 
+/// `(batch, prompt length)` of a batch of equal-length, non-empty prompts, as engines that run
+/// a batch as one `(batch, seq)` tensor need it; `engine` names the engine in the error.
+pub fn equal_length_batch(engine: &str, prompts: &[Vec<u32>]) -> Result<(usize, usize)> {
+    anyhow::ensure!(
+        !prompts.is_empty() && !prompts[0].is_empty(),
+        "{engine} needs at least one non-empty prompt"
+    );
+    let s = prompts[0].len();
+    anyhow::ensure!(
+        prompts.iter().all(|p| p.len() == s),
+        "{engine} batches equal-length prompts only; serve unequal prompts one by one"
+    );
+    Ok((prompts.len(), s))
+}
+
 /// Generate greedily and collect the tokens, for callers that do not time anything.
 pub fn generate_tokens(engine: &mut dyn Engine, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
     let mut out = engine.generate(&[prompt.to_vec()], &GenerateOptions::greedy(n), &mut |_| {})?;

@@ -156,8 +156,8 @@ fn mistralrs_cpu_matches_the_reference_on_smollm2_past_end_of_sequence() {
 #[test]
 fn burn_ndarray_matches_the_reference_on_smollm2_and_batches_like_single_requests() {
     let s = smol();
-    let mut b = llm_bench::engines::burn::Burn::load(&s.files.gguf, Device::Cpu).unwrap();
-    let a = check::compare(&mut b, &s.answer).unwrap();
+    let mut b = llm_bench::engines::burn::load(&s.files.gguf, Device::Cpu).unwrap();
+    let a = check::compare(b.as_mut(), &s.answer).unwrap();
     eprintln!("{a}");
     assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
     assert!(a.engine.precision.contains("f32"), "{}", a.engine.precision);
@@ -167,7 +167,7 @@ fn burn_ndarray_matches_the_reference_on_smollm2_and_batches_like_single_request
     let mut other = s.answer.prompt.clone();
     let i = other.len() - 8;
     other[i] += 1;
-    let single_other = generate_tokens(&mut b, &other, 6).unwrap();
+    let single_other = generate_tokens(b.as_mut(), &other, 6).unwrap();
     let batch = b
         .generate(&[s.answer.prompt.clone(), other], &llm_bench::engine::GenerateOptions::greedy(6), &mut |_| {})
         .unwrap();

@@ -45,30 +45,23 @@ type Gpu = Cuda<f16>;
 /// Room allocated in the KV cache is rounded up to this many positions.
 const CACHE_ROUNDING: usize = 512;
 
-/// The engine the suite loads: a `Model` on the backend that matches the device.
-pub struct Burn {
-    inner: Box<dyn Engine>,
-}
-
-impl Burn {
-    pub fn load(path: &Path, device: Device) -> Result<Self> {
-        let g = GgufFile::open(path)?;
-        let inner: Box<dyn Engine> = match device {
-            Device::Cpu => Box::new(Model::<NdArray<f32>>::load(
-                &g,
-                device,
-                NdArrayDevice::Cpu,
-                "burn-ndarray (pure-Rust CPU backend)",
-            )?),
-            #[cfg(feature = "cuda")]
-            Device::Cuda(i) => Box::new(load_cuda(&g, i)?),
-            #[cfg(not(feature = "cuda"))]
-            Device::Cuda(_) => {
-                bail!("Burn was built without CUDA; rebuild with `--features cuda` to run it on a GPU")
-            }
-        };
-        Ok(Self { inner })
-    }
+/// Load the model on the backend that matches the device: the engine the suite runs.
+pub fn load(path: &Path, device: Device) -> Result<Box<dyn Engine>> {
+    let g = GgufFile::open(path)?;
+    Ok(match device {
+        Device::Cpu => Box::new(Model::<NdArray<f32>>::load(
+            &g,
+            device,
+            NdArrayDevice::Cpu,
+            "burn-ndarray (pure-Rust CPU backend)",
+        )?),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(i) => Box::new(load_cuda(&g, i)?),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(_) => {
+            bail!("Burn was built without CUDA; rebuild with `--features cuda` to run it on a GPU")
+        }
+    })
 }
 
 /// cubecl-cuda panics instead of returning an error when there is no driver or device, and
@@ -429,13 +422,7 @@ impl<B: Backend> Model<B> {
 
     /// Greedy generation of exactly `n` tokens per prompt (end-of-sequence ignored).
     fn run(&mut self, prompts: &[Vec<u32>], n: usize, on_token: &mut dyn FnMut(TokenEvent)) -> Result<Vec<Vec<u32>>> {
-        let b = prompts.len();
-        ensure!(b > 0 && !prompts[0].is_empty(), "Burn needs at least one non-empty prompt");
-        let s = prompts[0].len();
-        ensure!(
-            prompts.iter().all(|p| p.len() == s),
-            "the Burn engine batches equal-length prompts only; serve unequal prompts one by one"
-        );
+        let (b, s) = crate::engine::equal_length_batch("Burn", prompts)?;
         let mut outputs = vec![Vec::with_capacity(n); b];
         if n == 0 {
             return Ok(outputs);
@@ -519,32 +506,5 @@ impl<B: Backend> Engine for Model<B> {
 
     fn synchronize(&self) -> Result<()> {
         B::sync(&self.device).map_err(|e| anyhow!("burn could not synchronize its device: {e}"))
-    }
-}
-
-impl Engine for Burn {
-    fn info(&self) -> EngineInfo {
-        self.inner.info()
-    }
-
-    fn generate(
-        &mut self,
-        prompts: &[Vec<u32>],
-        options: &GenerateOptions,
-        on_token: &mut dyn FnMut(TokenEvent),
-    ) -> Result<Vec<Vec<u32>>> {
-        self.inner.generate(prompts, options, on_token)
-    }
-
-    fn logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
-        self.inner.logits(prompt)
-    }
-
-    fn memory(&self) -> MemoryUse {
-        self.inner.memory()
-    }
-
-    fn synchronize(&self) -> Result<()> {
-        self.inner.synchronize()
     }
 }

@@ -236,13 +236,7 @@ impl Engine for Candle {
         options: &GenerateOptions,
         on_token: &mut dyn FnMut(TokenEvent),
     ) -> Result<Vec<Vec<u32>>> {
-        let b = prompts.len();
-        ensure!(b > 0 && !prompts[0].is_empty(), "Candle needs at least one non-empty prompt");
-        let s = prompts[0].len();
-        ensure!(
-            prompts.iter().all(|p| p.len() == s),
-            "the Candle engine batches equal-length prompts only; serve unequal prompts one by one"
-        );
+        let (b, s) = crate::engine::equal_length_batch("Candle", prompts)?;
         let n = options.max_new_tokens;
         self.reserve(b, s + n)?;
         let flat: Vec<u32> = prompts.concat();

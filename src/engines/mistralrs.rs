@@ -359,7 +359,6 @@ impl Engine for MistralRs {
     }
 }
 
-
 impl Scheduled for MistralRs {
     fn serve(&self, prompt: Vec<u32>, new_tokens: usize) -> Result<Vec<Instant>> {
         let (trace, mut rest) = self.runtime.block_on(Self::request(self.runner.clone(), prompt, new_tokens))?;

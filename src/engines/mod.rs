@@ -73,7 +73,7 @@ impl EngineKind {
             #[cfg(feature = "candle")]
             EngineKind::Candle => Ok(Box::new(candle::Candle::load(&model.gguf, device)?)),
             #[cfg(feature = "burn")]
-            EngineKind::Burn => Ok(Box::new(burn::Burn::load(&model.gguf, device)?)),
+            EngineKind::Burn => burn::load(&model.gguf, device),
             #[cfg(feature = "lmrs")]
             EngineKind::Lmrs => {
                 anyhow::ensure!(device == Device::Cpu, "the lm.rs design runs on the CPU only");

@@ -251,13 +251,7 @@ impl Engine for Torch {
         options: &GenerateOptions,
         on_token: &mut dyn FnMut(TokenEvent),
     ) -> Result<Vec<Vec<u32>>> {
-        let b = prompts.len();
-        ensure!(b > 0 && !prompts[0].is_empty(), "the PyTorch baseline needs at least one non-empty prompt");
-        let s = prompts[0].len();
-        ensure!(
-            prompts.iter().all(|p| p.len() == s),
-            "the PyTorch baseline batches equal-length prompts only; serve unequal prompts one by one"
-        );
+        let (b, s) = crate::engine::equal_length_batch("the PyTorch baseline", prompts)?;
         let n = options.max_new_tokens;
         let mut outputs = vec![Vec::with_capacity(n); b];
         if n == 0 {
