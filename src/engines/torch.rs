@@ -251,7 +251,7 @@ impl Engine for Torch {
         options: &GenerateOptions,
         on_token: &mut dyn FnMut(TokenEvent),
     ) -> Result<Vec<Vec<u32>>> {
-        let (b, s) = crate::engine::equal_length_batch("the PyTorch baseline", prompts)?;
+        let (b, _) = crate::engine::equal_length_batch("the PyTorch baseline", prompts)?;
         let n = options.max_new_tokens;
         let mut outputs = vec![Vec::with_capacity(n); b];
         if n == 0 {
