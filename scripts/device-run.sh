@@ -4,7 +4,9 @@
 # engine, run the chosen benches, and leave the results in $OUT as a few files.
 #
 #   scripts/device-run.sh stash <file>...            keep files for a later call (SmolLM2 parts)
-#   scripts/device-run.sh run <bundle.tar.xz> [bench ...]   default bench: single_request ("none": no bench)
+#   scripts/device-run.sh run <bundle.tar.xz> [bench ...]   default: suite ("none": no bench)
+#   bench "suite" is `llm-bench suite --budget <what is left of the call, less a margin>`: every
+#   scenario, engine by engine, in one process (the quick profile in one call)
 #   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
 #        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
 #        seconds after which no bench runs or goes on, so the results come back inside one call)
@@ -39,7 +41,7 @@ esac
 bundle="$1"
 shift
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(single_request)
+[ ${#benches[@]} -gt 0 ] || benches=(suite)
 [ "${benches[0]}" = none ] && benches=()
 
 exec > >(tee -a "$out/device.log") 2>&1
@@ -115,7 +117,13 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
     if [ "$pass" = all ]; then unset LLM_BENCH_ENGINES; log="$b.log"; else export LLM_BENCH_ENGINES="$pass"; log="$b.$pass.log"; fi
     echo "== bench $b, engines ${LLM_BENCH_ENGINES:-all built} (run $LLM_BENCH_RUN)"
     started=$(date +%s)
-    timeout -s TERM -k 10 "$left" "$bin/$b" --bench ${LLM_BENCH_FILTER:-} 2>&1 | tee "$LLM_BENCH_OUT/$log"
+    if [ "$b" = suite ]; then
+      # The suite paces itself; 30 s of margin for a case that runs over its estimate.
+      timeout -s TERM -k 10 "$left" "$bin/llm-bench" suite --budget $(( left > 60 ? left - 30 : left / 2 )) \
+        2>&1 | tee "$LLM_BENCH_OUT/$log"
+    else
+      timeout -s TERM -k 10 "$left" "$bin/$b" --bench ${LLM_BENCH_FILTER:-} 2>&1 | tee "$LLM_BENCH_OUT/$log"
+    fi
     status=${PIPESTATUS[0]}
     [ "$status" = 124 ] && echo "== bench $b CUT SHORT at the call's time budget; finished cases are in results.jsonl"
     echo "== bench $b exit $status after $(( $(date +%s) - started ))s"

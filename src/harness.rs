@@ -15,7 +15,9 @@ use crate::workload::Profile;
 use anyhow::{Context, Result};
 use crate::measurement::{clock_for, Clock};
 use criterion::{BenchmarkId, Criterion, SamplingMode};
+use crate::pacer::Pacer;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenizers::Tokenizer;
 
@@ -30,21 +32,18 @@ pub struct Harness {
     /// The GPU to run GPU-capable engines on, if any.
     pub gpu: Option<usize>,
     pub new_tokens: usize,
+    /// Decides which cases fit the run's time budget (every case, without one).
+    pub pacer: Arc<Pacer>,
 }
 
 impl Harness {
-    /// Make the fixtures if needed, open the run directory and write the environment record.
-    pub fn new(scenario: &'static str) -> Result<Self> {
-        Self::for_model(scenario, crate::fixtures::benchmark_model()?)
-    }
-
-    /// The same for a given model (scenarios that compare model sizes).
-    pub fn for_model(scenario: &'static str, model: ModelFiles) -> Result<Self> {
+    /// One scenario on one model, results into `run`, its cases paced by `pacer`; writes the
+    /// environment record.
+    pub fn open(scenario: &'static str, model: ModelFiles, run: RunDir, pacer: Arc<Pacer>) -> Result<Self> {
         let profile = Profile::from_env()?;
         let identity = ModelIdentity::of(&model)?;
         let config = LlamaConfig::from_gguf(&crate::gguf::GgufFile::open(&model.gguf)?)?;
         let tokenizer = crate::tokenizer::load(&model.tokenizer)?;
-        let run = RunDir::create()?;
         let gpu = select_gpu()?;
         let mut env = crate::telemetry::environment();
         env["model"] = serde_json::to_value(&identity)?;
@@ -58,7 +57,8 @@ impl Harness {
             gpu.map_or("cpu".to_string(), |i| format!("cuda:{i}")),
             run.dir.display()
         );
-        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens: crate::workload::new_tokens()? })
+        let new_tokens = profile.new_tokens()?;
+        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer })
     }
 
     /// A prompt of exactly `len` tokens, the same ids for every engine.
@@ -90,21 +90,36 @@ impl Harness {
         out
     }
 
-    /// Load an engine on its device; a failure is recorded as a skip and the run goes on.
-    pub fn load(&self, kind: EngineKind) -> Option<(Box<dyn Engine>, Duration)> {
+    /// Load an engine on its device; a failure comes back as the reason to record.
+    pub fn load(&self, kind: EngineKind) -> std::result::Result<(Box<dyn Engine>, Duration), String> {
         let device = kind.device(self.gpu);
         let started = Instant::now();
         match kind.load(&self.model, device) {
             Ok(engine) => {
                 let took = started.elapsed();
                 eprintln!("[llm-bench] loaded {} on {device} in {:.2}s", kind.name(), took.as_secs_f64());
-                Some((engine, took))
+                Ok((engine, took))
             }
-            Err(e) => {
-                self.skip(kind.name(), None, &format!("failed to load on {device}: {e:#}"));
-                None
-            }
+            Err(e) => Err(format!("failed to load on {device}: {e:#}")),
         }
+    }
+
+    /// What Criterion spends on a case whose one iteration takes `one`: its warm-up (at least
+    /// one iteration) and its samples (at least one iteration each, or the measurement time).
+    fn criterion_cost(&self, one: Duration, measurement: Duration) -> Duration {
+        one.max(self.profile.warm_up_time()) + measurement.max(one * self.samples() as u32)
+    }
+
+    /// Learn an engine's speed from a finished `generate` call (its first request).
+    fn learn(&self, engine: &str, t: &Timed, prompt_tokens: usize) {
+        self.pacer.learn(engine, prompt_tokens, t.start, &t.tokens);
+    }
+
+    /// Why a case must be skipped before its first request: that request alone, estimated from
+    /// the engine's earlier requests, would not fit the case's share of the time budget.
+    fn first_request_too_slow(&self, engine: &str, batch: usize, prompt: usize, new_tokens: usize) -> Option<String> {
+        let estimate = self.pacer.rates(engine)?.estimate(batch, prompt, new_tokens);
+        self.pacer.over(estimate, "its first request alone")
     }
 
     /// Record that an engine (or one case of it) was not measured, and why.
@@ -132,17 +147,19 @@ impl Harness {
     }
 
     /// Criterion for one engine: the profile's sample count, command-line flags applied
-    /// (`--save-baseline`, `--baseline`, filters, ...).
+    /// (`--save-baseline`, `--baseline`, filters, ...) when started as a bench.
     pub fn criterion<M: EngineClock>(&self, clock: M) -> Criterion<M> {
-        Criterion::default()
+        let c = Criterion::default()
             .with_measurement(clock)
             .sample_size(self.profile.samples())
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(match self.profile {
-                Profile::Quick => 3,
-                Profile::Full => 30,
-            }))
-            .configure_from_args()
+            .warm_up_time(self.profile.warm_up_time())
+            .measurement_time(self.profile.measurement_time());
+        // `llm-bench suite` has its own arguments; Criterion's would read them as a filter.
+        if crate::scenarios::started_as_bench() {
+            c.configure_from_args()
+        } else {
+            c
+        }
     }
 
     /// Flat sampling: every sample runs the same number of requests, which for requests that
@@ -246,11 +263,25 @@ impl Harness {
         group.sampling_mode(Self::sampling());
         for case in cases {
             let id = case.id();
+            let _case = CaseDone(&self.pacer);
             let prompt = std::slice::from_ref(&case.prompt);
-            // One request outside Criterion: warms the engine up and finds a failing case
-            // before it can spoil a figure.
-            if let Err(e) = run_requests(engine, prompt, case.new_tokens) {
-                self.skip(&name, Some(&id), &format!("request failed: {e:#}"));
+            if let Some(why) = self.first_request_too_slow(&name, 1, case.prompt.len(), case.new_tokens) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
+            // One request outside Criterion: warms the engine up, finds a failing case before
+            // it can spoil a figure, and tells what measuring the case will cost.
+            let started = Instant::now();
+            match run_requests(engine, prompt, case.new_tokens) {
+                Ok(t) => self.learn(&name, &t, case.prompt.len()),
+                Err(e) => {
+                    self.skip(&name, Some(&id), &format!("request failed: {e:#}"));
+                    continue;
+                }
+            }
+            let cost = self.criterion_cost(started.elapsed(), self.profile.measurement_time());
+            if let Some(why) = self.pacer.over(cost, "measuring it") {
+                self.skip(&name, Some(&id), &why);
                 continue;
             }
             let mut calls: Vec<Vec<RequestRecord>> = Vec::new();
@@ -354,8 +385,23 @@ impl Harness {
         group.measurement_time(run.duration);
         for case in cases {
             let id = format!("{}/{}", case.figure, case.label);
-            if let Err(e) = run_requests(engine, &case.prompts, case.new_tokens) {
-                self.skip(&name, Some(&id), &format!("batch failed: {e:#}"));
+            let _case = CaseDone(&self.pacer);
+            let prompt_len = case.prompts[0].len();
+            if let Some(why) = self.first_request_too_slow(&name, case.prompts.len(), prompt_len, case.new_tokens) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
+            let started = Instant::now();
+            match run_requests(engine, &case.prompts, case.new_tokens) {
+                Ok(t) => self.learn(&name, &t, prompt_len),
+                Err(e) => {
+                    self.skip(&name, Some(&id), &format!("batch failed: {e:#}"));
+                    continue;
+                }
+            }
+            let cost = self.criterion_cost(started.elapsed(), run.duration);
+            if let Some(why) = self.pacer.over(cost, "measuring it") {
+                self.skip(&name, Some(&id), &why);
                 continue;
             }
             let tokens_per_batch = (case.prompts.len() * case.new_tokens) as u64;
@@ -477,41 +523,69 @@ impl Harness {
         let mut group = criterion.benchmark_group(format!("{}/{name}", self.scenario));
         group.sampling_mode(Self::sampling());
         let prompt = |i: usize| prompts[i % prompts.len()].clone();
+        // One round of a case: `count` requests served, as raw records, output tok/s, mean
+        // batch (0 when the engine's own scheduler served them) and summed end-to-end time.
+        type Round = (Vec<RequestRecord>, f64, f64, Duration);
+        let serve = |engine: &mut dyn Engine, case: &ConcurrentCase, id: &str, sample: usize, count: usize| -> Result<Round> {
+            let started = Instant::now();
+            let served = match engine.scheduled() {
+                Some(own) => crate::batcher::serve_scheduled(own, case.load, count, self.new_tokens, &prompt)?,
+                None => batcher.serve(engine, case.load, count, self.new_tokens, &prompt)?,
+            };
+            let ms = |t: Instant, from: Instant| (t - from).as_secs_f64() * 1e3;
+            let end = served.iter().map(|s| s.done).max().unwrap_or(started);
+            let tokens: usize = served.iter().map(|s| s.tokens.len()).sum();
+            let mean_batch = served.iter().map(|s| s.batch as f64).sum::<f64>() / served.len().max(1) as f64;
+            let e2e: Duration = served.iter().map(|s| s.done - s.arrived).sum();
+            let records = served
+                .iter()
+                .map(|s| RequestRecord {
+                    scenario: self.scenario.into(),
+                    engine: name.clone(),
+                    case: id.to_string(),
+                    sample,
+                    prompt_tokens: prompts[0].len(),
+                    new_tokens: s.tokens.len(),
+                    ttft_ms: ms(s.first_token, s.arrived),
+                    total_ms: ms(s.done, s.arrived),
+                    token_ms: s.tokens.iter().map(|&t| ms(t, s.arrived)).collect(),
+                })
+                .collect();
+            Ok((records, tokens as f64 / (end - started).as_secs_f64(), mean_batch, e2e))
+        };
         for case in cases {
             let id = format!("{}/{}", case.figure, case.label);
+            let _case = CaseDone(&self.pacer);
+            let in_flight = match case.load {
+                crate::batcher::Load::ClosedLoop { clients } => clients.min(batcher.max_batch),
+                crate::batcher::Load::Poisson { .. } => 1,
+            };
+            let rounds = case.requests_per_iter.div_ceil(in_flight);
+            let first = self.pacer.rates(&name).map(|r| r.estimate(in_flight, prompts[0].len(), self.new_tokens) * rounds as u32);
+            if let Some(why) = first.and_then(|t| self.pacer.over(t, "its first round of requests alone")) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
+            // One round outside Criterion: warm-up, failure check and the case's cost.
+            let started = Instant::now();
+            if let Err(e) = serve(engine, case, &id, 0, case.requests_per_iter) {
+                self.skip(&name, Some(&id), &format!("serving failed: {e:#}"));
+                continue;
+            }
+            let cost = self.criterion_cost(started.elapsed(), self.profile.measurement_time());
+            if let Some(why) = self.pacer.over(cost, "measuring it") {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
             let mut calls: Vec<(Vec<RequestRecord>, f64, f64)> = Vec::new(); // records, tok/s, mean batch
             let mut failure = None;
             group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| {
                 b.iter_custom(|iters| {
                     let count = iters as usize * case.requests_per_iter;
-                    let started = Instant::now();
-                    let result = match engine.scheduled() {
-                        Some(own) => crate::batcher::serve_scheduled(own, case.load, count, self.new_tokens, &prompt),
-                        None => batcher.serve(engine, case.load, count, self.new_tokens, &prompt),
-                    };
-                    match result {
-                        Ok(served) => {
-                            let ms = |t: Instant, from: Instant| (t - from).as_secs_f64() * 1e3;
-                            let end = served.iter().map(|s| s.done).max().unwrap_or(started);
-                            let tokens: usize = served.iter().map(|s| s.tokens.len()).sum();
-                            // 0 when the engine's own scheduler served the requests.
-                            let mean_batch = served.iter().map(|s| s.batch as f64).sum::<f64>() / served.len().max(1) as f64;
-                            let e2e: Duration = served.iter().map(|s| s.done - s.arrived).sum();
-                            let records = served
-                                .iter()
-                                .map(|s| RequestRecord {
-                                    scenario: self.scenario.into(),
-                                    engine: name.clone(),
-                                    case: id.clone(),
-                                    sample: calls.len(),
-                                    prompt_tokens: prompts[0].len(),
-                                    new_tokens: s.tokens.len(),
-                                    ttft_ms: ms(s.first_token, s.arrived),
-                                    total_ms: ms(s.done, s.arrived),
-                                    token_ms: s.tokens.iter().map(|&t| ms(t, s.arrived)).collect(),
-                                })
-                                .collect();
-                            calls.push((records, tokens as f64 / (end - started).as_secs_f64(), mean_batch));
+                    match serve(engine, case, &id, calls.len(), count) {
+                        Ok((records, tok_s, mean_batch, e2e)) => {
+                            calls.push((records, tok_s, mean_batch));
+                            // Criterion divides by `iters`: its figure is the mean per request.
                             e2e / case.requests_per_iter as u32
                         }
                         Err(e) => {
@@ -541,6 +615,15 @@ impl Harness {
         }
         group.finish();
         criterion.final_summary();
+    }
+}
+
+/// Marks a case finished for the pacer however its loop iteration ends.
+struct CaseDone<'a>(&'a Pacer);
+
+impl Drop for CaseDone<'_> {
+    fn drop(&mut self) {
+        self.0.case_done();
     }
 }
 

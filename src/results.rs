@@ -117,6 +117,7 @@ pub enum ResultRecord {
 }
 
 /// The directory of one run; appends records as they come.
+#[derive(Debug, Clone)]
 pub struct RunDir {
     pub dir: PathBuf,
     pub run: String,

@@ -4,12 +4,17 @@
 //! exact length, so every engine is given the same ids and the same amount of work.
 
 use anyhow::{ensure, Result};
+use std::time::Duration;
 use tokenizers::Tokenizer;
 
 /// Prompt lengths (tokens) of the single-request scenario, from the specification.
 pub const SINGLE_REQUEST_PROMPTS: [usize; 3] = [10, 50, 200];
-/// New tokens per request unless `LLM_BENCH_NEW_TOKENS` says otherwise.
+/// New tokens per request in the full profile (the specification's N), unless
+/// `LLM_BENCH_NEW_TOKENS` says otherwise.
 pub const DEFAULT_NEW_TOKENS: usize = 128;
+/// New tokens per request in the quick profile: enough decode steps for inter-token latency
+/// and decode speed, a quarter of the time per request, so five engines fit in one GPU call.
+pub const QUICK_NEW_TOKENS: usize = 32;
 /// Batch sizes of the sustained-throughput scenario.
 pub const SUSTAINED_BATCHES: [usize; 2] = [32, 64];
 /// Prompt length of every request in the sustained-throughput scenario.
@@ -54,12 +59,70 @@ impl Profile {
         }
     }
 
+    /// Criterion's measurement time for a latency or concurrent-load figure (a floor: slow
+    /// requests take `samples` iterations whatever it is).
+    pub fn measurement_time(self) -> Duration {
+        Duration::from_secs(match self {
+            Profile::Quick => 1,
+            Profile::Full => 30,
+        })
+    }
+
+    /// Criterion's warm-up before a figure's samples (at least one iteration whatever it is;
+    /// the harness also runs one request of every case before Criterion starts).
+    pub fn warm_up_time(self) -> Duration {
+        Duration::from_millis(match self {
+            Profile::Quick => 300,
+            Profile::Full => 1000,
+        })
+    }
+
     /// How long a sustained-throughput case keeps batches running back to back.
-    pub fn sustained(self) -> std::time::Duration {
-        std::time::Duration::from_secs(match self {
-            Profile::Quick => 20,
+    pub fn sustained(self) -> Duration {
+        Duration::from_secs(match self {
+            Profile::Quick => 5,
             Profile::Full => 300,
         })
+    }
+
+    /// How long a memory-efficiency case runs its batch back to back while memory is sampled.
+    pub fn memory_run(self) -> Duration {
+        Duration::from_secs(match self {
+            Profile::Quick => 3,
+            Profile::Full => 10,
+        })
+    }
+
+    /// Seconds of Poisson arrivals in one iteration of a request-rate case: long enough for
+    /// requests to queue and share batches as they would at that rate.
+    pub fn poisson_window_s(self) -> f64 {
+        match self {
+            Profile::Quick => 1.0,
+            Profile::Full => 5.0,
+        }
+    }
+
+    /// Whether the memory-efficiency scenario also loads the 3B model (full profile only: its
+    /// fixture and a second load of every engine do not fit the quick profile's one call).
+    pub fn with_3b(self) -> bool {
+        self == Profile::Full
+    }
+
+    /// New tokens per request: `LLM_BENCH_NEW_TOKENS`, else 32 (quick) or 128 (full).
+    pub fn new_tokens(self) -> Result<usize> {
+        match std::env::var("LLM_BENCH_NEW_TOKENS") {
+            Ok(v) if !v.is_empty() => {
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("LLM_BENCH_NEW_TOKENS={v} is not a positive number"))?;
+                ensure!(n > 0, "LLM_BENCH_NEW_TOKENS must be at least 1");
+                Ok(n)
+            }
+            _ => Ok(match self {
+                Profile::Quick => QUICK_NEW_TOKENS,
+                Profile::Full => DEFAULT_NEW_TOKENS,
+            }),
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -67,20 +130,6 @@ impl Profile {
             Profile::Quick => "quick",
             Profile::Full => "full",
         }
-    }
-}
-
-/// New tokens per request: `LLM_BENCH_NEW_TOKENS` or the default.
-pub fn new_tokens() -> Result<usize> {
-    match std::env::var("LLM_BENCH_NEW_TOKENS") {
-        Ok(v) if !v.is_empty() => {
-            let n: usize = v
-                .parse()
-                .map_err(|_| anyhow::anyhow!("LLM_BENCH_NEW_TOKENS={v} is not a positive number"))?;
-            ensure!(n > 0, "LLM_BENCH_NEW_TOKENS must be at least 1");
-            Ok(n)
-        }
-        _ => Ok(DEFAULT_NEW_TOKENS),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The suite's command line: make fixtures, describe a model. Benchmarks run with `cargo bench`.
+//! The suite's command line: make fixtures, describe a model, check engines, run every scenario
+//! in one process (`suite`), render a run's summary. Benchmarks also run with `cargo bench`.
 //!
 //! The five scenario benches are compiled in here too, from the same files: started under a
 //! scenario's name (a link `single_request -> llm-bench`), this binary is that bench and takes
@@ -7,6 +8,7 @@
 
 use anyhow::{bail, Result};
 use llm_bench::fixtures::{self, Fixture};
+use llm_bench::scenarios::Scenario;
 
 #[path = "../../benches/concurrent_load.rs"]
 mod concurrent_load;
@@ -35,6 +37,10 @@ const USAGE: &str = "usage:
                                                       one timed request per built engine on the benchmark model
                                                       (e.g. an 8K-token context), no Criterion
   llm-bench summary <run dir> [criterion dir]         render results.jsonl as summary.md and summary.json in the run dir
+  llm-bench suite [--budget SECONDS] [scenario ...]   every scenario (or those named), engine by engine in one process:
+                                                      each engine loaded once; with a budget, cases that would not fit
+                                                      are recorded as skipped with their estimated cost (LLM_BENCH_*
+                                                      variables as for the benches; Criterion output as for cargo bench)
   llm-bench check [cpu|cuda|cuda:N]                   every built engine against the reference engine on SmolLM2
                                                       (greedy tokens and logits); exits 1 if one disagrees
   <scenario> [criterion args]                         started through a link named single_request, sustained_throughput,
@@ -88,6 +94,25 @@ fn run() -> Result<()> {
             llm_bench::report::write_summary(&run, criterion.as_deref())?;
             println!("{}", std::fs::read_to_string(run.join("summary.md"))?);
             Ok(())
+        }
+        Some("suite") => {
+            let mut budget = None;
+            let mut scenarios = Vec::new();
+            let mut rest = args[1..].iter();
+            while let Some(a) = rest.next() {
+                if a == "--budget" {
+                    let v = rest.next().and_then(|v| v.parse::<f64>().ok()).filter(|v| *v > 0.0);
+                    let v = v.ok_or_else(|| anyhow::anyhow!("--budget needs a number of seconds\n{USAGE}"))?;
+                    budget = Some(std::time::Duration::from_secs_f64(v));
+                } else {
+                    let s = Scenario::parse(a).ok_or_else(|| anyhow::anyhow!("unknown scenario `{a}`\n{USAGE}"))?;
+                    scenarios.push(s);
+                }
+            }
+            if scenarios.is_empty() {
+                scenarios = Scenario::ALL.to_vec();
+            }
+            llm_bench::scenarios::suite(&scenarios, budget)
         }
         Some("check") => check(args.get(1).map(String::as_str).unwrap_or("cpu")),
         _ => {

@@ -1,0 +1,188 @@
+//! Fitting a run into a time budget without pretending: a case that would not fit is skipped
+//! with the reason (its estimated cost against its share of the time), never cut short or
+//! silently dropped.
+//!
+//! The budget is split evenly over the engines still to run, an engine's part evenly over its
+//! scenarios still to run, and a scenario's part evenly over its cases still to run. Time a
+//! cheap case leaves unused goes to the cases after it, so fast engines measure everything and
+//! a slow one measures what fits. Costs are estimated from the engine's own earlier requests
+//! (prefill time per prompt token, time per decode step) and, once a case's warm-up request
+//! has run, from that request's time.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What an engine's earlier requests cost, learnt as the run goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rates {
+    /// Milliseconds of prefill per prompt token (a request's time to first token ÷ its prompt).
+    pub prefill_ms_per_token: f64,
+    /// Milliseconds per decode step after the first token.
+    pub step_ms: f64,
+    /// Prompt tokens of the single request the prefill rate came from: the largest seen,
+    /// since a GPU's cost per token falls as prompts grow.
+    pub prefill_tokens: usize,
+    /// Whether the engine runs a batch's requests one after another (seen when a batch's
+    /// second request started after its first had finished).
+    pub serial: bool,
+}
+
+impl Rates {
+    /// Estimated time of one `generate` call: every prompt token of the batch prefilled, then
+    /// `new_tokens` decode steps, for every request if the engine is serial (a batching
+    /// engine's step for the whole batch is taken to cost one request's step: a lower bound,
+    /// used only to avoid starting hopeless requests).
+    pub fn estimate(&self, batch: usize, prompt: usize, new_tokens: usize) -> Duration {
+        let steps = new_tokens.saturating_sub(1) * if self.serial { batch } else { 1 };
+        let ms = self.prefill_ms_per_token * (batch * prompt) as f64 + self.step_ms * steps as f64;
+        Duration::from_secs_f64(ms.max(0.0) / 1e3)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    engine_end: Option<Instant>,
+    scenario_end: Option<Instant>,
+    cases_left: usize,
+    rates: BTreeMap<String, Rates>,
+}
+
+/// The run's clock: `unlimited` for a plain `cargo bench` (every case runs), `until` a deadline
+/// for the quick profile's one-call suite.
+#[derive(Debug)]
+pub struct Pacer {
+    deadline: Option<Instant>,
+    state: Mutex<State>,
+}
+
+impl Pacer {
+    pub fn unlimited() -> Self {
+        Self { deadline: None, state: Mutex::new(State::default()) }
+    }
+
+    pub fn until(deadline: Instant) -> Self {
+        Self { deadline: Some(deadline), state: Mutex::new(State::default()) }
+    }
+
+    pub fn is_limited(&self) -> bool {
+        self.deadline.is_some()
+    }
+
+    /// Time left before the deadline (None when unlimited).
+    pub fn left(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// An engine starts; `engines_left` counts it and those after it.
+    pub fn begin_engine(&self, engines_left: usize) {
+        let mut s = self.state.lock().unwrap();
+        s.engine_end = self.deadline.map(|d| split(Instant::now(), d, engines_left));
+    }
+
+    /// A scenario starts on the current engine; `scenarios_left` counts it and those after it.
+    pub fn begin_scenario(&self, scenarios_left: usize, cases: usize) {
+        let mut s = self.state.lock().unwrap();
+        let end = s.engine_end.or(self.deadline);
+        s.scenario_end = end.map(|e| split(Instant::now(), e, scenarios_left));
+        s.cases_left = cases;
+    }
+
+    /// The time the next case may take: an even part of what is left of its scenario's part.
+    pub fn share(&self) -> Option<Duration> {
+        let s = self.state.lock().unwrap();
+        let end = s.scenario_end.or(s.engine_end).or(self.deadline)?;
+        Some(end.saturating_duration_since(Instant::now()) / s.cases_left.max(1) as u32)
+    }
+
+    /// A case is finished (measured or skipped).
+    pub fn case_done(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.cases_left = s.cases_left.saturating_sub(1);
+    }
+
+    /// Why a case estimated to take `cost` must be skipped, or None if it fits its share.
+    pub fn over(&self, cost: Duration, what: &str) -> Option<String> {
+        let share = self.share()?;
+        (cost > share).then(|| {
+            format!(
+                "{what} is estimated at {:.1} s, more than this case's {:.1} s share of the run's time budget \
+                 (quick profile; LLM_BENCH_PROFILE=full or a larger --budget measures it)",
+                cost.as_secs_f64(),
+                share.as_secs_f64()
+            )
+        })
+    }
+
+    /// What is known about an engine's speed so far.
+    pub fn rates(&self, engine: &str) -> Option<Rates> {
+        self.state.lock().unwrap().rates.get(engine).copied()
+    }
+
+    /// Learn from one `generate` call: per request, the instants of its tokens after `start`.
+    pub fn learn(&self, engine: &str, prompt: usize, start: Instant, tokens: &[Vec<Instant>]) {
+        let mut s = self.state.lock().unwrap();
+        let r = s.rates.entry(engine.to_string()).or_default();
+        let Some(first) = tokens.first().filter(|t| !t.is_empty()) else { return };
+        if tokens.len() == 1 && prompt >= r.prefill_tokens.max(1) {
+            r.prefill_tokens = prompt;
+            r.prefill_ms_per_token = (first[0] - start).as_secs_f64() * 1e3 / prompt as f64;
+        }
+        if first.len() > 1 {
+            let mean = (first[first.len() - 1] - first[0]).as_secs_f64() * 1e3 / (first.len() - 1) as f64;
+            r.step_ms = r.step_ms.max(mean);
+        }
+        if let Some(second) = tokens.get(1).and_then(|t| t.first()) {
+            r.serial |= second >= first.last().unwrap();
+        }
+    }
+}
+
+/// The instant `1/parts` of the way from `now` to `end`.
+fn split(now: Instant, end: Instant, parts: usize) -> Instant {
+    now + end.saturating_duration_since(now) / parts.max(1) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlimited_never_skips() {
+        let p = Pacer::unlimited();
+        p.begin_engine(5);
+        p.begin_scenario(5, 10);
+        assert!(p.over(Duration::from_secs(1_000_000), "x").is_none());
+    }
+
+    #[test]
+    fn shares_split_the_budget_over_engines_scenarios_and_cases() {
+        let p = Pacer::until(Instant::now() + Duration::from_secs(400));
+        p.begin_engine(4); // 100 s for this engine
+        p.begin_scenario(5, 2); // 20 s for this scenario, 10 s per case
+        let share = p.share().unwrap().as_secs_f64();
+        assert!((9.9..=10.0).contains(&share), "{share}");
+        assert!(p.over(Duration::from_secs(9), "a case").is_none());
+        let why = p.over(Duration::from_secs(11), "a case").unwrap();
+        assert!(why.contains("11.0 s") && why.contains("share"), "{why}");
+        p.case_done(); // the first case used no time: the second may take all 20 s
+        assert!(p.over(Duration::from_secs(19), "a case").is_none());
+    }
+
+    #[test]
+    fn rates_come_from_the_longest_single_prompt_and_the_slowest_step() {
+        let p = Pacer::unlimited();
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        p.learn("e", 100, t0, &[vec![ms(50), ms(60), ms(80)]]); // 0.5 ms/token, 15 ms/step
+        p.learn("e", 10, t0, &[vec![ms(20), ms(21)]]); // a shorter prompt: prefill rate kept
+        let r = p.rates("e").unwrap();
+        assert!((r.prefill_ms_per_token - 0.5).abs() < 1e-9 && (r.step_ms - 15.0).abs() < 1e-9 && !r.serial);
+        // 4 × 1000 prompt tokens at 0.5 ms, then 9 steps at 15 ms for the whole batch.
+        assert_eq!(r.estimate(4, 1000, 10), Duration::from_millis(2135));
+        // A batch whose second request starts after the first ended: every request's steps count.
+        p.learn("e", 100, t0, &[vec![ms(50), ms(60)], vec![ms(120), ms(130)]]);
+        assert!(p.rates("e").unwrap().serial);
+        assert_eq!(p.rates("e").unwrap().estimate(4, 1000, 10), Duration::from_millis(2540));
+    }
+}

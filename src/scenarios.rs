@@ -1,0 +1,301 @@
+//! The five scenarios as plans: each one's cases (data from [`crate::workload`]) and the harness
+//! routine that measures them on a loaded engine. `cargo bench --bench <scenario>` runs one
+//! scenario over every engine ([`bench`]); `llm-bench suite` runs every scenario engine by engine
+//! in one process ([`suite`]), so each engine is loaded once and the quick profile fits one GPU
+//! call. Both write the same results records and the same Criterion groups.
+
+use crate::batcher::{Batcher, Load};
+use crate::engine::Engine;
+use crate::engines::EngineKind;
+use crate::fixtures::Fixture;
+use crate::harness::{ConcurrentCase, Harness, LatencyCase, ThroughputCase};
+use crate::pacer::Pacer;
+use crate::results::RunDir;
+use crate::workload::*;
+use anyhow::Result;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    SingleRequest,
+    SustainedThroughput,
+    ConcurrentLoad,
+    MemoryEfficiency,
+    LongContext,
+}
+
+impl Scenario {
+    /// In the order the suite runs them on an engine: single requests first (cheap, and they
+    /// teach the pacer the engine's speed), the batch-heavy scenarios last.
+    pub const ALL: [Scenario; 5] = [
+        Scenario::SingleRequest,
+        Scenario::LongContext,
+        Scenario::MemoryEfficiency,
+        Scenario::SustainedThroughput,
+        Scenario::ConcurrentLoad,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::SingleRequest => "single_request",
+            Scenario::SustainedThroughput => "sustained_throughput",
+            Scenario::ConcurrentLoad => "concurrent_load",
+            Scenario::MemoryEfficiency => "memory_efficiency",
+            Scenario::LongContext => "long_context",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.name() == s)
+    }
+}
+
+/// Whether this process is a Criterion bench (`cargo bench`, or the bundle's binary started
+/// under a scenario's name) rather than `llm-bench suite`: only a bench takes Criterion's flags.
+pub fn started_as_bench() -> bool {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name != "llm-bench"
+}
+
+/// What a plan measures.
+enum Work {
+    Latency(Vec<LatencyCase>),
+    Throughput { cases: Vec<ThroughputCase>, duration: Duration, copy_bandwidth: Option<f64> },
+    Concurrent { cases: Vec<ConcurrentCase>, pool: Vec<Vec<u32>>, batcher: Batcher },
+}
+
+/// One scenario's cases on one model, ready for any engine.
+pub struct Plan {
+    pub scenario: Scenario,
+    pub harness: Harness,
+    work: Work,
+    /// Measure the harness's overhead (the stub engine) after the engines.
+    with_stub: bool,
+    /// Cases this profile leaves out for every engine, with the reason, recorded per engine.
+    left_out: Vec<(String, String)>,
+}
+
+/// The models a scenario runs on: the benchmark model, or for memory efficiency the 1B and
+/// (full profile) 3B shapes unless `LLM_BENCH_MODEL` names one.
+fn models(s: Scenario, profile: Profile) -> Result<Vec<(String, crate::engine::ModelFiles)>> {
+    let user_model = std::env::var("LLM_BENCH_MODEL").is_ok_and(|v| !v.is_empty());
+    Ok(match s {
+        Scenario::MemoryEfficiency if !user_model => {
+            let mut m = vec![("1b".to_string(), Fixture::Llama1B.files()?)];
+            if profile.with_3b() {
+                m.push(("3b".to_string(), Fixture::Llama3B.files()?));
+            }
+            m
+        }
+        Scenario::MemoryEfficiency => vec![("model".to_string(), crate::fixtures::benchmark_model()?)],
+        _ => vec![(String::new(), crate::fixtures::benchmark_model()?)],
+    })
+}
+
+impl Plan {
+    /// The plans of a scenario (memory efficiency: one per model size), results into `run`.
+    pub fn for_scenario(s: Scenario, run: &RunDir, pacer: &Arc<Pacer>) -> Result<Vec<Plan>> {
+        let profile = Profile::from_env()?;
+        let mut plans = Vec::new();
+        let mut copy_bandwidth = None;
+        for (size, files) in models(s, profile)? {
+            let h = Harness::open(s.name(), files, run.clone(), pacer.clone())?;
+            let bos = h.config.bos_token;
+            let mut left_out = Vec::new();
+            let work = match s {
+                Scenario::SingleRequest => Work::Latency(LatencyCase::ttft_and_total(&h, &SINGLE_REQUEST_PROMPTS, "prompt", h.new_tokens)?),
+                Scenario::LongContext => Work::Latency(LatencyCase::ttft_and_total(&h, &LONG_CONTEXTS, "context", h.new_tokens)?),
+                Scenario::SustainedThroughput => Work::Throughput {
+                    cases: throughput_cases(&h, "batch", "", &SUSTAINED_BATCHES)?,
+                    duration: profile.sustained(),
+                    copy_bandwidth: None,
+                },
+                Scenario::MemoryEfficiency => {
+                    #[cfg(feature = "cuda")]
+                    if let (None, Some(gpu)) = (copy_bandwidth, h.gpu) {
+                        copy_bandwidth = crate::gpu::copy_bandwidth(gpu)
+                            .inspect(|b| eprintln!("[llm-bench] measured copy bandwidth: {:.0} GB/s (read + write)", b / 1e9))
+                            .inspect_err(|e| eprintln!("[llm-bench] cannot measure copy bandwidth: {e:#}"))
+                            .ok();
+                    }
+                    if size == "1b" && !profile.with_3b() {
+                        for n in MEMORY_BATCHES {
+                            left_out.push((
+                                format!("3b/batch{n}"),
+                                "the quick profile measures the 1B model only (the 3B fixture and a second load of every \
+                                 engine do not fit its one GPU call); LLM_BENCH_PROFILE=full adds the 3B model"
+                                    .to_string(),
+                            ));
+                        }
+                    }
+                    Work::Throughput { cases: throughput_cases(&h, &size, "batch", &MEMORY_BATCHES)?, duration: profile.memory_run(), copy_bandwidth }
+                }
+                Scenario::ConcurrentLoad => {
+                    let window = profile.poisson_window_s();
+                    let mut cases: Vec<ConcurrentCase> = CONCURRENT_CLIENTS
+                        .iter()
+                        .map(|&n| ConcurrentCase {
+                            figure: "clients".into(),
+                            label: n.to_string(),
+                            load: Load::ClosedLoop { clients: n },
+                            requests_per_iter: n,
+                        })
+                        .collect();
+                    cases.extend(POISSON_RATES.iter().map(|&rate| ConcurrentCase {
+                        figure: "poisson".into(),
+                        label: format!("{rate}rps"),
+                        load: Load::Poisson { rate, seed: 0x5eed },
+                        // One iteration is a window of arrivals, so requests queue and share
+                        // batches as they would at that rate (one request would never queue).
+                        requests_per_iter: (rate * window).ceil() as usize,
+                    }));
+                    let pool = prompts(&h.tokenizer, bos, SUSTAINED_PROMPT, 100)?;
+                    Work::Concurrent { cases, pool, batcher: Batcher { max_batch: MAX_BATCH } }
+                }
+            };
+            let with_stub = s == Scenario::SingleRequest;
+            plans.push(Plan { scenario: s, harness: h, work, with_stub, left_out });
+        }
+        let _ = &mut copy_bandwidth; // assigned only with `cuda`
+        Ok(plans)
+    }
+
+    /// Cases per engine, for the pacer.
+    pub fn cases(&self) -> usize {
+        match &self.work {
+            Work::Latency(c) => c.len(),
+            Work::Throughput { cases, .. } => cases.len(),
+            Work::Concurrent { cases, .. } => cases.len(),
+        }
+    }
+
+    /// Measure every case on a loaded engine; results are written case by case.
+    pub fn measure(&self, engine: &mut dyn Engine, load_time: Duration) {
+        let h = &self.harness;
+        match &self.work {
+            Work::Latency(cases) => h.measure_latency(engine, load_time, cases),
+            Work::Throughput { cases, duration, copy_bandwidth } => {
+                h.measure_throughput(engine, load_time, cases, *duration, *copy_bandwidth)
+            }
+            Work::Concurrent { cases, pool, batcher } => {
+                if let Some(own) = engine.scheduled() {
+                    eprintln!("[llm-bench] {} serves requests through {}", engine.info().name, own.scheduler());
+                } else {
+                    eprintln!("[llm-bench] {} is served through: {}, max batch {}", engine.info().name, Batcher::NAME, batcher.max_batch);
+                }
+                h.measure_concurrent(engine, load_time, cases, pool, batcher)
+            }
+        }
+        for (case, reason) in &self.left_out {
+            h.skip(&engine.info().name, Some(case), reason);
+        }
+    }
+
+    /// What the harness itself costs per request: the cases on an engine that does no work
+    /// (single requests only).
+    pub fn measure_harness_overhead(&self) {
+        if self.with_stub {
+            self.harness.pacer.begin_scenario(1, self.cases());
+            self.measure(&mut crate::engines::stub::Stub, Duration::ZERO);
+        }
+    }
+}
+
+/// One case per batch size, Criterion id `<figure>/<label prefix><batch>`.
+fn throughput_cases(h: &Harness, figure: &str, label: &str, batches: &[usize]) -> Result<Vec<ThroughputCase>> {
+    batches
+        .iter()
+        .map(|&n| {
+            Ok(ThroughputCase {
+                figure: figure.to_string(),
+                label: format!("{label}{n}"),
+                prompts: prompts(&h.tokenizer, h.config.bos_token, SUSTAINED_PROMPT, n)?,
+                new_tokens: h.new_tokens,
+            })
+        })
+        .collect()
+}
+
+/// `cargo bench --bench <scenario>`: every selected engine in turn, each loaded once per model.
+pub fn bench(s: Scenario) -> Result<()> {
+    let run = RunDir::create()?;
+    let pacer = Arc::new(Pacer::unlimited());
+    for plan in Plan::for_scenario(s, &run, &pacer)? {
+        for kind in plan.harness.engines() {
+            match plan.harness.load(kind) {
+                Ok((mut engine, load_time)) => plan.measure(engine.as_mut(), load_time),
+                Err(why) => plan.harness.skip(kind.name(), None, &why),
+            }
+        }
+        plan.measure_harness_overhead();
+    }
+    Ok(())
+}
+
+/// Engines in the suite's order: fastest first, so time a fast engine leaves unused goes to
+/// the slow ones after it (the pacer splits what is left evenly over the engines still to run).
+const SUITE_ORDER: [EngineKind; 5] = [EngineKind::Candle, EngineKind::Mistralrs, EngineKind::Torch, EngineKind::Burn, EngineKind::Lmrs];
+
+/// `llm-bench suite`: the given scenarios, engine by engine, in one process and one run
+/// directory. With a budget, cases that would not fit are recorded as skipped with their
+/// estimated cost; an engine whose turn comes after the deadline is recorded as skipped.
+pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
+    let started = Instant::now();
+    let run = RunDir::create()?;
+    let pacer = Arc::new(match budget {
+        Some(b) => Pacer::until(started + b),
+        None => Pacer::unlimited(),
+    });
+    let mut plans = Vec::new();
+    for &s in scenarios {
+        plans.extend(Plan::for_scenario(s, &run, &pacer)?);
+    }
+    let Some(first) = plans.first() else { return Ok(()) };
+    // Every plan records the engines it will not run (not built, not selected).
+    let mut engines = Vec::new();
+    for plan in &plans {
+        engines = plan.harness.engines();
+    }
+    engines.sort_by_key(|k| SUITE_ORDER.iter().position(|x| x == k));
+    // The harness's own overhead first: cheap, and never crowded out by a slow engine.
+    for plan in &plans {
+        plan.measure_harness_overhead();
+    }
+    eprintln!(
+        "[llm-bench] suite: {} scenario(s), engines {:?}, profile {}, budget {}",
+        scenarios.len(),
+        engines.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        first.harness.profile.name(),
+        budget.map_or("none".to_string(), |b| format!("{:.0} s", b.as_secs_f64()))
+    );
+    for (i, &kind) in engines.iter().enumerate() {
+        pacer.begin_engine(engines.len() - i);
+        // Plans on the same model share one load of the engine (or its one failure).
+        let mut loaded: Option<(std::path::PathBuf, Result<(Box<dyn Engine>, Duration), String>)> = None;
+        for (j, plan) in plans.iter().enumerate() {
+            let h = &plan.harness;
+            if pacer.left() == Some(Duration::ZERO) {
+                h.skip(kind.name(), None, "the suite's time budget (--budget) was spent before this scenario's turn on this engine");
+                continue;
+            }
+            if loaded.as_ref().is_none_or(|(path, _)| *path != h.model.gguf) {
+                drop(loaded.take()); // free the previous model's memory before loading the next
+                loaded = Some((h.model.gguf.clone(), h.load(kind)));
+            }
+            let (engine, load_time) = match loaded.as_mut().map(|l| &mut l.1) {
+                Some(Ok((engine, t))) => (engine, *t),
+                Some(Err(why)) => {
+                    h.skip(kind.name(), None, why);
+                    continue;
+                }
+                None => unreachable!("loaded above"),
+            };
+            pacer.begin_scenario(plans.len() - j, plan.cases());
+            plan.measure(engine.as_mut(), load_time);
+        }
+    }
+    eprintln!("[llm-bench] suite done in {:.0} s; results in {}", started.elapsed().as_secs_f64(), run.dir.display());
+    Ok(())
+}
