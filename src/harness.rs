@@ -443,7 +443,14 @@ impl Harness {
             let keep = calls.len().saturating_sub(self.samples());
             let measured: Vec<_> = calls.into_iter().skip(keep).collect();
             let Some(from) = measured.first().map(|c| (c.0 - sampler_start).as_secs_f64()) else { continue };
-            let samples: Vec<_> = samples.into_iter().filter(|s| s.t >= from).collect();
+            let samples: Vec<_> = samples
+                .into_iter()
+                .filter(|s| s.t >= from)
+                .map(|s| crate::telemetry::Sample { t: s.t - from, ..s })
+                .collect();
+            if let Err(e) = self.run.telemetry(self.scenario, &name, &id, &samples) {
+                eprintln!("[llm-bench] cannot write the telemetry file: {e:#}");
+            }
             let mut extra = BTreeMap::new();
             let mut put = |k: &str, unit: &'static str, v: Vec<f64>| {
                 if let Some(summary) = Summary::of(&v) {

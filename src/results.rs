@@ -169,6 +169,15 @@ impl RunDir {
     }
 
     /// Write `environment.json` unless an earlier bench of the same run already did.
+    /// The background telemetry of one case, sample by sample (`telemetry.jsonl`): what the
+    /// report plots over time. `t` is seconds since the case's first measured batch.
+    pub fn telemetry(&self, scenario: &str, engine: &str, case: &str, samples: &[crate::telemetry::Sample]) -> Result<()> {
+        for s in samples {
+            self.append("telemetry.jsonl", &serde_json::json!({"scenario": scenario, "engine": engine, "case": case, "sample": s}))?;
+        }
+        Ok(())
+    }
+
     pub fn environment(&self, env: &serde_json::Value) -> Result<()> {
         let path = self.dir.join("environment.json");
         if !path.exists() {
