@@ -118,8 +118,11 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
     echo "== bench $b, engines ${LLM_BENCH_ENGINES:-all built} (run $LLM_BENCH_RUN)"
     started=$(date +%s)
     if [ "$b" = suite ]; then
-      # The suite paces itself; 30 s of margin for a case that runs over its estimate.
-      timeout -s TERM -k 10 "$left" "$bin/llm-bench" suite --budget $(( left > 60 ? left - 30 : left / 2 )) \
+      # The suite paces itself: at most LLM_BENCH_SUITE_S (default 480, the quick profile's
+      # 8 minutes), and 30 s less than the call has left, for a case that runs over its estimate.
+      suite_s=${LLM_BENCH_SUITE_S:-480}
+      [ $(( left - 30 )) -lt "$suite_s" ] && suite_s=$(( left > 60 ? left - 30 : left / 2 ))
+      timeout -s TERM -k 10 "$left" "$bin/llm-bench" suite --budget "$suite_s" \
         2>&1 | tee "$LLM_BENCH_OUT/$log"
     else
       timeout -s TERM -k 10 "$left" "$bin/$b" --bench ${LLM_BENCH_FILTER:-} 2>&1 | tee "$LLM_BENCH_OUT/$log"

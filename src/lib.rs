@@ -3,6 +3,7 @@
 //! Scenarios (in `benches/`) talk to engines only through [`engine::Engine`]; engines live one
 //! per file in [`engines`]; fixtures make the models; [`workload`] holds the cases as data.
 
+pub mod analysis;
 pub mod batcher;
 pub mod check;
 pub mod engine;
@@ -11,8 +12,10 @@ pub mod fixtures;
 #[cfg(feature = "cuda")]
 pub mod gpu;
 pub mod harness;
+pub mod html;
 pub mod measurement;
 pub mod pacer;
+pub mod plots;
 pub mod report;
 pub mod results;
 pub mod scenarios;

@@ -46,6 +46,7 @@ struct State {
     scenario_end: Option<Instant>,
     cases_left: usize,
     rates: BTreeMap<String, Rates>,
+    gpu_baseline: Option<u64>,
 }
 
 /// The run's clock: `unlimited` for a plain `cargo bench` (every case runs), `until` a deadline
@@ -88,11 +89,23 @@ impl Pacer {
         s.cases_left = cases;
     }
 
-    /// The time the next case may take: an even part of what is left of its scenario's part.
+    /// The time the next case may take: what is left of its scenario's part, split over the
+    /// cases still to run with the earlier ones weighted double (2 ÷ (cases left + 1)), since a
+    /// scenario's case table starts with its most telling case.
     pub fn share(&self) -> Option<Duration> {
         let s = self.state.lock().unwrap();
         let end = s.scenario_end.or(s.engine_end).or(self.deadline)?;
-        Some(end.saturating_duration_since(Instant::now()) / s.cases_left.max(1) as u32)
+        Some(end.saturating_duration_since(Instant::now()) * 2 / (s.cases_left.max(1) + 1) as u32)
+    }
+
+    /// GPU memory in use (NVML) just before the current engine was loaded: what to subtract
+    /// from the device's figure to get this engine's own use, when engines share a process.
+    pub fn set_gpu_baseline(&self, bytes: Option<u64>) {
+        self.state.lock().unwrap().gpu_baseline = bytes;
+    }
+
+    pub fn gpu_baseline(&self) -> Option<u64> {
+        self.state.lock().unwrap().gpu_baseline
     }
 
     /// A case is finished (measured or skipped).
@@ -128,7 +141,7 @@ impl Pacer {
             r.prefill_tokens = prompt;
             r.prefill_ms_per_token = (first[0] - start).as_secs_f64() * 1e3 / prompt as f64;
         }
-        if first.len() > 1 {
+        if tokens.len() == 1 && first.len() > 1 {
             let mean = (first[first.len() - 1] - first[0]).as_secs_f64() * 1e3 / (first.len() - 1) as f64;
             r.step_ms = r.step_ms.max(mean);
         }
@@ -159,13 +172,14 @@ mod tests {
     fn shares_split_the_budget_over_engines_scenarios_and_cases() {
         let p = Pacer::until(Instant::now() + Duration::from_secs(400));
         p.begin_engine(4); // 100 s for this engine
-        p.begin_scenario(5, 2); // 20 s for this scenario, 10 s per case
+        p.begin_scenario(5, 3); // 20 s for this scenario; the first of 3 cases may take half
         let share = p.share().unwrap().as_secs_f64();
         assert!((9.9..=10.0).contains(&share), "{share}");
         assert!(p.over(Duration::from_secs(9), "a case").is_none());
         let why = p.over(Duration::from_secs(11), "a case").unwrap();
         assert!(why.contains("11.0 s") && why.contains("share"), "{why}");
-        p.case_done(); // the first case used no time: the second may take all 20 s
+        p.case_done();
+        p.case_done(); // the first cases used no time: the last may take all 20 s
         assert!(p.over(Duration::from_secs(19), "a case").is_none());
     }
 
@@ -180,8 +194,9 @@ mod tests {
         assert!((r.prefill_ms_per_token - 0.5).abs() < 1e-9 && (r.step_ms - 15.0).abs() < 1e-9 && !r.serial);
         // 4 × 1000 prompt tokens at 0.5 ms, then 9 steps at 15 ms for the whole batch.
         assert_eq!(r.estimate(4, 1000, 10), Duration::from_millis(2135));
-        // A batch whose second request starts after the first ended: every request's steps count.
-        p.learn("e", 100, t0, &[vec![ms(50), ms(60)], vec![ms(120), ms(130)]]);
+        // A batch whose second request starts after the first ended: every request's steps
+        // count; a batch's slower steps do not change the single-request step.
+        p.learn("e", 100, t0, &[vec![ms(50), ms(90)], vec![ms(120), ms(160)]]);
         assert!(p.rates("e").unwrap().serial);
         assert_eq!(p.rates("e").unwrap().estimate(4, 1000, 10), Duration::from_millis(2540));
     }

@@ -1,5 +1,7 @@
 //! Printers of a run's results file. `results.jsonl` is the one truth; this renders it (and
-//! Criterion's own estimates, read from its output directory) as Markdown and JSON.
+//! Criterion's own estimates, read from its output directory) as Markdown, JSON and a
+//! self-contained HTML page with charts. The analysis (speedups, cost, criteria, guidance) is
+//! computed once ([`crate::analysis`]) and printed by all three.
 
 use crate::results::read_results;
 use anyhow::{Context, Result};
@@ -26,8 +28,41 @@ fn criterion_estimates(criterion_dir: &Path, group: &str, bench: &str) -> Option
     }))
 }
 
+/// The raw request records of a run, if its `requests.jsonl` is there.
+fn read_requests(run_dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run_dir.join("requests.jsonl"))
+        .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Where a Criterion benchmark's HTML page is, relative to the run directory when it can be.
+fn criterion_page(run_dir: &Path, criterion_dir: &Path, group: &str, bench: &str) -> String {
+    let page = criterion_dir.join(group.replace('/', "_")).join(bench).join("report").join("index.html");
+    match page.strip_prefix(run_dir) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => format!("file://{}", std::fs::canonicalize(&page).unwrap_or(page).display()),
+    }
+}
+
+/// How the report is made: the GPU price for cost figures.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub gpu_price_per_hour: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { gpu_price_per_hour: crate::analysis::DEFAULT_GPU_PRICE }
+    }
+}
+
 /// The summary of one run: Markdown text and a JSON document with the same rows.
 pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String, Value)> {
+    summarize_with(run_dir, criterion_dir, Options::default()).map(|(md, doc, _)| (md, doc))
+}
+
+/// The summary of one run: Markdown text, the JSON document with the same rows, and the analysis.
+pub fn summarize_with(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<(String, Value, crate::analysis::Analysis)> {
     let results = read_results(&run_dir.join("results.jsonl"))?;
     let env: Value = std::fs::read_to_string(run_dir.join("environment.json"))
         .ok()
@@ -64,6 +99,9 @@ pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String
         model["sha256"].as_str().unwrap_or("?")
     )?;
     writeln!(md, "- profile: {}\n", env["profile"].as_str().unwrap_or("?"))?;
+    let tokens = crate::analysis::tokens_per_request(&read_requests(run_dir));
+    let analysis = crate::analysis::analyse(&results, &env, &tokens, options.gpu_price_per_hour);
+    write_analysis(&mut md, &analysis)?;
 
     writeln!(md, "## Measured\n")?;
     writeln!(md, "Per-request figures from the raw records (host clock); Criterion's figure from its own estimates (the engine's clock: `cuda-events` on a GPU, `wall` on the CPU).\n")?;
@@ -78,10 +116,11 @@ pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String
         let crit = criterion_dir.and_then(|d| criterion_estimates(d, &format!("{scenario}/{engine}"), case));
         let crit_text = crit.as_ref().map_or("—".to_string(), |c| {
             format!(
-                "{} [{} – {}]",
+                "[{} [{} – {}]]({})",
                 fmt(c["mean_ms"].as_f64()),
                 fmt(c["mean_ci95_ms"][0].as_f64()),
-                fmt(c["mean_ci95_ms"][1].as_f64())
+                fmt(c["mean_ci95_ms"][1].as_f64()),
+                criterion_page(run_dir, criterion_dir.unwrap(), &format!("{scenario}/{engine}"), case)
             )
         });
         writeln!(
@@ -244,14 +283,158 @@ pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String
             s["reason"].as_str().unwrap_or("?")
         )?;
     }
-    let doc = json!({"run": run, "environment": env, "measured": rows, "skipped": skipped});
-    Ok((md, doc))
+    let doc = json!({"run": run, "environment": env, "analysis": analysis, "measured": rows, "skipped": skipped});
+    Ok((md, doc, analysis))
 }
 
 /// Write `summary.md` and `summary.json` into the run directory.
 pub fn write_summary(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<()> {
-    let (md, doc) = summarize(run_dir, criterion_dir)?;
-    std::fs::write(run_dir.join("summary.md"), md).context("cannot write summary.md")?;
+    write_reports(run_dir, criterion_dir, Options::default())
+}
+
+/// Write `summary.md`, `summary.json` and `summary.html` into the run directory.
+pub fn write_reports(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<()> {
+    let (md, doc, analysis) = summarize_with(run_dir, criterion_dir, options)?;
+    std::fs::write(run_dir.join("summary.md"), &md).context("cannot write summary.md")?;
     std::fs::write(run_dir.join("summary.json"), serde_json::to_string_pretty(&doc)?)?;
+    let results = read_results(&run_dir.join("results.jsonl"))?;
+    let charts = charts(run_dir, &results, &analysis);
+    std::fs::write(run_dir.join("summary.html"), crate::html::page(&md, &charts)).context("cannot write summary.html")?;
     Ok(())
+}
+
+fn opt(v: Option<f64>, d: usize) -> String {
+    v.map_or("—".to_string(), |v| format!("{v:.d$}"))
+}
+
+/// The analysis sections of the Markdown summary.
+fn write_analysis(md: &mut String, a: &crate::analysis::Analysis) -> Result<()> {
+    use crate::analysis::{cost, speedup, EXPECTED};
+    writeln!(md, "## Engines at a glance\n")?;
+    writeln!(md, "Single-request figures at a {}-token prompt (`single_request/<engine>/ttft|total/{}`); best rate over the sustained and concurrent cases; peak GPU memory over the memory-efficiency cases; MBU at batch 1.\n", 50, crate::analysis::HEADLINE_PROMPT)?;
+    writeln!(md, "| engine | device | TTFT median ms | TTFT p95 ms | request ms (new tokens) | decode tok/s | best output tok/s | GPU util % (sustained) | peak GPU memory GB | MBU % |")?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for e in &a.engines {
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |",
+            e.engine,
+            e.device,
+            opt(e.ttft_ms, 1),
+            opt(e.ttft_p95_ms, 1),
+            opt(e.total_ms, 0),
+            opt(e.new_tokens, 0),
+            opt(e.decode_tok_s, 1),
+            opt(e.best_tok_s(), 0),
+            opt(e.gpu_util_pct, 0),
+            opt(e.peak_vram_gb, 2),
+            opt(e.mbu_pct, 1)
+        )?;
+    }
+    writeln!(md, "\n## Speedup over the PyTorch baseline\n")?;
+    writeln!(md, "Measured: latency speedup = the baseline's request time ÷ the engine's (same 50-token prompt, same new tokens); throughput speedup = decode tok/s ÷ the baseline's. Expected: the specification's hierarchy (inference time, tok/s, speedup), shown for comparison only.\n")?;
+    writeln!(md, "| engine | expected ms | expected tok/s | expected speedup | measured TTFT ms | measured decode tok/s | latency speedup | throughput speedup |")?;
+    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+    for (name, ms, toks, sp) in EXPECTED {
+        let e = a.engines.iter().find(|e| e.engine == name);
+        let (lat, thr) = e.map_or((None, None), |e| speedup(a, e));
+        let x = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}×"));
+        writeln!(
+            md,
+            "| {name} | {ms:.0} | {toks:.0} | {sp:.1}× | {} | {} | {} | {} |",
+            e.map_or("not measured".into(), |e| opt(e.ttft_ms, 1)),
+            e.map_or("not measured".into(), |e| opt(e.decode_tok_s, 1)),
+            x(lat),
+            x(thr)
+        )?;
+    }
+    writeln!(md, "\n## Cost\n")?;
+    writeln!(md, "At ${:.2} per GPU-hour (`--gpu-price`; the default is an assumed on-demand H100 price). Cost per million output tokens at the engine's best measured output rate; requests per GPU-hour at its best closed-loop concurrent case. A CPU engine is priced at the same machine's hour.\n", a.gpu_price_per_hour)?;
+    writeln!(md, "| engine | best output tok/s | $ per 1M output tokens | requests per GPU-hour |")?;
+    writeln!(md, "|---|---:|---:|---:|")?;
+    for e in &a.engines {
+        let (per_m, rph) = cost(a, e);
+        writeln!(md, "| {} | {} | {} | {} |", e.engine, opt(e.best_tok_s(), 0), opt(per_m, 3), opt(rph, 0))?;
+    }
+    writeln!(md, "\n## Success criteria (from the specification)\n")?;
+    writeln!(md, "| engine | criterion | measured | verdict |")?;
+    writeln!(md, "|---|---|---|---|")?;
+    for c in &a.criteria {
+        writeln!(md, "| {} | {} | {} | {} |", c.engine, c.criterion, c.value, c.verdict)?;
+    }
+    writeln!(md, "\n## Validity flags\n")?;
+    if a.flags.is_empty() {
+        writeln!(md, "None.")?;
+    }
+    for f in &a.flags {
+        writeln!(md, "- {f}")?;
+    }
+    writeln!(md, "\n## Deployment guidance (generated from the figures above)\n")?;
+    for g in &a.guidance {
+        writeln!(md, "- {g}")?;
+    }
+    writeln!(md, "\n## Optimisation opportunities (generated from the figures above)\n")?;
+    for o in &a.opportunities {
+        writeln!(md, "- {o}")?;
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
+/// The charts of the HTML page, as (title, SVG) pairs; a chart without data is left out.
+fn charts(run_dir: &Path, results: &[Value], a: &crate::analysis::Analysis) -> Vec<(String, String)> {
+    use crate::plots::{bars, lines};
+    let measured: Vec<&Value> = results.iter().filter(|r| r["status"] == "measured" && r["engine"] != "stub").collect();
+    let series = |scenario: &str, prefix: &str, metric: &str, stat: &str| -> Vec<(String, Vec<(f64, f64)>)> {
+        let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for e in &a.engines {
+            let mut pts: Vec<(f64, f64)> = measured
+                .iter()
+                .filter(|r| r["engine"] == e.engine.as_str() && r["scenario"] == scenario)
+                .filter_map(|r| {
+                    let case = r["case"].as_str()?.strip_prefix(prefix)?;
+                    let x: f64 = case.trim_start_matches(|c: char| !c.is_ascii_digit()).trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
+                    Some((x, r["metrics"][metric][stat].as_f64()?))
+                })
+                .collect();
+            pts.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap());
+            if !pts.is_empty() {
+                out.push((e.engine.clone(), pts));
+            }
+        }
+        out
+    };
+    let mut out = Vec::new();
+    let decode: Vec<(String, f64)> = a.engines.iter().filter_map(|e| e.decode_tok_s.map(|v| (e.engine.clone(), v))).collect();
+    out.push(("Decode speed, one request".to_string(), bars("Decode tok/s, one request (50-token prompt)", "tok/s", &decode, None)));
+    out.push(("Time to first token by prompt length".to_string(), lines("TTFT (median) by prompt length", "prompt tokens", "ms", &series("single_request", "ttft/prompt", "ttft_ms", "median"), false)));
+    let conc: Vec<(String, Vec<(f64, f64)>)> = a.engines.iter().filter(|e| !e.concurrency.is_empty()).map(|e| (e.engine.clone(), e.concurrency.iter().map(|c| (c.0, c.1)).collect())).collect();
+    out.push(("Concurrency scaling: throughput".to_string(), lines("Output tok/s by closed-loop clients", "clients", "tok/s", &conc, true)));
+    let p99: Vec<(String, Vec<(f64, f64)>)> = a.engines.iter().map(|e| (e.engine.clone(), e.concurrency.iter().filter_map(|c| c.2.map(|p| (c.0, p))).collect::<Vec<_>>())).filter(|s| !s.1.is_empty()).collect();
+    out.push(("Concurrency scaling: p99 latency".to_string(), lines("End-to-end p99 by closed-loop clients", "clients", "ms", &p99, true)));
+    out.push(("GPU utilisation during the sustained run".to_string(), lines("GPU utilisation (NVML) during sustained batches", "seconds into the measured run", "%", &telemetry_series(run_dir, a), false)));
+    out.push(("Peak GPU memory by batch".to_string(), lines("Peak GPU memory in use (NVML), 1B model", "batch", "GB", &series("memory_efficiency", "1b/batch", if results.iter().any(|r| r["metrics"]["engine_gpu_mem_gb"].is_object()) { "engine_gpu_mem_gb" } else { "gpu_mem_used_gb" }, "max"), false)));
+    out.push(("Long-context scaling".to_string(), lines("TTFT (median) by context length", "context tokens", "ms", &series("long_context", "ttft/context", "ttft_ms", "median"), true)));
+    let mbu: Vec<(String, f64)> = a.engines.iter().filter_map(|e| e.mbu_pct.map(|v| (e.engine.clone(), v))).collect();
+    out.push(("Fraction of the bandwidth roofline".to_string(), bars("Model bandwidth utilisation at batch 1", "% of measured copy bandwidth", &mbu, Some((100.0, "roofline (copy bandwidth)")))));
+    out.into_iter().filter(|(_, svg)| !svg.is_empty()).collect()
+}
+
+/// GPU utilisation over time of each engine's largest sustained batch, from `telemetry.jsonl`.
+fn telemetry_series(run_dir: &Path, a: &crate::analysis::Analysis) -> Vec<(String, Vec<(f64, f64)>)> {
+    let text = std::fs::read_to_string(run_dir.join("telemetry.jsonl")).unwrap_or_default();
+    let rows: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut out = Vec::new();
+    for e in &a.engines {
+        let Some(case) = &e.sustained_case else { continue };
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r["scenario"] == "sustained_throughput" && r["engine"] == e.engine.as_str() && r["case"] == case.as_str())
+            .filter_map(|r| Some((r["sample"]["t"].as_f64()?, r["sample"]["gpu_util_pct"].as_f64()?)))
+            .collect();
+        if !pts.is_empty() {
+            out.push((format!("{} {case}", e.engine), pts));
+        }
+    }
+    out
 }

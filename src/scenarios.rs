@@ -105,7 +105,13 @@ impl Plan {
             let bos = h.config.bos_token;
             let mut left_out = Vec::new();
             let work = match s {
-                Scenario::SingleRequest => Work::Latency(LatencyCase::ttft_and_total(&h, &SINGLE_REQUEST_PROMPTS, "prompt", h.new_tokens)?),
+                Scenario::SingleRequest => {
+                    // The headline prompt first: a paced run that has time for one prompt length
+                    // measures the one the reports compare engines on.
+                    let mut lengths = SINGLE_REQUEST_PROMPTS.to_vec();
+                    lengths.sort_by_key(|&n| n != HEADLINE_PROMPT_TOKENS);
+                    Work::Latency(LatencyCase::ttft_and_total(&h, &lengths, "prompt", h.new_tokens)?)
+                }
                 Scenario::LongContext => Work::Latency(LatencyCase::ttft_and_total(&h, &LONG_CONTEXTS, "context", h.new_tokens)?),
                 Scenario::SustainedThroughput => Work::Throughput {
                     cases: throughput_cases(&h, "batch", "", &SUSTAINED_BATCHES)?,

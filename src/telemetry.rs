@@ -107,6 +107,21 @@ fn process_cpu_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// GPU memory in use on the device now (NVML), if there is a GPU to ask.
+pub fn gpu_memory_used(gpu: Option<usize>) -> Option<u64> {
+    #[cfg(feature = "cuda")]
+    {
+        let n = nvml_wrapper::Nvml::init().ok()?;
+        let d = n.device_by_index(gpu? as u32).ok()?;
+        d.memory_info().ok().map(|m| m.used)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = gpu;
+        None
+    }
+}
+
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

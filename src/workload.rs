@@ -9,6 +9,8 @@ use tokenizers::Tokenizer;
 
 /// Prompt lengths (tokens) of the single-request scenario, from the specification.
 pub const SINGLE_REQUEST_PROMPTS: [usize; 3] = [10, 50, 200];
+/// The prompt length whose figures stand for an engine in the reports' headline tables.
+pub const HEADLINE_PROMPT_TOKENS: usize = 50;
 /// New tokens per request in the full profile (the specification's N), unless
 /// `LLM_BENCH_NEW_TOKENS` says otherwise.
 pub const DEFAULT_NEW_TOKENS: usize = 128;

@@ -1,0 +1,390 @@
+//! What a team choosing an engine asks of a run, computed from its results file: headline
+//! figures per engine, speedups against the PyTorch baseline beside the specification's expected
+//! hierarchy, cost per token, the specification's success criteria, validity flags, deployment
+//! guidance and optimisation opportunities. Every sentence is made from the numbers; nothing is
+//! written per engine by hand, and a figure that was not measured says so.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The specification's expected performance hierarchy (benchmark-specification.md): inference
+/// time, decode tok/s and speedup over the PyTorch baseline. Shown beside the measured figures,
+/// never used in place of them.
+pub const EXPECTED: [(&str, f64, f64, f64); 5] = [
+    ("torch", 300.0, 40.0, 1.0),
+    ("lmrs", 100.0, 80.0, 3.0),
+    ("candle", 50.0, 150.0, 6.0),
+    ("burn", 30.0, 250.0, 10.0),
+    ("mistralrs", 40.0, 200.0, 7.5),
+];
+
+/// The engine every speedup is measured against.
+pub const BASELINE: &str = "torch";
+/// The single-request case label whose figures stand for an engine in the headline tables.
+pub const HEADLINE_PROMPT: &str = "prompt50";
+const _: () = assert!(crate::workload::HEADLINE_PROMPT_TOKENS == 50, "HEADLINE_PROMPT names the headline prompt length");
+/// A GPU-hour's price when none is given: an assumed on-demand H100 price, stated in reports.
+pub const DEFAULT_GPU_PRICE: f64 = 2.50;
+/// Spread (MAD/median) above which a figure is flagged, from the specification (< 5% variance).
+pub const MAX_SPREAD: f64 = 0.05;
+/// Samples per latency figure the specification asks for (full profile).
+pub const MIN_SAMPLES_FULL: usize = 100;
+/// Scaling efficiency (throughput gain ÷ clients) taken as near-linear.
+pub const NEAR_LINEAR: f64 = 0.8;
+
+/// One engine's headline figures; `None` where the run did not measure it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EngineFigures {
+    pub engine: String,
+    pub device: String,
+    pub ttft_ms: Option<f64>,
+    pub ttft_p95_ms: Option<f64>,
+    pub total_ms: Option<f64>,
+    pub new_tokens: Option<f64>,
+    pub decode_tok_s: Option<f64>,
+    pub inter_token_ms: Option<f64>,
+    /// Best output tok/s of the sustained-throughput cases, and that case.
+    pub sustained_tok_s: Option<f64>,
+    pub sustained_case: Option<String>,
+    pub gpu_util_pct: Option<f64>,
+    /// Highest GPU memory in use (NVML) over the memory-efficiency cases: the engine's own rise
+    /// since before its load where the run recorded it, else the device's figure.
+    pub peak_vram_gb: Option<f64>,
+    /// Model bandwidth utilisation at batch 1 (memory_efficiency), percent of copy bandwidth.
+    pub mbu_pct: Option<f64>,
+    pub copy_bandwidth_gbs: Option<f64>,
+    pub bytes_per_step_gb: Option<f64>,
+    /// (clients, output tok/s, p99 end-to-end ms) of the closed-loop cases.
+    pub concurrency: Vec<(f64, f64, Option<f64>)>,
+    /// Requests per second at the best closed-loop case.
+    pub best_requests_per_s: Option<f64>,
+    /// (context tokens, TTFT ms) of the long-context cases.
+    pub long_context_ttft: Vec<(f64, f64)>,
+    pub max_spread: Option<f64>,
+    pub min_latency_samples: Option<usize>,
+}
+
+impl EngineFigures {
+    /// Throughput gain over 1 client, divided by the clients: 1.0 is linear.
+    pub fn scaling_efficiency(&self) -> Vec<(f64, f64)> {
+        let one = self.concurrency.iter().find(|c| c.0 == 1.0).map(|c| c.1);
+        match one {
+            Some(one) if one > 0.0 => self.concurrency.iter().filter(|c| c.0 > 1.0).map(|c| (c.0, c.1 / one / c.0)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The best output rate the run saw for this engine (sustained, concurrent or single).
+    pub fn best_tok_s(&self) -> Option<f64> {
+        let conc = self.concurrency.iter().map(|c| c.1).fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
+        [self.sustained_tok_s, conc, self.decode_tok_s].into_iter().flatten().reduce(f64::max)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Criterion {
+    pub engine: String,
+    pub criterion: &'static str,
+    pub value: String,
+    /// "pass", "fail", "baseline", "not measured" or "not checked (...)".
+    pub verdict: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub profile: String,
+    pub gpu_price_per_hour: f64,
+    pub gpu_memory_gb: Option<f64>,
+    pub engines: Vec<EngineFigures>,
+    pub criteria: Vec<Criterion>,
+    pub flags: Vec<String>,
+    pub guidance: Vec<String>,
+    pub opportunities: Vec<String>,
+}
+
+fn metric(r: &Value, k: &str, s: &str) -> Option<f64> {
+    r["metrics"][k][s].as_f64()
+}
+
+fn num_suffix(case: &str) -> Option<f64> {
+    let digits: String = case.chars().rev().take_while(|c| c.is_ascii_digit()).collect::<Vec<_>>().into_iter().rev().collect();
+    digits.parse().ok()
+}
+
+/// Mean new tokens per request of each (scenario, engine, case), from the raw requests.
+pub fn tokens_per_request(requests: &[Value]) -> BTreeMap<(String, String, String), f64> {
+    let mut acc: BTreeMap<(String, String, String), (f64, f64)> = BTreeMap::new();
+    for r in requests {
+        let key = (r["scenario"].as_str().unwrap_or("").to_string(), r["engine"].as_str().unwrap_or("").to_string(), r["case"].as_str().unwrap_or("").to_string());
+        let e = acc.entry(key).or_default();
+        e.0 += r["new_tokens"].as_f64().unwrap_or(0.0);
+        e.1 += 1.0;
+    }
+    acc.into_iter().map(|(k, (sum, n))| (k, sum / n.max(1.0))).collect()
+}
+
+/// Everything the reports say beyond the raw tables.
+pub fn analyse(results: &[Value], env: &Value, tokens: &BTreeMap<(String, String, String), f64>, gpu_price: f64) -> Analysis {
+    let measured: Vec<&Value> = results.iter().filter(|r| r["status"] == "measured" && r["engine"] != "stub").collect();
+    let profile = measured.first().and_then(|r| r["profile"].as_str()).or(env["profile"].as_str()).unwrap_or("?").to_string();
+    let mut names: Vec<String> = Vec::new();
+    for r in &measured {
+        let n = r["engine"].as_str().unwrap_or("").to_string();
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names.sort_by_key(|n| EXPECTED.iter().position(|e| e.0 == n).unwrap_or(99));
+    let engines: Vec<EngineFigures> = names.iter().map(|n| figures(n, &measured, tokens)).collect();
+    let gpu_memory_gb = env["gpu"]["devices"][0]["memory_total_bytes"].as_f64().map(|b| b / 1e9);
+    let mut a = Analysis {
+        profile,
+        gpu_price_per_hour: gpu_price,
+        gpu_memory_gb,
+        criteria: Vec::new(),
+        flags: flags(results),
+        guidance: Vec::new(),
+        opportunities: Vec::new(),
+        engines,
+    };
+    a.criteria = criteria(&a);
+    a.guidance = guidance(&a);
+    a.opportunities = opportunities(&a);
+    a
+}
+
+fn figures(engine: &str, measured: &[&Value], tokens: &BTreeMap<(String, String, String), f64>) -> EngineFigures {
+    let rows: Vec<&Value> = measured.iter().copied().filter(|r| r["engine"] == engine).collect();
+    let find = |scenario: &str, case: &str| rows.iter().copied().find(|r| r["scenario"] == scenario && r["case"] == case);
+    let mut f = EngineFigures { engine: engine.to_string(), ..Default::default() };
+    f.device = rows.first().and_then(|r| r["device"].as_str()).unwrap_or("?").to_string();
+    if let Some(r) = find("single_request", &format!("ttft/{HEADLINE_PROMPT}")) {
+        f.ttft_ms = metric(r, "ttft_ms", "median");
+        f.ttft_p95_ms = metric(r, "ttft_ms", "p95");
+    }
+    if let Some(r) = find("single_request", &format!("total/{HEADLINE_PROMPT}")) {
+        f.total_ms = metric(r, "total_ms", "median");
+        f.decode_tok_s = metric(r, "decode_tok_s", "median");
+        f.inter_token_ms = metric(r, "inter_token_ms", "median");
+        f.new_tokens = tokens.get(&("single_request".into(), engine.into(), format!("total/{HEADLINE_PROMPT}"))).copied();
+    }
+    for r in rows.iter().filter(|r| r["scenario"] == "sustained_throughput") {
+        if let Some(t) = metric(r, "output_tok_s", "median") {
+            if f.sustained_tok_s.is_none_or(|b| t > b) {
+                f.sustained_tok_s = Some(t);
+                f.sustained_case = r["case"].as_str().map(str::to_string);
+                f.gpu_util_pct = metric(r, "gpu_util_pct", "mean");
+            }
+        }
+    }
+    for r in rows.iter().filter(|r| r["scenario"] == "memory_efficiency") {
+        if let Some(m) = metric(r, "engine_gpu_mem_gb", "max").or_else(|| metric(r, "gpu_mem_used_gb", "max")) {
+            f.peak_vram_gb = Some(f.peak_vram_gb.map_or(m, |p| p.max(m)));
+        }
+        if r["case"].as_str().is_some_and(|c| c.ends_with("/batch1") && !c.starts_with("3b")) {
+            f.mbu_pct = metric(r, "mbu_pct", "median");
+            f.copy_bandwidth_gbs = metric(r, "copy_bandwidth_gbs", "median");
+            f.bytes_per_step_gb = metric(r, "bytes_per_step_gb", "median");
+        }
+    }
+    for r in rows.iter().filter(|r| r["scenario"] == "concurrent_load") {
+        let case = r["case"].as_str().unwrap_or("");
+        if let (Some(n), Some(t)) = (case.strip_prefix("clients/").and_then(|c| c.parse().ok()), metric(r, "output_tok_s", "median")) {
+            f.concurrency.push((n, t, metric(r, "total_ms", "p99")));
+            let per_request = tokens.get(&("concurrent_load".into(), engine.into(), case.into())).copied();
+            if let Some(rps) = per_request.filter(|&p| p > 0.0).map(|p| t / p) {
+                f.best_requests_per_s = Some(f.best_requests_per_s.map_or(rps, |b| b.max(rps)));
+            }
+        }
+    }
+    f.concurrency.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    for r in rows.iter().filter(|r| r["scenario"] == "long_context") {
+        let case = r["case"].as_str().unwrap_or("");
+        if let (true, Some(n), Some(t)) = (case.starts_with("ttft/"), num_suffix(case), metric(r, "ttft_ms", "median")) {
+            f.long_context_ttft.push((n, t));
+        }
+    }
+    f.long_context_ttft.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    let latency: Vec<&&Value> = rows.iter().filter(|r| r["scenario"] == "single_request").collect();
+    f.max_spread = latency.iter().filter_map(|r| r["spread"].as_f64()).reduce(f64::max);
+    f.min_latency_samples = latency.iter().filter_map(|r| r["samples"].as_u64().map(|n| n as usize)).min();
+    f
+}
+
+/// Validity flags: figures with too few samples or too much spread, and every skip.
+fn flags(results: &[Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in results.iter().filter(|r| r["status"] == "measured" && r["engine"] != "stub") {
+        let id = format!("{}/{}/{}", r["scenario"].as_str().unwrap_or(""), r["engine"].as_str().unwrap_or(""), r["case"].as_str().unwrap_or(""));
+        let spread = r["spread"].as_f64().unwrap_or(0.0);
+        if spread > MAX_SPREAD {
+            out.push(format!("{id}: spread {:.1}% (MAD/median) is above {:.0}%", spread * 100.0, MAX_SPREAD * 100.0));
+        }
+        let n = r["samples"].as_u64().unwrap_or(0) as usize;
+        if r["profile"] == "full" && r["scenario"] == "single_request" && n < MIN_SAMPLES_FULL {
+            out.push(format!("{id}: {n} requests, fewer than the {MIN_SAMPLES_FULL} the full profile asks for"));
+        }
+    }
+    let skipped = results.iter().filter(|r| r["status"] == "skipped" && !r["reason"].as_str().unwrap_or("").starts_with("not selected")).count();
+    if skipped > 0 {
+        out.push(format!("{skipped} engine/case(s) skipped, each with its reason in the Skipped section"));
+    }
+    out
+}
+
+fn baseline(a: &Analysis) -> Option<&EngineFigures> {
+    a.engines.iter().find(|e| e.engine == BASELINE)
+}
+
+/// Speedups over the baseline: (latency: baseline total time ÷ engine total time for the same
+/// request, throughput: engine decode tok/s ÷ baseline decode tok/s).
+pub fn speedup(a: &Analysis, e: &EngineFigures) -> (Option<f64>, Option<f64>) {
+    let b = baseline(a);
+    let lat = b.and_then(|b| b.total_ms).zip(e.total_ms).map(|(b, x)| b / x);
+    let thr = b.and_then(|b| b.decode_tok_s).zip(e.decode_tok_s).map(|(b, x)| x / b);
+    (lat, thr)
+}
+
+/// Cost per million output tokens at the engine's best measured rate, and requests per GPU-hour.
+pub fn cost(a: &Analysis, e: &EngineFigures) -> (Option<f64>, Option<f64>) {
+    let per_m = e.best_tok_s().filter(|&t| t > 0.0).map(|t| a.gpu_price_per_hour / (t * 3600.0) * 1e6);
+    (per_m, e.best_requests_per_s.map(|r| r * 3600.0))
+}
+
+fn verdict(ok: Option<bool>) -> String {
+    match ok {
+        Some(true) => "pass".into(),
+        Some(false) => "fail".into(),
+        None => "not measured".into(),
+    }
+}
+
+fn criteria(a: &Analysis) -> Vec<Criterion> {
+    let mut out = Vec::new();
+    for e in &a.engines {
+        let name = e.engine.clone();
+        let (lat, _) = speedup(a, e);
+        out.push(Criterion {
+            engine: name.clone(),
+            criterion: "speedup ≥ 2× over the PyTorch baseline (request time, 50-token prompt)",
+            value: lat.map_or("—".into(), |s| format!("{s:.2}×")),
+            verdict: if e.engine == BASELINE { "baseline".into() } else { verdict(lat.map(|s| s >= 2.0)) },
+        });
+        out.push(Criterion {
+            engine: name.clone(),
+            criterion: "GPU utilisation > 70% under sustained load",
+            value: e.gpu_util_pct.map_or("—".into(), |u| format!("{u:.0}% ({})", e.sustained_case.as_deref().unwrap_or("?"))),
+            verdict: if !e.device.starts_with("cuda") { "not applicable (CPU engine)".into() } else { verdict(e.gpu_util_pct.map(|u| u > 70.0)) },
+        });
+        out.push(Criterion {
+            engine: name.clone(),
+            criterion: "variance < 5% (largest within-run spread, MAD/median, of its single-request figures; run-to-run: `llm-bench compare`)",
+            value: e.max_spread.map_or("—".into(), |s| format!("{:.1}%", s * 100.0)),
+            verdict: verdict(e.max_spread.map(|s| s < MAX_SPREAD)),
+        });
+        out.push(Criterion {
+            engine: name.clone(),
+            criterion: "≥ 100 samples per latency figure (full profile)",
+            value: e.min_latency_samples.map_or("—".into(), |n| n.to_string()),
+            verdict: if a.profile != "full" {
+                format!("not checked ({} profile)", a.profile)
+            } else {
+                verdict(e.min_latency_samples.map(|n| n >= MIN_SAMPLES_FULL))
+            },
+        });
+        let eff = e.scaling_efficiency();
+        let at10 = eff.iter().find(|x| x.0 == 10.0).map(|x| x.1);
+        out.push(Criterion {
+            engine: name.clone(),
+            criterion: "near-linear concurrent scaling (efficiency ≥ 0.8 at 10 clients; efficiency = throughput gain ÷ clients)",
+            value: if eff.is_empty() { "—".into() } else { eff.iter().map(|(n, x)| format!("{n:.0}: {x:.2}")).collect::<Vec<_>>().join(", ") },
+            verdict: verdict(at10.map(|x| x >= NEAR_LINEAR)),
+        });
+    }
+    out
+}
+
+fn best_by<'a>(a: &'a Analysis, key: impl Fn(&EngineFigures) -> Option<f64>, lowest: bool) -> Vec<(&'a EngineFigures, f64)> {
+    let mut v: Vec<(&EngineFigures, f64)> = a.engines.iter().filter_map(|e| key(e).map(|k| (e, k))).collect();
+    v.sort_by(|x, y| if lowest { x.1.partial_cmp(&y.1).unwrap() } else { y.1.partial_cmp(&x.1).unwrap() });
+    v
+}
+
+fn guidance(a: &Analysis) -> Vec<String> {
+    let mut out = Vec::new();
+    let ttft = best_by(a, |e| e.ttft_ms, true);
+    if let Some((e, v)) = ttft.first() {
+        let next = ttft.get(1).map_or(String::new(), |(n, w)| format!("; next {} at {w:.1} ms", n.engine));
+        out.push(format!(
+            "Interactive latency: {} has the lowest time to first token on a 50-token prompt, {v:.1} ms median (p95 {}) on {}{next}.",
+            e.engine,
+            e.ttft_p95_ms.map_or("—".into(), |p| format!("{p:.1} ms")),
+            e.device
+        ));
+    }
+    let decode = best_by(a, |e| e.decode_tok_s, false);
+    if let Some((e, v)) = decode.first() {
+        out.push(format!("Streaming a single answer: {} decodes fastest, {v:.0} tok/s for one request ({:.1} ms per token).", e.engine, 1e3 / v));
+    }
+    let thr = best_by(a, |e| e.best_tok_s(), false);
+    if let Some((e, v)) = thr.first() {
+        out.push(format!(
+            "Throughput: {} serves the most output, {v:.0} tok/s at its best measured load{}.",
+            e.engine,
+            e.gpu_util_pct.map_or(String::new(), |u| format!(" (GPU busy {u:.0}% of the time in its best sustained case)"))
+        ));
+    }
+    let cheapest = best_by(a, |e| cost(a, e).0, true);
+    if let Some((e, v)) = cheapest.first() {
+        out.push(format!("Cost: at ${:.2} per GPU-hour, {} costs ${v:.3} per million output tokens at its best measured rate.", a.gpu_price_per_hour, e.engine));
+    }
+    if let Some(total) = a.gpu_memory_gb {
+        for (e, peak) in best_by(a, |e| e.peak_vram_gb, true) {
+            out.push(format!(
+                "Memory headroom: {} peaked at {peak:.1} GB of the GPU's {total:.1} GB in the memory-efficiency cases, leaving {:.1} GB for larger batches or models.",
+                e.engine,
+                total - peak
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push("No engine was measured in the scenarios guidance is drawn from.".into());
+    }
+    out
+}
+
+fn opportunities(a: &Analysis) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &a.engines {
+        if let (Some(mbu), Some(bw), Some(bytes)) = (e.mbu_pct, e.copy_bandwidth_gbs, e.bytes_per_step_gb) {
+            let floor_ms = bytes / bw * 1e3;
+            out.push(format!(
+                "{}: decode at batch 1 moves {mbu:.0}% of the measured copy bandwidth; reading the weights once per token at that bandwidth takes {floor_ms:.2} ms, so decode could be up to {:.1}× faster before memory bandwidth limits it.",
+                e.engine,
+                100.0 / mbu.max(1e-9)
+            ));
+        }
+        if let (Some(u), Some(itl)) = (e.gpu_util_pct, e.inter_token_ms) {
+            if e.device.starts_with("cuda") && u < 90.0 {
+                out.push(format!(
+                    "{}: the GPU was idle {:.0}% of the sustained run; at {itl:.1} ms per token for one request, host work (kernel launches, synchronisation, sampling) is the first place to look.",
+                    e.engine,
+                    100.0 - u
+                ));
+            }
+        }
+        if let Some(eff) = e.scaling_efficiency().last() {
+            if eff.1 < NEAR_LINEAR {
+                out.push(format!(
+                    "{}: at {:.0} clients throughput grows {:.2}× less than linearly; larger or continuous batching would use more of the GPU.",
+                    e.engine,
+                    eff.0,
+                    1.0 / eff.1.max(1e-9)
+                ));
+            }
+        }
+    }
+    out.push("Per-kernel breakdown (launches per token, GPU busy time per token): see the kernels bench when its results are in this run.".into());
+    out
+}
