@@ -17,17 +17,17 @@ venv="$root/venv"
 tk="$root/toolkit"
 log() { echo "[cuda-toolchain] $*" >&2; }
 
-# stub_library NAME SONAME SYS: lib64/stubs/libNAME.so exporting every function `NAME*` that
-# cudarc's bindings (src/SYS) declare, as empty functions: enough to link, never to run.
+# stub_library NAME SONAME SYS PREFIX: lib64/stubs/libNAME.so exporting every function `PREFIX*`
+# that cudarc's bindings (src/SYS) declare, as empty functions: enough to link, never to run.
 stub_library() {
-  local name="$1" soname="$2" sys="$3" src
+  local name="$1" soname="$2" sys="$3" prefix="$4" src
   log "generating the link-time stub lib$name.so"
   src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/"$sys" 2>/dev/null | tail -n1 || true)"
   if [ -z "$src" ]; then
     (cd "$(dirname "$0")/.." && cargo fetch >&2)
     src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/"$sys" | tail -n1)"
   fi
-  grep -o "fn $name[A-Za-z0-9_]*" "$src" | sed 's/^fn //' | sort -u |
+  grep -o "fn $prefix[A-Z][A-Za-z0-9_]*" "$src" | sed 's/^fn //' | sort -u |
     awk '{ print "void " $1 "(void) {}" }' >"$root/lib${name}_stub.c"
   mkdir -p "$tk/lib64/stubs"
   gcc -shared -fPIC -Wl,-soname,"$soname" -o "$tk/lib64/stubs/lib$name.so" "$root/lib${name}_stub.c"
@@ -63,7 +63,7 @@ if [ ! -f "$root/.complete" ]; then
   # Static archives (libcudart_static.a, ...) if the wheels ship them.
   for lib in "$cu"/lib/*.a; do [ -e "$lib" ] && ln -sf "$lib" "$tk/lib64/"; done
 
-  stub_library cuda libcuda.so.1 driver/sys/mod.rs
+  stub_library cuda libcuda.so.1 driver/sys/mod.rs cu
   ln -sf stubs/libcuda.so "$tk/lib64/libcuda.so"
   "$tk/bin/nvcc" --version >&2
   touch "$root/.complete"
@@ -72,7 +72,7 @@ fi
 # burn-cuda turns on cudarc's `nccl` feature, and with dynamic linking that links -lnccl. The
 # suite never calls NCCL; a link-time stub (soname libnccl.so.2, as the GPU machine's real
 # library) lets the binary link here. Made apart from the toolkit so older toolkits get it too.
-[ -f "$tk/lib64/stubs/libnccl.so" ] || stub_library nccl libnccl.so.2 nccl/sys/mod.rs
+[ -f "$tk/lib64/stubs/libnccl.so" ] || stub_library nccl libnccl.so.2 nccl/sys/mod.rs nccl
 
 cat <<EOF
 export CUDA_HOME="$tk"

@@ -62,6 +62,12 @@ export LD_LIBRARY_PATH="${cu13:+$cu13:}/usr/local/cuda/lib64:/usr/local/nvidia/l
 export VIRTUAL_ENV="$venv"
 pylib="$("$venv/bin/python3" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")' 2>/dev/null)"
 [ -n "$pylib" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$pylib"
+# Candle's kernels ship as PTX that the driver compiles for the GPU on first use, and burn-cuda
+# compiles its own with NVRTC: keep the driver's compiled-kernel cache on the machine between
+# calls, large enough to hold them all (the default 256 MiB may evict), so only the first call
+# on a fresh machine pays that (seen as each engine's `first request` in the reports).
+export CUDA_CACHE_PATH="$home/nv-compute-cache" CUDA_CACHE_MAXSIZE=4294967296
+echo "driver kernel cache: $(du -sh "$CUDA_CACHE_PATH" 2>/dev/null | cut -f1 || echo empty)"
 # burn-cuda compiles kernels with NVRTC at run time and needs the CUDA headers.
 export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
 export LLM_BENCH_CACHE="$home/cache"

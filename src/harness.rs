@@ -90,19 +90,38 @@ impl Harness {
         out
     }
 
-    /// Load an engine on its device; a failure comes back as the reason to record.
-    pub fn load(&self, kind: EngineKind) -> std::result::Result<(Box<dyn Engine>, Duration), String> {
+    /// Load an engine on its device and send it its first requests; a failure comes back as
+    /// the reason to record.
+    ///
+    /// The first request after a load pays one-time costs that no later request pays (GPU
+    /// kernels compiled from PTX by the driver, cuBLAS handles, memory pools): it is timed and
+    /// reported as `first_request_s`, kept out of every case's figures, and not used to
+    /// predict what later requests cost. A second request, the same again, teaches the pacer
+    /// the engine's speed.
+    pub fn load(&self, kind: EngineKind) -> std::result::Result<(Box<dyn Engine>, Startup), String> {
         let device = kind.device(self.gpu);
         self.pacer.set_gpu_baseline(crate::telemetry::gpu_memory_used(self.gpu));
         let started = Instant::now();
-        match kind.load(&self.model, device) {
-            Ok(engine) => {
-                let took = started.elapsed();
-                eprintln!("[llm-bench] loaded {} on {device} in {:.2}s", kind.name(), took.as_secs_f64());
-                Ok((engine, took))
-            }
-            Err(e) => Err(format!("failed to load on {device}: {e:#}")),
-        }
+        let mut engine = kind.load(&self.model, device).map_err(|e| format!("failed to load on {device}: {e:#}"))?;
+        let load = started.elapsed();
+        let prompt = self.prompt(crate::workload::HEADLINE_PROMPT_TOKENS).map_err(|e| format!("{e:#}"))?;
+        let new_tokens = self.new_tokens.min(PRIMING_NEW_TOKENS);
+        let first = Instant::now();
+        run_requests(engine.as_mut(), std::slice::from_ref(&prompt), new_tokens)
+            .map_err(|e| format!("loaded on {device}, but its first request failed: {e:#}"))?;
+        let first_request = first.elapsed();
+        let second = run_requests(engine.as_mut(), std::slice::from_ref(&prompt), new_tokens)
+            .map_err(|e| format!("loaded on {device}, but its second request failed: {e:#}"))?;
+        self.pacer.learn(kind.name(), prompt.len(), second.start, &second.tokens);
+        eprintln!(
+            "[llm-bench] loaded {} on {device} in {:.2}s; first request {:.2}s, second {:.2}s ({} prompt, {new_tokens} new tokens)",
+            kind.name(),
+            load.as_secs_f64(),
+            first_request.as_secs_f64(),
+            second.start.elapsed().as_secs_f64(),
+            prompt.len()
+        );
+        Ok((engine, Startup { load, first_request: Some(first_request) }))
     }
 
     /// What Criterion spends on a case whose one iteration takes `one`: its warm-up (at least
@@ -267,15 +286,15 @@ impl LatencyCase {
 impl Harness {
     /// Measure every case on one loaded engine with its clock (CUDA events on a GPU stream,
     /// wall time otherwise); results are written case by case.
-    pub fn measure_latency(&self, engine: &mut dyn Engine, load_time: Duration, cases: &[LatencyCase]) {
+    pub fn measure_latency(&self, engine: &mut dyn Engine, startup: Startup, cases: &[LatencyCase]) {
         match clock_for(engine) {
-            Clock::Wall(c) => self.measure_latency_with(engine, c, load_time, cases),
+            Clock::Wall(c) => self.measure_latency_with(engine, c, startup, cases),
             #[cfg(feature = "cuda")]
-            Clock::CudaEvents(c) => self.measure_latency_with(engine, c, load_time, cases),
+            Clock::CudaEvents(c) => self.measure_latency_with(engine, c, startup, cases),
         }
     }
 
-    fn measure_latency_with<M: EngineClock>(&self, engine: &mut dyn Engine, clock: M, load_time: Duration, cases: &[LatencyCase]) {
+    fn measure_latency_with<M: EngineClock>(&self, engine: &mut dyn Engine, clock: M, startup: Startup, cases: &[LatencyCase]) {
         let name = engine.info().name;
         let mut criterion = self.criterion(clock.clone());
         let mut group = criterion.benchmark_group(format!("{}/{name}", self.scenario));
@@ -344,7 +363,8 @@ impl Harness {
             let mem = engine.memory();
             let one = |unit: &'static str, v: f64| Summary::of(&[v]).map(|summary| Metric { unit, summary });
             let extra: BTreeMap<String, Metric> = [
-                ("load_s", one("s", load_time.as_secs_f64())),
+                ("load_s", one("s", startup.load.as_secs_f64())),
+                ("first_request_s", startup.first_request.and_then(|t| one("s", t.as_secs_f64()))),
                 ("weights_gb", one("GB", mem.weights_bytes as f64 / 1e9)),
                 ("kv_cache_gb", one("GB", mem.kv_cache_bytes as f64 / 1e9)),
             ]
@@ -376,12 +396,12 @@ impl Harness {
     pub fn measure_throughput(
         &self,
         engine: &mut dyn Engine,
-        load_time: Duration,
+        startup: Startup,
         cases: &[ThroughputCase],
         duration: Duration,
         copy_bandwidth: Option<f64>,
     ) {
-        let run = ThroughputRun { load_time, duration, copy_bandwidth };
+        let run = ThroughputRun { startup, duration, copy_bandwidth };
         match clock_for(engine) {
             Clock::Wall(c) => self.measure_throughput_with(engine, c, &run, cases),
             #[cfg(feature = "cuda")]
@@ -398,7 +418,7 @@ impl Harness {
     }
 
     fn measure_throughput_with<M: EngineClock>(&self, engine: &mut dyn Engine, clock: M, run: &ThroughputRun, cases: &[ThroughputCase]) {
-        let load_time = run.load_time;
+        let startup = run.startup;
         let name = engine.info().name;
         let mut criterion = self.criterion(clock.clone());
         let mut group = criterion.benchmark_group(format!("{}/{name}", self.scenario));
@@ -483,7 +503,8 @@ impl Harness {
                 }
             };
             put("output_tok_s", "tok/s", measured.iter().flat_map(|c| c.2.clone()).collect());
-            put("load_s", "s", vec![load_time.as_secs_f64()]);
+            put("load_s", "s", vec![startup.load.as_secs_f64()]);
+            put("first_request_s", "s", startup.first_request.iter().map(|t| t.as_secs_f64()).collect());
             put("cpu_cores", "cores", samples.iter().map(|s| s.cpu_cores).collect());
             put("rss_gb", "GB", samples.iter().map(|s| s.rss_bytes as f64 / 1e9).collect());
             put("gpu_util_pct", "%", samples.iter().filter_map(|s| s.gpu_util_pct).collect());
@@ -535,15 +556,15 @@ impl Harness {
     pub fn measure_concurrent(
         &self,
         engine: &mut dyn Engine,
-        load_time: Duration,
+        startup: Startup,
         cases: &[ConcurrentCase],
         prompts: &[Vec<u32>],
         batcher: &crate::batcher::Batcher,
     ) {
         match clock_for(engine) {
-            Clock::Wall(c) => self.measure_concurrent_with(engine, c, load_time, cases, prompts, batcher),
+            Clock::Wall(c) => self.measure_concurrent_with(engine, c, startup, cases, prompts, batcher),
             #[cfg(feature = "cuda")]
-            Clock::CudaEvents(_) => self.measure_concurrent_with(engine, crate::measurement::Wall, load_time, cases, prompts, batcher),
+            Clock::CudaEvents(_) => self.measure_concurrent_with(engine, crate::measurement::Wall, startup, cases, prompts, batcher),
         }
     }
 
@@ -551,7 +572,7 @@ impl Harness {
         &self,
         engine: &mut dyn Engine,
         clock: M,
-        load_time: Duration,
+        startup: Startup,
         cases: &[ConcurrentCase],
         prompts: &[Vec<u32>],
         batcher: &crate::batcher::Batcher,
@@ -652,7 +673,8 @@ impl Harness {
             };
             put("output_tok_s", "tok/s", measured.iter().map(|c| c.1).collect());
             put("mean_batch", "requests", measured.iter().map(|c| c.2).collect());
-            put("load_s", "s", vec![load_time.as_secs_f64()]);
+            put("load_s", "s", vec![startup.load.as_secs_f64()]);
+            put("first_request_s", "s", startup.first_request.iter().map(|t| t.as_secs_f64()).collect());
             let records = measured.into_iter().flat_map(|c| c.0).collect();
             self.finish_case(engine, "wall", &id, records, extra);
         }
@@ -670,8 +692,19 @@ impl Drop for CaseDone<'_> {
     }
 }
 
+/// New tokens of the two requests sent right after a load (fewer when the profile asks fewer).
+const PRIMING_NEW_TOKENS: usize = 16;
+
+/// What an engine cost before its first case: loading, and its first request after the load.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Startup {
+    pub load: Duration,
+    /// None for the harness's stub, which is never loaded.
+    pub first_request: Option<Duration>,
+}
+
 struct ThroughputRun {
-    load_time: Duration,
+    startup: Startup,
     duration: Duration,
     copy_bandwidth: Option<f64>,
 }

@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod batcher;
 pub mod check;
+pub mod compare;
 pub mod engine;
 pub mod engines;
 pub mod fixtures;

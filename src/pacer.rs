@@ -138,8 +138,11 @@ impl Pacer {
         let r = s.rates.entry(engine.to_string()).or_default();
         let Some(first) = tokens.first().filter(|t| !t.is_empty()) else { return };
         if tokens.len() == 1 && prompt >= r.prefill_tokens.max(1) {
+            // A repeat of the same prompt length keeps the faster figure: the slower call paid
+            // something once (a kernel compiled for a new shape) that later calls do not.
+            let rate = (first[0] - start).as_secs_f64() * 1e3 / prompt as f64;
+            r.prefill_ms_per_token = if prompt == r.prefill_tokens { r.prefill_ms_per_token.min(rate) } else { rate };
             r.prefill_tokens = prompt;
-            r.prefill_ms_per_token = (first[0] - start).as_secs_f64() * 1e3 / prompt as f64;
         }
         if tokens.len() == 1 && first.len() > 1 {
             let mean = (first[first.len() - 1] - first[0]).as_secs_f64() * 1e3 / (first.len() - 1) as f64;
@@ -199,5 +202,19 @@ mod tests {
         p.learn("e", 100, t0, &[vec![ms(50), ms(90)], vec![ms(120), ms(160)]]);
         assert!(p.rates("e").unwrap().serial);
         assert_eq!(p.rates("e").unwrap().estimate(4, 1000, 10), Duration::from_millis(2540));
+    }
+
+    #[test]
+    fn a_slow_first_call_of_a_prompt_length_is_forgotten_when_a_repeat_is_faster() {
+        let p = Pacer::unlimited();
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        p.learn("e", 50, t0, &[vec![ms(60_000)]]); // 1200 ms/token: kernels compiled on the way
+        p.learn("e", 50, t0, &[vec![ms(25)]]); // the same prompt again: 0.5 ms/token
+        assert!((p.rates("e").unwrap().prefill_ms_per_token - 0.5).abs() < 1e-9);
+        p.learn("e", 50, t0, &[vec![ms(100)]]); // a slower repeat does not raise it again
+        assert!((p.rates("e").unwrap().prefill_ms_per_token - 0.5).abs() < 1e-9);
+        p.learn("e", 200, t0, &[vec![ms(60)]]); // a longer prompt sets it: 0.3 ms/token
+        assert!((p.rates("e").unwrap().prefill_ms_per_token - 0.3).abs() < 1e-9);
     }
 }

@@ -103,6 +103,8 @@ pub fn summarize_with(run_dir: &Path, criterion_dir: Option<&Path>, options: Opt
     let analysis = crate::analysis::analyse(&results, &env, &tokens, options.gpu_price_per_hour);
     write_analysis(&mut md, &analysis)?;
 
+    write_startup(&mut md, &results)?;
+
     writeln!(md, "## Measured\n")?;
     writeln!(md, "Per-request figures from the raw records (host clock); Criterion's figure from its own estimates (the engine's clock: `cuda-events` on a GPU, `wall` on the CPU).\n")?;
     writeln!(md, "| scenario | engine | device | case | requests | TTFT median ms | TTFT p95 ms | total median ms | total p95 ms | ITL median ms | decode tok/s median | spread (MAD/median) | Criterion clock | Criterion mean ms [95% CI] |")?;
@@ -176,19 +178,20 @@ pub fn summarize_with(run_dir: &Path, criterion_dir: Option<&Path>, options: Opt
     if !with_mbu.is_empty() {
         writeln!(md, "\n## Memory and bandwidth\n")?;
         writeln!(md, "Model bandwidth utilisation (MBU) = bytes a decode step must read (every weight once + the batch's KV cache at its mean length) × decode steps per second ÷ the device's measured copy bandwidth (read + write).\n")?;
-        writeln!(md, "| engine | case | weights GB (engine) | KV cache GB (engine) | GPU memory used GB max (NVML) | bytes per step GB | copy bandwidth GB/s | MBU % median |")?;
-        writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(md, "| engine | case | weights GB (engine) | KV cache GB (engine) | GPU memory used GB max (NVML, device) | this engine's GPU memory GB max (rise since its load) | bytes per step GB | copy bandwidth GB/s | MBU % median |")?;
+        writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|")?;
         for r in with_mbu {
             let m = &r["metrics"];
             let g = |k: &str, s: &str, d: usize| m[k][s].as_f64().map_or("—".to_string(), |v| format!("{v:.d$}"));
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r["engine"].as_str().unwrap_or(""),
                 r["case"].as_str().unwrap_or(""),
                 g("weights_gb", "median", 2),
                 g("kv_cache_gb", "median", 3),
                 g("gpu_mem_used_gb", "max", 2),
+                g("engine_gpu_mem_gb", "max", 2),
                 g("bytes_per_step_gb", "median", 3),
                 g("copy_bandwidth_gbs", "median", 0),
                 g("mbu_pct", "median", 1),
@@ -437,4 +440,28 @@ fn telemetry_series(run_dir: &Path, a: &crate::analysis::Analysis) -> Vec<(Strin
         }
     }
     out
+}
+
+/// Each engine's cost before its first case, per load (a suite loads an engine once per model;
+/// `cargo bench` once per scenario): outside every figure, but what a cold start costs.
+fn write_startup(md: &mut String, results: &[Value]) -> Result<()> {
+    let mut rows: std::collections::BTreeMap<(String, String), (f64, Option<f64>)> = Default::default();
+    for r in results.iter().filter(|r| r["status"] == "measured") {
+        let m = &r["metrics"];
+        let (Some(load), Some(engine)) = (m["load_s"]["median"].as_f64(), r["engine"].as_str()) else { continue };
+        let model = r["model"]["name"].as_str().unwrap_or("?").to_string();
+        rows.entry((engine.to_string(), model)).or_insert((load, m["first_request_s"]["median"].as_f64()));
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(md, "## Start-up\n")?;
+    writeln!(md, "Loading the model, and the first request after the load (GPU kernels compiled by the driver, pools grown): paid once per process, kept out of every figure below.\n")?;
+    writeln!(md, "| engine | model | load s | first request s |")?;
+    writeln!(md, "|---|---|---:|---:|")?;
+    for ((engine, model), (load, first)) in rows {
+        writeln!(md, "| {engine} | {model} | {load:.2} | {} |", first.map_or("—".to_string(), |v| format!("{v:.2}")))?;
+    }
+    writeln!(md)?;
+    Ok(())
 }

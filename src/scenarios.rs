@@ -8,7 +8,7 @@ use crate::batcher::{Batcher, Load};
 use crate::engine::Engine;
 use crate::engines::EngineKind;
 use crate::fixtures::Fixture;
-use crate::harness::{ConcurrentCase, Harness, LatencyCase, ThroughputCase};
+use crate::harness::{ConcurrentCase, Harness, LatencyCase, Startup, ThroughputCase};
 use crate::pacer::Pacer;
 use crate::results::RunDir;
 use crate::workload::*;
@@ -178,12 +178,12 @@ impl Plan {
     }
 
     /// Measure every case on a loaded engine; results are written case by case.
-    pub fn measure(&self, engine: &mut dyn Engine, load_time: Duration) {
+    pub fn measure(&self, engine: &mut dyn Engine, startup: Startup) {
         let h = &self.harness;
         match &self.work {
-            Work::Latency(cases) => h.measure_latency(engine, load_time, cases),
+            Work::Latency(cases) => h.measure_latency(engine, startup, cases),
             Work::Throughput { cases, duration, copy_bandwidth } => {
-                h.measure_throughput(engine, load_time, cases, *duration, *copy_bandwidth)
+                h.measure_throughput(engine, startup, cases, *duration, *copy_bandwidth)
             }
             Work::Concurrent { cases, pool, batcher } => {
                 if let Some(own) = engine.scheduled() {
@@ -191,7 +191,7 @@ impl Plan {
                 } else {
                     eprintln!("[llm-bench] {} is served through: {}, max batch {}", engine.info().name, Batcher::NAME, batcher.max_batch);
                 }
-                h.measure_concurrent(engine, load_time, cases, pool, batcher)
+                h.measure_concurrent(engine, startup, cases, pool, batcher)
             }
         }
         for (case, reason) in &self.left_out {
@@ -204,7 +204,7 @@ impl Plan {
     pub fn measure_harness_overhead(&self) {
         if self.with_stub {
             self.harness.pacer.begin_scenario(1, self.cases());
-            self.measure(&mut crate::engines::stub::Stub, Duration::ZERO);
+            self.measure(&mut crate::engines::stub::Stub, Startup::default());
         }
     }
 }
@@ -231,7 +231,7 @@ pub fn bench(s: Scenario) -> Result<()> {
     for plan in Plan::for_scenario(s, &run, &pacer)? {
         for kind in plan.harness.engines() {
             match plan.harness.load(kind) {
-                Ok((mut engine, load_time)) => plan.measure(engine.as_mut(), load_time),
+                Ok((mut engine, startup)) => plan.measure(engine.as_mut(), startup),
                 Err(why) => plan.harness.skip(kind.name(), None, &why),
             }
         }
@@ -279,7 +279,7 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
     for (i, &kind) in engines.iter().enumerate() {
         pacer.begin_engine(engines.len() - i);
         // Plans on the same model share one load of the engine (or its one failure).
-        let mut loaded: Option<(std::path::PathBuf, Result<(Box<dyn Engine>, Duration), String>)> = None;
+        let mut loaded: Option<(std::path::PathBuf, Result<(Box<dyn Engine>, Startup), String>)> = None;
         for (j, plan) in plans.iter().enumerate() {
             let h = &plan.harness;
             if pacer.left() == Some(Duration::ZERO) {
@@ -290,7 +290,7 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
                 drop(loaded.take()); // free the previous model's memory before loading the next
                 loaded = Some((h.model.gguf.clone(), h.load(kind)));
             }
-            let (engine, load_time) = match loaded.as_mut().map(|l| &mut l.1) {
+            let (engine, startup) = match loaded.as_mut().map(|l| &mut l.1) {
                 Some(Ok((engine, t))) => (engine, *t),
                 Some(Err(why)) => {
                     h.skip(kind.name(), None, why);
@@ -299,7 +299,7 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
                 None => unreachable!("loaded above"),
             };
             pacer.begin_scenario(plans.len() - j, plan.cases());
-            plan.measure(engine.as_mut(), load_time);
+            plan.measure(engine.as_mut(), startup);
         }
     }
     eprintln!("[llm-bench] suite done in {:.0} s; results in {}", started.elapsed().as_secs_f64(), run.dir.display());

@@ -36,7 +36,12 @@ const USAGE: &str = "usage:
   llm-bench generate <prompt tokens> <new tokens> [cpu|cuda|cuda:N]
                                                       one timed request per built engine on the benchmark model
                                                       (e.g. an 8K-token context), no Criterion
-  llm-bench summary <run dir> [criterion dir]         render results.jsonl as summary.md and summary.json in the run dir
+  llm-bench report <run dir> [--criterion DIR] [--gpu-price USD_PER_HOUR]
+                                                      render results.jsonl as summary.html (charts), summary.md and
+                                                      summary.json in the run dir; Criterion's estimates and links
+                                                      from DIR (its output, e.g. target/criterion); default price $2.50/h
+  llm-bench summary <run dir> [criterion dir]         the same with the default price
+  llm-bench compare <run A> <run B>                   every figure both runs measured: change and a noise-aware verdict
   llm-bench suite [--budget SECONDS] [scenario ...]   every scenario (or those named), engine by engine in one process:
                                                       each engine loaded once; with a budget, cases that would not fit
                                                       are recorded as skipped with their estimated cost (LLM_BENCH_*
@@ -93,6 +98,35 @@ fn run() -> Result<()> {
             let criterion = args.get(2).map(std::path::PathBuf::from);
             llm_bench::report::write_summary(&run, criterion.as_deref())?;
             println!("{}", std::fs::read_to_string(run.join("summary.md"))?);
+            Ok(())
+        }
+        Some("report") => {
+            let run = args.get(1).map(std::path::PathBuf::from).ok_or_else(|| anyhow::anyhow!("report needs a run directory\n{USAGE}"))?;
+            let mut criterion = None;
+            let mut options = llm_bench::report::Options::default();
+            let mut rest = args[2..].iter();
+            while let Some(a) = rest.next() {
+                match a.as_str() {
+                    "--criterion" => criterion = rest.next().map(std::path::PathBuf::from),
+                    "--gpu-price" => {
+                        options.gpu_price_per_hour = rest
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .filter(|p: &f64| *p > 0.0)
+                            .ok_or_else(|| anyhow::anyhow!("--gpu-price needs a price in dollars per GPU-hour, e.g. 2.50"))?
+                    }
+                    other => bail!("unknown report option `{other}`\n{USAGE}"),
+                }
+            }
+            llm_bench::report::write_reports(&run, criterion.as_deref(), options)?;
+            for f in ["summary.html", "summary.md", "summary.json"] {
+                println!("{}", run.join(f).display());
+            }
+            Ok(())
+        }
+        Some("compare") => {
+            let (Some(a), Some(b)) = (args.get(1), args.get(2)) else { bail!("compare needs two run directories\n{USAGE}") };
+            print!("{}", llm_bench::compare::compare(std::path::Path::new(a), std::path::Path::new(b))?);
             Ok(())
         }
         Some("suite") => {

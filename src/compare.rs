@@ -1,0 +1,168 @@
+//! `llm-bench compare <run A> <run B>`: every figure both runs measured, its change from A to B,
+//! and whether that change stands out from the runs' own noise.
+//!
+//! A change is called only when it is both statistically clear and large enough to matter:
+//! Welch's t on the two means (from each figure's mean, standard deviation and sample count,
+//! |t| ≥ 2.6, about 99% two-sided for the sample counts here) and a median change of at least
+//! [`MIN_CHANGE`]. Everything else is "no change (within noise)". Criterion's own
+//! `--save-baseline` / `--baseline` compares one bench's figures the same way a run at a time;
+//! this compares whole runs, including the suite's own figures (TTFT, tok/s, memory).
+
+use crate::results::read_results;
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::fmt::Write;
+use std::path::Path;
+
+/// Smallest relative change of a median reported as a change.
+pub const MIN_CHANGE: f64 = 0.02;
+/// Welch's |t| above which two means differ.
+pub const T_CRITICAL: f64 = 2.6;
+
+/// The figures compared, and whether a higher value is better.
+const FIGURES: [(&str, &str, bool); 6] = [
+    ("ttft_ms", "TTFT ms", false),
+    ("total_ms", "request ms", false),
+    ("inter_token_ms", "inter-token ms", false),
+    ("output_tok_s", "output tok/s", true),
+    ("gpu_mem_used_gb", "GPU memory GB", false),
+    ("mbu_pct", "MBU %", true),
+];
+
+/// One figure in both runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Change {
+    pub id: String,
+    pub figure: &'static str,
+    pub a: f64,
+    pub b: f64,
+    /// (b − a) ÷ a of the medians.
+    pub change: f64,
+    pub t: Option<f64>,
+    pub verdict: &'static str,
+}
+
+fn summary(r: &Value, k: &str) -> Option<(f64, f64, f64, f64)> {
+    let m = &r["metrics"][k];
+    Some((m["median"].as_f64()?, m["mean"].as_f64()?, m["stddev"].as_f64()?, m["n"].as_f64()?))
+}
+
+/// Welch's t of two means from their standard deviations and sample counts.
+pub fn welch_t(mean_a: f64, sd_a: f64, n_a: f64, mean_b: f64, sd_b: f64, n_b: f64) -> Option<f64> {
+    if n_a < 2.0 || n_b < 2.0 {
+        return None;
+    }
+    let se = (sd_a * sd_a / n_a + sd_b * sd_b / n_b).sqrt();
+    if se > 0.0 {
+        Some((mean_b - mean_a) / se)
+    } else if mean_a == mean_b {
+        Some(0.0)
+    } else {
+        Some(f64::INFINITY.copysign(mean_b - mean_a))
+    }
+}
+
+/// The verdict for one figure.
+pub fn verdict(change: f64, t: Option<f64>, higher_is_better: bool) -> &'static str {
+    let clear = t.is_some_and(|t| t.abs() >= T_CRITICAL) && change.abs() >= MIN_CHANGE;
+    match (clear, (change > 0.0) == higher_is_better) {
+        (false, _) => "no change (within noise)",
+        (true, true) => "better",
+        (true, false) => "worse",
+    }
+}
+
+fn key(r: &Value) -> String {
+    format!("{}/{}/{}", r["scenario"].as_str().unwrap_or(""), r["engine"].as_str().unwrap_or(""), r["case"].as_str().unwrap_or(""))
+}
+
+/// Every figure both runs measured, in run A's order.
+pub fn changes(a: &[Value], b: &[Value]) -> Vec<Change> {
+    let measured = |v: &[Value]| -> Vec<Value> { v.iter().filter(|r| r["status"] == "measured").cloned().collect() };
+    let (a, b) = (measured(a), measured(b));
+    let mut out = Vec::new();
+    for ra in &a {
+        let id = key(ra);
+        let Some(rb) = b.iter().find(|r| key(r) == id) else { continue };
+        for (k, label, higher) in FIGURES {
+            let (Some(sa), Some(sb)) = (summary(ra, k), summary(rb, k)) else { continue };
+            if sa.0 == 0.0 {
+                continue;
+            }
+            let change = (sb.0 - sa.0) / sa.0;
+            let t = welch_t(sa.1, sa.2, sa.3, sb.1, sb.2, sb.3);
+            out.push(Change { id: id.clone(), figure: label, a: sa.0, b: sb.0, change, t, verdict: verdict(change, t, higher) });
+        }
+    }
+    out
+}
+
+/// The comparison as Markdown.
+pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
+    let read = |d: &Path| read_results(&d.join("results.jsonl")).with_context(|| format!("{} is not a run directory (no results.jsonl)", d.display()));
+    let (a, b) = (read(run_a)?, read(run_b)?);
+    let commit = |d: &Path| -> String {
+        std::fs::read_to_string(d.join("environment.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|e| e["git_commit"].as_str().map(|c| c.chars().take(10).collect()))
+            .unwrap_or_else(|| "?".into())
+    };
+    let mut md = String::new();
+    writeln!(md, "# llm-bench compare\n")?;
+    writeln!(md, "- A: `{}` (commit {})", run_a.display(), commit(run_a))?;
+    writeln!(md, "- B: `{}` (commit {})", run_b.display(), commit(run_b))?;
+    writeln!(md, "- a change is called when Welch's |t| ≥ {T_CRITICAL} on the means and the median moved by at least {:.0}%\n", MIN_CHANGE * 100.0)?;
+    let ch = changes(&a, &b);
+    let count = |v: &str| ch.iter().filter(|c| c.verdict == v).count();
+    writeln!(md, "{} figures in both runs: {} better, {} worse, {} within noise.\n", ch.len(), count("better"), count("worse"), count("no change (within noise)"))?;
+    writeln!(md, "| figure | case | A median | B median | change | Welch t | verdict |")?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---|")?;
+    for c in &ch {
+        writeln!(
+            md,
+            "| {} | {} | {:.3} | {:.3} | {:+.1}% | {} | {} |",
+            c.figure,
+            c.id,
+            c.a,
+            c.b,
+            c.change * 100.0,
+            c.t.map_or("—".to_string(), |t| format!("{t:.1}")),
+            c.verdict
+        )?;
+    }
+    let ids = |v: &[Value]| -> Vec<String> { v.iter().filter(|r| r["status"] == "measured").map(key).collect() };
+    let (ia, ib) = (ids(&a), ids(&b));
+    let only_a: Vec<&String> = ia.iter().filter(|i| !ib.contains(i)).collect();
+    let only_b: Vec<&String> = ib.iter().filter(|i| !ia.contains(i)).collect();
+    if !only_a.is_empty() || !only_b.is_empty() {
+        writeln!(md, "\n## Measured in one run only\n")?;
+        for i in only_a {
+            writeln!(md, "- only in A: {i}")?;
+        }
+        for i in only_b {
+            writeln!(md, "- only in B: {i}")?;
+        }
+    }
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clear_changes_are_called_and_noise_is_not() {
+        // 10 samples each, means 100 vs 120 with sd 5: t ≈ 8.9, a 20% slower request.
+        let t = welch_t(100.0, 5.0, 10.0, 120.0, 5.0, 10.0).unwrap();
+        assert!((t - 8.944).abs() < 0.01, "{t}");
+        assert_eq!(verdict(0.2, Some(t), false), "worse");
+        assert_eq!(verdict(0.2, Some(t), true), "better");
+        // The same means with sd 40: t ≈ 1.1, within noise.
+        let t = welch_t(100.0, 40.0, 10.0, 120.0, 40.0, 10.0).unwrap();
+        assert_eq!(verdict(0.2, Some(t), false), "no change (within noise)");
+        // Clear but tiny: 0.5% is below the smallest change worth calling.
+        assert_eq!(verdict(0.005, Some(50.0), false), "no change (within noise)");
+        assert_eq!(welch_t(1.0, 0.0, 1.0, 2.0, 0.0, 1.0), None);
+    }
+}
