@@ -121,11 +121,11 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
     for c in &ch {
         writeln!(
             md,
-            "| {} | {} | {:.3} | {:.3} | {:+.1}% | {} | {} |",
+            "| {} | {} | {} | {} | {:+.1}% | {} | {} |",
             c.figure,
             c.id,
-            c.a,
-            c.b,
+            significant(c.a),
+            significant(c.b),
             c.change * 100.0,
             c.t.map_or("—".to_string(), |t| format!("{t:.1}")),
             c.verdict
@@ -147,9 +147,26 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
     Ok(md)
 }
 
+/// A value with four significant digits, so that the harness's microsecond figures (in ms) do
+/// not print as 0.000.
+fn significant(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let decimals = (3 - v.abs().log10().floor() as i32).clamp(0, 9) as usize;
+    format!("{v:.decimals$}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_figures_keep_their_digits() {
+        assert_eq!(significant(0.000123456), "0.0001235");
+        assert_eq!(significant(14.7312), "14.73");
+        assert_eq!(significant(1234.5), "1234");
+    }
 
     #[test]
     fn clear_changes_are_called_and_noise_is_not() {

@@ -14,6 +14,11 @@ pub mod fixtures;
 pub mod gpu;
 pub mod harness;
 pub mod html;
+#[cfg(feature = "cuda")]
+pub mod kernels;
+pub mod kernels_cpu;
+#[cfg(feature = "cuda")]
+pub mod kernels_engines;
 pub mod measurement;
 pub mod pacer;
 pub mod plots;

@@ -26,6 +26,11 @@ pub struct Rates {
     /// Whether the engine runs a batch's requests one after another (seen when a batch's
     /// second request started after its first had finished).
     pub serial: bool,
+    /// The largest batch seen so far, and its cost per new token per request: a batch at least
+    /// that large is estimated to cost no less per token (an engine whose batches stop scaling,
+    /// or fall back to something slower, shows it here before a bigger batch is tried).
+    pub batch: usize,
+    pub batch_token_ms: f64,
 }
 
 impl Rates {
@@ -35,7 +40,10 @@ impl Rates {
     /// used only to avoid starting hopeless requests).
     pub fn estimate(&self, batch: usize, prompt: usize, new_tokens: usize) -> Duration {
         let steps = new_tokens.saturating_sub(1) * if self.serial { batch } else { 1 };
-        let ms = self.prefill_ms_per_token * (batch * prompt) as f64 + self.step_ms * steps as f64;
+        let mut ms = self.prefill_ms_per_token * (batch * prompt) as f64 + self.step_ms * steps as f64;
+        if self.batch > 1 && batch >= self.batch {
+            ms = ms.max(self.batch_token_ms * (batch * new_tokens) as f64);
+        }
         Duration::from_secs_f64(ms.max(0.0) / 1e3)
     }
 }
@@ -151,6 +159,14 @@ impl Pacer {
         if let Some(second) = tokens.get(1).and_then(|t| t.first()) {
             r.serial |= second >= first.last().unwrap();
         }
+        let new_tokens = tokens.iter().map(Vec::len).max().unwrap_or(0);
+        let end = tokens.iter().filter_map(|t| t.last()).max();
+        if let (true, Some(end)) = (tokens.len() > 1 && tokens.len() >= r.batch && new_tokens > 0, end) {
+            // A repeat of the same batch size keeps the faster figure, as for prefill.
+            let rate = (*end - start).as_secs_f64() * 1e3 / (tokens.len() * new_tokens) as f64;
+            r.batch_token_ms = if tokens.len() == r.batch { r.batch_token_ms.min(rate) } else { rate };
+            r.batch = tokens.len();
+        }
     }
 }
 
@@ -202,6 +218,24 @@ mod tests {
         p.learn("e", 100, t0, &[vec![ms(50), ms(90)], vec![ms(120), ms(160)]]);
         assert!(p.rates("e").unwrap().serial);
         assert_eq!(p.rates("e").unwrap().estimate(4, 1000, 10), Duration::from_millis(2540));
+    }
+
+    #[test]
+    fn a_batch_that_stopped_scaling_makes_larger_batches_cost_at_least_as_much_per_token() {
+        let p = Pacer::unlimited();
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        p.learn("e", 50, t0, &[vec![ms(10), ms(14), ms(18), ms(22)]]); // 4 ms steps alone
+        // 32 requests of 4 tokens that took 13 s: about 102 ms per token per request.
+        let batch: Vec<Vec<Instant>> = (0..32).map(|i| vec![ms(100 + i), ms(13_000)]).collect();
+        let batch: Vec<Vec<Instant>> = batch.into_iter().map(|mut v| { v.splice(1..1, [ms(5_000), ms(9_000)]); v }).collect();
+        p.learn("e", 50, t0, &batch);
+        let r = p.rates("e").unwrap();
+        assert_eq!(r.batch, 32);
+        // Batch 64 is estimated from the batch-32 rate: twice the call, not a few 4 ms steps.
+        assert_eq!(r.estimate(64, 50, 4), Duration::from_secs(26));
+        // A smaller batch keeps the single-request model.
+        assert!(r.estimate(8, 50, 4) < Duration::from_secs(1));
     }
 
     #[test]

@@ -28,11 +28,15 @@ fn criterion_estimates(criterion_dir: &Path, group: &str, bench: &str) -> Option
     }))
 }
 
-/// The raw request records of a run, if its `requests.jsonl` is there.
+/// The raw request records of a run: its `requests.jsonl`, or the `requests.jsonl.xz` a
+/// committed report keeps instead (read through the `xz` command).
 fn read_requests(run_dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run_dir.join("requests.jsonl"))
-        .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(run_dir.join("requests.jsonl")).ok().or_else(|| {
+        let xz = run_dir.join("requests.jsonl.xz");
+        let out = std::process::Command::new("xz").arg("-dc").arg(&xz).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    text.map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
 }
 
 /// Where a Criterion benchmark's HTML page is, relative to the run directory when it can be.
@@ -101,6 +105,7 @@ pub fn summarize_with(run_dir: &Path, criterion_dir: Option<&Path>, options: Opt
     writeln!(md, "- profile: {}\n", env["profile"].as_str().unwrap_or("?"))?;
     let tokens = crate::analysis::tokens_per_request(&read_requests(run_dir));
     let analysis = crate::analysis::analyse(&results, &env, &tokens, options.gpu_price_per_hour);
+    write_coverage(&mut md, &results)?;
     write_analysis(&mut md, &analysis)?;
 
     write_startup(&mut md, &results)?;
@@ -449,6 +454,9 @@ fn write_startup(md: &mut String, results: &[Value]) -> Result<()> {
     for r in results.iter().filter(|r| r["status"] == "measured") {
         let m = &r["metrics"];
         let (Some(load), Some(engine)) = (m["load_s"]["median"].as_f64(), r["engine"].as_str()) else { continue };
+        if engine == "stub" {
+            continue; // never loaded
+        }
         let model = r["model"]["name"].as_str().unwrap_or("?").to_string();
         rows.entry((engine.to_string(), model)).or_insert((load, m["first_request_s"]["median"].as_f64()));
     }
@@ -461,6 +469,48 @@ fn write_startup(md: &mut String, results: &[Value]) -> Result<()> {
     writeln!(md, "|---|---|---:|---:|")?;
     for ((engine, model), (load, first)) in rows {
         writeln!(md, "| {engine} | {model} | {load:.2} | {} |", first.map_or("—".to_string(), |v| format!("{v:.2}")))?;
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
+/// Which engine × scenario pairs have figures: a run paced by a budget measures what fits, and a
+/// reader must see at once what it left out (each skipped case's reason is in Skipped).
+fn write_coverage(md: &mut String, results: &[Value]) -> Result<()> {
+    let mut cells: std::collections::BTreeMap<(String, String), (usize, usize)> = Default::default();
+    let mut scenarios: Vec<String> = Vec::new();
+    for r in results {
+        let (Some(engine), Some(scenario)) = (r["engine"].as_str(), r["scenario"].as_str()) else { continue };
+        if engine == "stub" {
+            continue;
+        }
+        if !scenarios.iter().any(|s| s == scenario) {
+            scenarios.push(scenario.to_string());
+        }
+        let cell = cells.entry((engine.to_string(), scenario.to_string())).or_default();
+        match r["status"].as_str() {
+            Some("measured") => cell.0 += 1,
+            _ => cell.1 += 1,
+        }
+    }
+    if cells.is_empty() {
+        return Ok(());
+    }
+    let mut engines: Vec<&String> = cells.keys().map(|(e, _)| e).collect();
+    engines.dedup();
+    writeln!(md, "## Coverage\n")?;
+    writeln!(md, "Cases measured / skipped per engine and scenario (reasons under Skipped).\n")?;
+    writeln!(md, "| engine | {} |", scenarios.join(" | "))?;
+    writeln!(md, "|---|{}", "---|".repeat(scenarios.len()))?;
+    for e in engines {
+        let row: Vec<String> = scenarios
+            .iter()
+            .map(|s| match cells.get(&(e.clone(), s.clone())) {
+                Some((m, k)) => format!("{m} / {k}"),
+                None => "—".to_string(),
+            })
+            .collect();
+        writeln!(md, "| {e} | {} |", row.join(" | "))?;
     }
     writeln!(md)?;
     Ok(())

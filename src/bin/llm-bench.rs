@@ -12,6 +12,8 @@ use llm_bench::scenarios::Scenario;
 
 #[path = "../../benches/concurrent_load.rs"]
 mod concurrent_load;
+#[path = "../../benches/kernels.rs"]
+mod kernels;
 #[path = "../../benches/long_context.rs"]
 mod long_context;
 #[path = "../../benches/memory_efficiency.rs"]
@@ -21,13 +23,15 @@ mod single_request;
 #[path = "../../benches/sustained_throughput.rs"]
 mod sustained_throughput;
 
-/// The benches this binary can be, by the name it was started under.
-const SCENARIOS: [(&str, fn() -> Result<()>); 5] = [
+/// The benches this binary can be, by the name it was started under (the five scenarios and
+/// the kernel micro-benchmarks).
+const SCENARIOS: [(&str, fn() -> Result<()>); 6] = [
     ("single_request", single_request::main),
     ("sustained_throughput", sustained_throughput::main),
     ("concurrent_load", concurrent_load::main),
     ("memory_efficiency", memory_efficiency::main),
     ("long_context", long_context::main),
+    ("kernels", kernels::main),
 ];
 
 const USAGE: &str = "usage:
