@@ -149,7 +149,7 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
 
 /// A value with four significant digits, so that the harness's microsecond figures (in ms) do
 /// not print as 0.000.
-fn significant(v: f64) -> String {
+pub fn significant(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }

@@ -69,7 +69,11 @@ pub fn markdown(md: &str) -> String {
         } else if l.starts_with('|') {
             let head = cells(l);
             // The second line aligns columns: `---:` right.
-            let align: Vec<bool> = lines.get(i + 1).map(|a| cells(a).iter().map(|c| c.ends_with(':')).collect()).unwrap_or_default();
+            // It has no spaces around its bars (`|---|---:|`), so it is split on the bars alone.
+            let align: Vec<bool> = lines
+                .get(i + 1)
+                .map(|a| a.trim().trim_matches('|').split('|').map(|c| c.trim().ends_with(':')).collect())
+                .unwrap_or_default();
             out.push_str("<table>\n<tr>");
             for h in &head {
                 out.push_str(&format!("<th>{}</th>", inline(h)));

@@ -118,7 +118,8 @@ pub fn summarize_with(run_dir: &Path, criterion_dir: Option<&Path>, options: Opt
     for r in results.iter().filter(|r| r["status"] == "measured") {
         let m = &r["metrics"];
         let f = |k: &str, s: &str| m[k][s].as_f64();
-        let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
+        // The harness's own figures are microseconds: keep their digits.
+        let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| if v.abs() < 0.1 { crate::compare::significant(v) } else { format!("{v:.2}") });
         let (scenario, engine, case) = (r["scenario"].as_str().unwrap_or(""), r["engine"].as_str().unwrap_or(""), r["case"].as_str().unwrap_or(""));
         let crit = criterion_dir.and_then(|d| criterion_estimates(d, &format!("{scenario}/{engine}"), case));
         let crit_text = crit.as_ref().map_or("—".to_string(), |c| {
