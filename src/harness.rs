@@ -362,15 +362,14 @@ impl Harness {
             let records: Vec<RequestRecord> = calls.into_iter().skip(keep).flatten().collect();
             let mem = engine.memory();
             let one = |unit: &'static str, v: f64| Summary::of(&[v]).map(|summary| Metric { unit, summary });
-            let extra: BTreeMap<String, Metric> = [
-                ("load_s", one("s", startup.load.as_secs_f64())),
-                ("first_request_s", startup.first_request.and_then(|t| one("s", t.as_secs_f64()))),
+            let mut extra: BTreeMap<String, Metric> = [
                 ("weights_gb", one("GB", mem.weights_bytes as f64 / 1e9)),
                 ("kv_cache_gb", one("GB", mem.kv_cache_bytes as f64 / 1e9)),
             ]
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
             .collect();
+            extra.extend(startup.metrics());
             self.finish_case(engine, clock.label(), &id, records, extra);
         }
         group.finish();
@@ -503,8 +502,6 @@ impl Harness {
                 }
             };
             put("output_tok_s", "tok/s", measured.iter().flat_map(|c| c.2.clone()).collect());
-            put("load_s", "s", vec![startup.load.as_secs_f64()]);
-            put("first_request_s", "s", startup.first_request.iter().map(|t| t.as_secs_f64()).collect());
             put("cpu_cores", "cores", samples.iter().map(|s| s.cpu_cores).collect());
             put("rss_gb", "GB", samples.iter().map(|s| s.rss_bytes as f64 / 1e9).collect());
             put("gpu_util_pct", "%", samples.iter().filter_map(|s| s.gpu_util_pct).collect());
@@ -532,6 +529,7 @@ impl Harness {
                 put("mbu_pct", "%", steps.iter().map(|s| 100.0 * per_step * s / bw).collect());
             }
             let records = measured.into_iter().flat_map(|c| c.1).collect();
+            extra.extend(startup.metrics());
             self.finish_case(engine, clock.label(), &id, records, extra);
         }
         group.finish();
@@ -673,9 +671,9 @@ impl Harness {
             };
             put("output_tok_s", "tok/s", measured.iter().map(|c| c.1).collect());
             put("mean_batch", "requests", measured.iter().map(|c| c.2).collect());
-            put("load_s", "s", vec![startup.load.as_secs_f64()]);
-            put("first_request_s", "s", startup.first_request.iter().map(|t| t.as_secs_f64()).collect());
+
             let records = measured.into_iter().flat_map(|c| c.0).collect();
+            extra.extend(startup.metrics());
             self.finish_case(engine, "wall", &id, records, extra);
         }
         group.finish();
@@ -701,6 +699,16 @@ pub struct Startup {
     pub load: Duration,
     /// None for the harness's stub, which is never loaded.
     pub first_request: Option<Duration>,
+}
+
+impl Startup {
+    /// `load_s` and `first_request_s`, as every case of the engine records them.
+    fn metrics(&self) -> impl Iterator<Item = (String, Metric)> {
+        let load = Some(self.load.as_secs_f64());
+        [("load_s", load), ("first_request_s", self.first_request.map(|t| t.as_secs_f64()))]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), Metric { unit: "s", summary: Summary::of(&[v?])? })))
+    }
 }
 
 struct ThroughputRun {

@@ -67,7 +67,10 @@ pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String
 
 /// The summary of one run: Markdown text, the JSON document with the same rows, and the analysis.
 pub fn summarize_with(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<(String, Value, crate::analysis::Analysis)> {
-    let results = read_results(&run_dir.join("results.jsonl"))?;
+    summarize_results(run_dir, &read_results(&run_dir.join("results.jsonl"))?, criterion_dir, options)
+}
+
+fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&Path>, options: Options) -> Result<(String, Value, crate::analysis::Analysis)> {
     let env: Value = std::fs::read_to_string(run_dir.join("environment.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -303,10 +306,10 @@ pub fn write_summary(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<()>
 
 /// Write `summary.md`, `summary.json` and `summary.html` into the run directory.
 pub fn write_reports(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<()> {
-    let (md, doc, analysis) = summarize_with(run_dir, criterion_dir, options)?;
+    let results = read_results(&run_dir.join("results.jsonl"))?;
+    let (md, doc, analysis) = summarize_results(run_dir, &results, criterion_dir, options)?;
     std::fs::write(run_dir.join("summary.md"), &md).context("cannot write summary.md")?;
     std::fs::write(run_dir.join("summary.json"), serde_json::to_string_pretty(&doc)?)?;
-    let results = read_results(&run_dir.join("results.jsonl"))?;
     let charts = charts(run_dir, &results, &analysis);
     std::fs::write(run_dir.join("summary.html"), crate::html::page(&md, &charts)).context("cannot write summary.html")?;
     Ok(())
