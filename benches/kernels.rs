@@ -235,8 +235,24 @@ mod gpu {
         };
         eprintln!("[llm-bench] kernels: {} ({}, {} SMs, L2 {} MB), results in {}", k.device_name, k.arch, k.sm_count, k.l2_bytes >> 20, run.dir.display());
 
+        let (ops, breakdown) = parts()?;
+        let copy_bytes_per_s = llm_bench::gpu::copy_bandwidth(ordinal)?;
+        if ops {
+            measure_ops(&run, profile, &k, ordinal, copy_bytes_per_s)?;
+        }
+        if breakdown {
+            drop(k);
+            engine_breakdown(&run, copy_bytes_per_s)?;
+        }
+        eprintln!("[llm-bench] kernels: done; {}", run.path("kernels.jsonl").display());
+        Ok(())
+    }
+
+    /// Steps 1-5: checks, roofs, every case, the decode-step summaries.
+    fn measure_ops(run: &RunDir, profile: Profile, k: &Kernels, ordinal: usize, copy_bytes_per_s: f64) -> Result<()> {
+        let run = run.clone();
         // 1. Checks first; a kernel that fails one is not timed.
-        let checks = kernels::check_all(&k)?;
+        let checks = kernels::check_all(k)?;
         let mut failed: BTreeSet<&'static str> = BTreeSet::new();
         for c in &checks {
             eprintln!(
@@ -258,7 +274,7 @@ mod gpu {
         }
 
         // 2. The roofs.
-        let roofs = Roofs { copy_bytes_per_s: llm_bench::gpu::copy_bandwidth(ordinal)?, fp32_flop_per_s: k.fp32_fma_rate()? };
+        let roofs = Roofs { copy_bytes_per_s, fp32_flop_per_s: k.fp32_fma_rate()? };
         eprintln!(
             "[llm-bench] kernels: copy bandwidth {:.0} GB/s (read + write), f32 FMA rate {:.1} TFLOP/s",
             roofs.copy_bytes_per_s / 1e9,
@@ -342,7 +358,48 @@ mod gpu {
                 }),
             )?;
         }
-        eprintln!("[llm-bench] kernels: done; {}", run.path("kernels.jsonl").display());
+        Ok(())
+    }
+
+    /// Which parts run: `LLM_BENCH_KERNELS=ops` (the kernels and the engines' equivalent calls),
+    /// `breakdown` (each GPU engine's decode step, traced), or both (unset).
+    fn parts() -> Result<(bool, bool)> {
+        match std::env::var("LLM_BENCH_KERNELS").as_deref() {
+            Err(_) | Ok("") | Ok("all") => Ok((true, true)),
+            Ok("ops") => Ok((true, false)),
+            Ok("breakdown") => Ok((false, true)),
+            Ok(other) => anyhow::bail!("LLM_BENCH_KERNELS={other} is not ops, breakdown or all"),
+        }
+    }
+
+    /// 6. Each GPU engine's decode step on the benchmark model: wall time, launches, copies and
+    /// GPU busy time per step (`llm_bench::breakdown`), one `engine_decode` line each.
+    fn engine_breakdown(run: &RunDir, copy_bytes_per_s: f64) -> Result<()> {
+        const CASE: &str = "decode_breakdown";
+        let model = match llm_bench::fixtures::benchmark_model() {
+            Ok(m) => m,
+            Err(e) => return skip(run, "engines", Some(CASE), &format!("no benchmark model for the decode breakdown: {e:#}")),
+        };
+        let h = llm_bench::harness::Harness::open("kernels", model, run.clone(), std::sync::Arc::new(llm_bench::pacer::Pacer::unlimited()))?;
+        let model_bytes = h.weight_bytes_per_step() as f64;
+        let tracer = llm_bench::cupti::Tracer::get().map_err(|e| format!("{e:#}"));
+        match &tracer {
+            Ok(t) => eprintln!("[llm-bench] kernels/decode breakdown: CUPTI from {}", t.library()),
+            Err(why) => eprintln!("[llm-bench] kernels/decode breakdown: no tracing ({why}); wall times only"),
+        }
+        for kind in h.engines() {
+            if !kind.device(h.gpu).is_gpu() {
+                skip(run, kind.name(), Some(CASE), "runs on the CPU here: no GPU kernels to break down")?;
+                continue;
+            }
+            match h.load(kind) {
+                Ok((mut engine, _startup)) => match llm_bench::breakdown::measure(&h, engine.as_mut(), tracer.as_ref().map_err(Clone::clone), copy_bytes_per_s, model_bytes) {
+                    Ok(line) => append(run, &line)?,
+                    Err(e) => skip(run, kind.name(), Some(CASE), &format!("{e:#}"))?,
+                },
+                Err(why) => skip(run, kind.name(), Some(CASE), &why)?,
+            }
+        }
         Ok(())
     }
 }

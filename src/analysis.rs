@@ -385,6 +385,5 @@ fn opportunities(a: &Analysis) -> Vec<String> {
             }
         }
     }
-    out.push("Per-kernel breakdown (launches per token, GPU busy time per token): see the kernels bench when its results are in this run.".into());
     out
 }

@@ -746,6 +746,39 @@ impl Kernels {
                 case.notes = "inputs stay in L2, as in a decode step".into();
                 case.run = Box::new(move || self.swiglu(&g.as_view(), &u.as_view(), &mut y, n));
             }
+            CaseSpec::DecodeStep { fused } => {
+                // Each layer its own weights (one buffer per matrix kind, 16 copies), as in a model.
+                let layers = 16usize;
+                let mut mats = Vec::new();
+                for (name, rows, cols) in llama_1b::layer_matvecs(fused) {
+                    let wb = cpu::q8_0_bytes(rows, cols);
+                    let (w, stride) = replicate(self, &random_q8_0(rows, cols, rng.next_u64()), layers)?;
+                    mats.push((name, rows, cols, wb, w, stride));
+                }
+                let (vr, vc) = (llama_1b::VOCAB, llama_1b::HIDDEN);
+                let head = self.upload(&random_q8_0(vr, vc, rng.next_u64()))?;
+                let x = self.upload(&rng.vec(llama_1b::INTERMEDIATE, 1.0))?;
+                let mut y = self.stream.alloc_zeros::<f32>(vr)?;
+                let bytes_of = |rows: usize, cols: usize| (cpu::q8_0_bytes(rows, cols) + 4 * (rows + cols)) as f64;
+                let launches = layers * mats.len() + 1;
+                case.precision = "Q8_0 weights, f32 x and accumulation".into();
+                case.bytes = layers as f64 * mats.iter().map(|m| bytes_of(m.1, m.2)).sum::<f64>() + bytes_of(vr, vc);
+                case.flops = 2.0 * (layers * mats.iter().map(|m| m.1 * m.2).sum::<usize>() + vr * vc) as f64;
+                case.notes = format!(
+                    "{launches} launches: {layers} layers x ({}) + lm_head, each layer its own weights ({:.2} GB in all)",
+                    mats.iter().map(|m| m.0).collect::<Vec<_>>().join(", "),
+                    case.bytes / 1e9
+                );
+                case.run = Box::new(move || {
+                    for layer in 0..layers {
+                        for (_, rows, cols, wb, w, stride) in &mats {
+                            let off = layer * stride;
+                            self.q8_0_matvec(&w.slice(off..off + wb), &x.as_view(), &mut y, *rows, *cols, MatvecPath::Auto)?;
+                        }
+                    }
+                    self.q8_0_matvec(&head.as_view(), &x.as_view(), &mut y, vr, vc, MatvecPath::Auto)
+                });
+            }
             CaseSpec::Attention { seq_len } => {
                 let (h, kv, hd) = (llama_1b::HEADS, llama_1b::KV_HEADS, llama_1b::HEAD_DIM);
                 let cache = seq_len * kv * hd;

@@ -68,6 +68,19 @@ pub mod llama_1b {
         ("lm_head", VOCAB, HIDDEN),
     ];
 
+    /// The same decode products fused as engines built for speed lay them out at load time: q, k
+    /// and v as one matrix, gate and up as one (4 launches per layer instead of 7, the same bytes).
+    pub const FUSED_MATVEC: [(&str, usize, usize); 2] = [("qkv", (HEADS + 2 * KV_HEADS) * HEAD_DIM, HIDDEN), ("gate_up", 2 * INTERMEDIATE, HIDDEN)];
+
+    /// One layer's decode products in launch order, unfused and fused: (name, rows, cols).
+    pub fn layer_matvecs(fused: bool) -> Vec<(&'static str, usize, usize)> {
+        if fused {
+            vec![FUSED_MATVEC[0], MATVEC[3], FUSED_MATVEC[1], MATVEC[6]]
+        } else {
+            MATVEC[..7].to_vec()
+        }
+    }
+
     /// Prefill / batch matrix-matrix products: the q, gate and down shapes at these token counts.
     pub const MATMUL: [(&str, usize, usize); 3] = [("q", HEADS * HEAD_DIM, HIDDEN), ("gate", INTERMEDIATE, HIDDEN), ("down", HIDDEN, INTERMEDIATE)];
     pub const MATMUL_TOKENS: [usize; 2] = [128, 512];
@@ -347,6 +360,10 @@ pub enum CaseSpec {
     Swiglu { n: usize },
     /// One new token over `seq_len` cached positions (32 query heads, 8 KV heads, head_dim 64).
     Attention { seq_len: usize },
+    /// Every matrix-vector product of one decode step, back to back on one stream: 16 layers
+    /// (each its own weights, 1.31 GB in all, so nothing is found in L2) and the classifier;
+    /// `fused`: q/k/v and gate/up as one matrix each.
+    DecodeStep { fused: bool },
 }
 
 impl CaseSpec {
@@ -359,6 +376,7 @@ impl CaseSpec {
             CaseSpec::Rope { .. } => "rope",
             CaseSpec::Swiglu { .. } => "swiglu",
             CaseSpec::Attention { .. } => "attention_decode",
+            CaseSpec::DecodeStep { .. } => "decode_step_matvecs",
         }
     }
 
@@ -381,6 +399,8 @@ impl CaseSpec {
                 llama_1b::KV_HEADS,
                 llama_1b::HEAD_DIM
             ),
+            CaseSpec::DecodeStep { fused: false } => "16x7_plus_lm_head".into(),
+            CaseSpec::DecodeStep { fused: true } => "fused_16x4_plus_lm_head".into(),
         }
     }
 
@@ -395,11 +415,12 @@ impl CaseSpec {
     }
 }
 
-/// Every case of the kernels bench, in report order: the 8 decode matvec shapes, the q/gate/down
-/// matmuls at 128 and 512 tokens, RMSNorm (dim 2048, one row), RoPE (one token), SwiGLU (8192),
+/// Every case of the kernels bench, in report order: the 8 decode matvec shapes and the 2 fused
+/// ones, a whole decode step's matvecs (unfused and fused), the q/gate/down matmuls at 128 and 512 tokens, RMSNorm (dim 2048, one row), RoPE (one token), SwiGLU (8192),
 /// decode attention at 1K/4K/8K cached positions.
 pub fn case_specs() -> Vec<CaseSpec> {
-    let mut v: Vec<CaseSpec> = llama_1b::MATVEC.iter().map(|&(name, rows, cols)| CaseSpec::Matvec { name, rows, cols }).collect();
+    let mut v: Vec<CaseSpec> = llama_1b::MATVEC.iter().chain(&llama_1b::FUSED_MATVEC).map(|&(name, rows, cols)| CaseSpec::Matvec { name, rows, cols }).collect();
+    v.extend([CaseSpec::DecodeStep { fused: false }, CaseSpec::DecodeStep { fused: true }]);
     for &n in &llama_1b::MATMUL_TOKENS {
         v.extend(llama_1b::MATMUL.iter().map(|&(name, rows, cols)| CaseSpec::Matmul { name, rows, cols, n }));
     }
@@ -582,7 +603,7 @@ mod tests {
     #[test]
     fn case_ids_have_no_slash_and_are_unique() {
         let specs = case_specs();
-        assert_eq!(specs.len(), 8 + 6 + 3 + 3);
+        assert_eq!(specs.len(), 8 + 2 + 2 + 6 + 3 + 3);
         let mut ids: Vec<String> = specs.iter().map(|s| format!("{}/{}", s.op(), s.shape())).collect();
         assert!(specs.iter().all(|s| !s.shape().contains('/')));
         ids.sort();
@@ -604,5 +625,9 @@ mod tests {
         // 16 layers of 64.5 MB plus a 279 MB classifier: about 1.31 GB per decode step.
         let b = llama_1b::decode_step_weight_bytes();
         assert!((1.30e9..1.32e9).contains(&b), "{b}");
+        // Fusing changes the launches, not the bytes.
+        let layer = |fused| llama_1b::layer_matvecs(fused).iter().map(|&(_, r, c)| q8_0_bytes(r, c)).sum::<usize>();
+        assert_eq!(layer(true), layer(false));
+        assert_eq!(llama_1b::layer_matvecs(true).len(), 4);
     }
 }

@@ -5,8 +5,10 @@
 
 pub mod analysis;
 pub mod batcher;
+pub mod breakdown;
 pub mod check;
 pub mod compare;
+pub mod cupti;
 pub mod engine;
 pub mod engines;
 pub mod fixtures;
@@ -19,6 +21,7 @@ pub mod kernels;
 pub mod kernels_cpu;
 #[cfg(feature = "cuda")]
 pub mod kernels_engines;
+pub mod kernels_report;
 pub mod measurement;
 pub mod pacer;
 pub mod plots;

@@ -112,6 +112,11 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     write_analysis(&mut md, &analysis)?;
 
     write_startup(&mut md, &results)?;
+    let kernel_lines = crate::kernels_report::read(run_dir);
+    crate::kernels_report::write(&mut md, &kernel_lines)?;
+    if kernel_lines.is_empty() {
+        writeln!(md, "Per-kernel analysis (kernel launches and GPU busy time per decode step, the kernels' fraction of the roofline next to each engine's) is not in this run: it comes from the kernels bench (`cargo bench --features cuda,candle,burn,torch,mistralrs --bench kernels`).\n")?;
+    }
 
     writeln!(md, "## Measured\n")?;
     writeln!(md, "Per-request figures from the raw records (host clock); Criterion's figure from its own estimates (the engine's clock: `cuda-events` on a GPU, `wall` on the CPU).\n")?;
@@ -295,7 +300,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
             s["reason"].as_str().unwrap_or("?")
         )?;
     }
-    let doc = json!({"run": run, "environment": env, "analysis": analysis, "measured": rows, "skipped": skipped});
+    let doc = json!({"run": run, "environment": env, "analysis": analysis, "measured": rows, "skipped": skipped, "kernels": kernel_lines});
     Ok((md, doc, analysis))
 }
 
@@ -431,6 +436,12 @@ fn charts(run_dir: &Path, results: &[Value], a: &crate::analysis::Analysis) -> V
     out.push(("Long-context scaling".to_string(), lines("TTFT (median) by context length", "context tokens", "ms", &series("long_context", "ttft/context", "ttft_ms", "median"), true)));
     let mbu: Vec<(String, f64)> = a.engines.iter().filter_map(|e| e.mbu_pct.map(|v| (e.engine.clone(), v))).collect();
     out.push(("Fraction of the bandwidth roofline".to_string(), bars("Model bandwidth utilisation at batch 1", "% of measured copy bandwidth", &mbu, Some((100.0, "roofline (copy bandwidth)")))));
+    let step: Vec<(String, f64)> = crate::kernels_report::step_rows(&crate::kernels_report::read(run_dir))
+        .into_iter()
+        .filter(|r| !r.how.starts_with("sum of"))
+        .filter_map(|r| Some((format!("{} ({})", r.label, if r.how.contains("busy") { "GPU busy" } else if r.how.contains("wall") { "wall" } else if r.how.contains("graph") { "graph" } else { "issued" }), 100.0 * r.fraction?)))
+        .collect();
+    out.push(("A decode step against the roofline".to_string(), bars("Decode step: weight bytes / time", "% of measured copy bandwidth", &step, Some((100.0, "roofline (copy bandwidth)")))));
     out.into_iter().filter(|(_, svg)| !svg.is_empty()).collect()
 }
 

@@ -1,0 +1,166 @@
+//! Per-engine decode breakdown (issue 10): what one decode step costs each GPU engine on the
+//! device, next to what the suite's own kernels need for the same weights.
+//!
+//! A decode step of the 1B model reads every weight once (1.31 GB of Q8_0); at the measured copy
+//! bandwidth that is the roofline of a step. An engine's time per token is that plus whatever
+//! else it does: more kernels than needed (one launch per op instead of fused ones), the GPU
+//! idle while the host prepares the next launch, copies of logits to the host, sampling. The
+//! breakdown separates them, per engine, from two requests of the same prompt (50 tokens): one
+//! of 1 new token (prefill) and one of 1 + 32 (prefill + 32 decode steps). Per decode step is the
+//! difference divided by 32, so the prefill and the request's fixed costs cancel:
+//!
+//! * wall time per step, untraced (median of 3 pairs): what the engine delivers;
+//! * with CUPTI activity tracing on ([`crate::cupti`]), one pair more: kernel launches and
+//!   copies per step, GPU busy time per step (the union of kernel/copy intervals), and the most
+//!   expensive kernels per step by name;
+//! * GPU busy / wall (how much of a step the GPU works) and the step's fraction of the copy
+//!   bandwidth by wall and by busy time, counting the Q8_0 model's bytes (what the suite's own
+//!   kernels move) and the bytes of weights as the engine stores them.
+//!
+//! Tracing adds host work to every launch, so traced wall times are reported beside the
+//! untraced ones and never replace them.
+
+use crate::cupti::{self, Tracer};
+use crate::engine::Engine;
+use crate::harness::{run_requests, Harness};
+use anyhow::Result;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Decode steps measured past the first new token.
+pub const DECODE_STEPS: usize = 32;
+/// Untraced request pairs behind the wall-time median.
+const PAIRS: usize = 3;
+/// Kernels listed per engine, most time per step first.
+const TOP_KERNELS: usize = 8;
+
+/// Wall seconds of one request of `new_tokens`, the engine settled afterwards.
+fn timed(engine: &mut dyn Engine, prompt: &[u32], new_tokens: usize) -> Result<f64> {
+    let started = Instant::now();
+    run_requests(engine, std::slice::from_ref(&prompt.to_vec()), new_tokens)?;
+    let t = started.elapsed().as_secs_f64();
+    engine.settle()?;
+    Ok(t)
+}
+
+/// Activity records of one request, traced.
+fn traced(engine: &mut dyn Engine, tracer: &Tracer, prompt: &[u32], new_tokens: usize) -> Result<(f64, Vec<cupti::Activity>)> {
+    engine.synchronize()?;
+    tracer.start()?;
+    let t = timed(engine, prompt, new_tokens);
+    engine.synchronize().ok();
+    let records = tracer.stop()?;
+    Ok((t?, records))
+}
+
+/// The breakdown of one loaded engine: one JSON record (also printed). `copy_bandwidth` in
+/// bytes/s, `model_bytes` the Q8_0 file's weight bytes read per step.
+pub fn measure(h: &Harness, engine: &mut dyn Engine, tracer: std::result::Result<&Tracer, String>, copy_bandwidth: f64, model_bytes: f64) -> Result<Value> {
+    let name = engine.info().name;
+    let prompt = h.prompt(crate::workload::HEADLINE_PROMPT_TOKENS)?;
+    let steps = DECODE_STEPS as f64;
+
+    // 1. Untraced wall time per step.
+    let (mut one, mut many) = (Vec::new(), Vec::new());
+    for _ in 0..PAIRS {
+        one.push(timed(engine, &prompt, 1)?);
+        many.push(timed(engine, &prompt, 1 + DECODE_STEPS)?);
+    }
+    let wall = (crate::kernels_cpu::median(&many) - crate::kernels_cpu::median(&one)) / steps;
+    let engine_bytes = engine.memory().weights_bytes as f64;
+    let frac = |bytes: f64, t: f64| (bytes > 0.0 && t > 0.0).then(|| bytes / t / copy_bandwidth);
+    let mut out = json!({
+        "kind": "engine_decode",
+        "run": h.run.run,
+        "engine": name,
+        "model": {"name": h.identity.name, "sha256": h.identity.sha256, "description": h.identity.description},
+        "prompt_tokens": prompt.len(),
+        "decode_steps": DECODE_STEPS,
+        "wall_s_per_step": wall,
+        "wall_samples_s": {"one_token": one, "one_plus_steps": many},
+        "model_weight_bytes": model_bytes,
+        "engine_weight_bytes": engine_bytes,
+        "copy_bandwidth_bytes_per_s": copy_bandwidth,
+        "wall_fraction_of_copy_bandwidth": frac(model_bytes, wall),
+        "wall_fraction_of_copy_bandwidth_engine_bytes": frac(engine_bytes, wall),
+    });
+    eprintln!(
+        "[llm-bench] kernels/decode breakdown, {name}: {:.3} ms per step (wall, untraced; {:.3} of copy bandwidth on {:.2} GB)",
+        wall * 1e3,
+        frac(model_bytes, wall).unwrap_or(f64::NAN),
+        model_bytes / 1e9
+    );
+
+    // 2. Traced: launches, copies, GPU busy time per step.
+    let tracer = match tracer {
+        Ok(t) => t,
+        Err(why) => {
+            out["trace"] = json!({"skipped": why});
+            return Ok(out);
+        }
+    };
+    let (wall_a, a) = traced(engine, tracer, &prompt, 1)?;
+    let (wall_b, b) = traced(engine, tracer, &prompt, 1 + DECODE_STEPS)?;
+    let (ba, bb) = (cupti::busy(&a), cupti::busy(&b));
+    if bb.kernels == 0 {
+        out["trace"] = json!({"skipped": "CUPTI recorded no kernels for this engine's requests (tracing not supported here?)"});
+        return Ok(out);
+    }
+    let per_step = |x: f64, y: f64| (y - x) / steps;
+    let busy = per_step(ba.busy_ns as f64, bb.busy_ns as f64) * 1e-9;
+    let traced_wall = per_step(wall_a, wall_b);
+    // Kernels per step by name: the 1 + 32 request's minus the 1-token request's.
+    let before: HashMap<String, (usize, u64)> = cupti::by_name(&a).into_iter().map(|(n, c, t)| (n, (c, t))).collect();
+    let mut kernels: Vec<(String, f64, f64)> = cupti::by_name(&b)
+        .into_iter()
+        .map(|(n, c, t)| {
+            let (c0, t0) = before.get(&n).copied().unwrap_or_default();
+            let launches = (c as f64 - c0 as f64) / steps;
+            let seconds = (t as f64 - t0 as f64) / steps * 1e-9;
+            (n, launches, seconds)
+        })
+        .filter(|(_, launches, _)| *launches > 0.0)
+        .collect();
+    kernels.sort_by(|x, y| y.2.total_cmp(&x.2));
+    let distinct = kernels.len();
+    kernels.truncate(TOP_KERNELS);
+    out["trace"] = json!({
+        "library": tracer.library(),
+        "launches_per_step": per_step(ba.kernels as f64, bb.kernels as f64),
+        "copies_per_step": per_step(ba.copies as f64, bb.copies as f64),
+        "gpu_busy_s_per_step": busy,
+        "kernel_s_per_step": per_step(ba.kernel_ns as f64, bb.kernel_ns as f64) * 1e-9,
+        "traced_wall_s_per_step": traced_wall,
+        "gpu_busy_fraction_of_wall": busy / traced_wall,
+        "busy_fraction_of_copy_bandwidth": frac(model_bytes, busy),
+        "busy_fraction_of_copy_bandwidth_engine_bytes": frac(engine_bytes, busy),
+        "distinct_kernels_per_step": distinct,
+        "top_kernels_per_step": kernels.iter().map(|(n, l, s)| json!({"name": short(n), "launches": l, "seconds": s})).collect::<Vec<_>>(),
+        "requests": {
+            "one_token": {"wall_s": wall_a, "kernels": ba.kernels, "copies": ba.copies, "busy_s": ba.busy_ns as f64 * 1e-9, "span_s": ba.span_ns as f64 * 1e-9},
+            "one_plus_steps": {"wall_s": wall_b, "kernels": bb.kernels, "copies": bb.copies, "busy_s": bb.busy_ns as f64 * 1e-9, "span_s": bb.span_ns as f64 * 1e-9},
+        },
+    });
+    eprintln!(
+        "[llm-bench] kernels/decode breakdown, {name}: {:.1} launches and {:.1} copies per step, GPU busy {:.3} ms of {:.3} ms traced ({:.0}%), \
+         {:.3} of copy bandwidth by busy time; top kernel {}",
+        out["trace"]["launches_per_step"].as_f64().unwrap_or(f64::NAN),
+        out["trace"]["copies_per_step"].as_f64().unwrap_or(f64::NAN),
+        busy * 1e3,
+        traced_wall * 1e3,
+        100.0 * busy / traced_wall,
+        frac(model_bytes, busy).unwrap_or(f64::NAN),
+        kernels.first().map(|k| format!("{} ({:.1} x, {:.1} us)", short(&k.0), k.1, k.2 * 1e6)).unwrap_or_default()
+    );
+    Ok(out)
+}
+
+/// A kernel name cut to 100 characters for printing (C++ names run to kilobytes).
+pub fn short(name: &str) -> String {
+    if name.chars().count() <= 100 {
+        name.to_string()
+    } else {
+        format!("{}…", name.chars().take(99).collect::<String>())
+    }
+}
