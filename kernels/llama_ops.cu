@@ -135,6 +135,12 @@ __device__ __forceinline__ float q8_superblock_dot(const u32 (&wv)[68], const fl
     }
 }
 
+// Programmatic dependent launch (sm_90): let the next kernel on the stream be scheduled now (its
+// blocks still wait for ours before reading what we write), and wait for the previous kernel to
+// finish and flush its writes. Both are no-ops unless the launch set the PDL attribute.
+__device__ __forceinline__ void grid_dependents_launch() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+__device__ __forceinline__ void grid_dependency_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+
 __device__ __forceinline__ void q8_0_matvec_slabs(const u8* __restrict__ w, const float* __restrict__ x,
                                                   float* __restrict__ y, int rows, int cols, u8* dsm) {
     const int S = cols >> 8, P = 32 / S;  // super-blocks per row, rows per slab
@@ -160,6 +166,10 @@ __device__ __forceinline__ void q8_0_matvec_slabs(const u8* __restrict__ w, cons
     };
 #pragma unroll
     for (int k = 0; k < MV_STAGES - 1; ++k) issue(first + k * step, k);
+    // Launched with programmatic dependent launch, this kernel may be running while the kernel
+    // before it on the stream (which writes x) drains: the weight copies above do not depend on
+    // it, x does. Without the launch attribute this is a no-op.
+    grid_dependency_wait();
     // x -> shared memory (padded: 260 floats per 256 columns), all loads in flight at once.
     {
         const int n4 = cols >> 2;
@@ -204,6 +214,7 @@ __device__ __forceinline__ void q8_0_matvec_slabs(const u8* __restrict__ w, cons
 // Any cols that is a multiple of 32: one warp per row, lane-strided blocks, 16-bit loads.
 __device__ __forceinline__ void q8_0_matvec_generic(const u8* __restrict__ w, const float* __restrict__ x,
                                                     float* __restrict__ y, int rows, int cols) {
+    grid_dependency_wait();
     const int lane = threadIdx.x & 31;
     const int nwarps = blockDim.x >> 5;
     const int nb = cols >> 5;
@@ -233,6 +244,7 @@ __device__ __forceinline__ void q8_0_matvec_generic(const u8* __restrict__ w, co
 extern "C" __global__ void __launch_bounds__(MV_WARPS * 32)
 q8_0_matvec(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols) {
     extern __shared__ __align__(16) u8 mv_dsm[];
+    grid_dependents_launch();
     const int S = cols >> 8;
     const bool shape_ok = (cols & 255) == 0 && S >= 1 && S <= 32 && (S & (S - 1)) == 0;
     const bool fast = shape_ok && blockDim.x == MV_WARPS * 32 &&

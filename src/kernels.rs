@@ -14,7 +14,7 @@
 
 use crate::kernels_cpu::{self as cpu, llama_1b, CaseSpec, Check, Rng};
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, LaunchConfig, PushKernelArg};
+use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions};
 use std::sync::Arc;
 use std::time::Instant;
@@ -207,6 +207,49 @@ impl Kernels {
             None => LaunchConfig { grid_dim: (rows.div_ceil(8) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 },
         };
         unsafe { self.stream.launch_builder(&self.f.q8_0_matvec).arg(w).arg(x).arg(y).arg(&ri).arg(&ci).launch(cfg) }?;
+        Ok(())
+    }
+
+    /// [`Self::q8_0_matvec`] (fast path only) launched with programmatic dependent launch: the
+    /// kernel may start while the previous kernel on the stream drains, prefetch its weights,
+    /// and wait (`griddepcontrol.wait`) for that kernel only before it reads x. What an engine
+    /// can do on sm_90 to hide the ramp-up and drain of every launch in a decode step.
+    pub fn q8_0_matvec_pdl(&self, w: &CudaView<'_, u8>, x: &CudaView<'_, f32>, y: &mut CudaSlice<f32>, rows: usize, cols: usize) -> Result<()> {
+        let Some((i, smem)) = matvec_fast_smem(cols).filter(|(i, _)| self.matvec_blocks_per_sm[*i] > 0) else {
+            bail!("q8_0_matvec_pdl: {rows}x{cols} has no fast path");
+        };
+        ensure!(w.len() >= cpu::q8_0_bytes(rows, cols) && x.len() >= cols && y.len() >= rows, "q8_0_matvec_pdl: buffers too small for {rows}x{cols}");
+        let slabs = rows.div_ceil(32 / (cols / 256));
+        let grid = slabs.min((self.sm_count * self.matvec_blocks_per_sm[i]) as usize) as u32;
+        let (ri, ci) = (i32_of(rows, "rows")?, i32_of(cols, "cols")?);
+        let (wp, _w) = w.device_ptr(&self.stream);
+        let (xp, _x) = x.device_ptr(&self.stream);
+        let (yp, _y) = y.device_ptr_mut(&self.stream);
+        let mut params: [*mut std::ffi::c_void; 5] = [
+            &wp as *const _ as *mut _,
+            &xp as *const _ as *mut _,
+            &yp as *const _ as *mut _,
+            &ri as *const _ as *mut _,
+            &ci as *const _ as *mut _,
+        ];
+        // SAFETY: zero is a valid bit pattern for the attribute; id and value set below.
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let config = sys::CUlaunchConfig {
+            gridDimX: grid,
+            gridDimY: 1,
+            gridDimZ: 1,
+            blockDimX: MV_WARPS * 32,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: smem as u32,
+            hStream: self.stream.cu_stream(),
+            attrs: &mut attr,
+            numAttrs: 1,
+        };
+        // SAFETY: the parameters match the kernel's signature (w, x, y, rows, cols) and outlive the call.
+        unsafe { sys::cuLaunchKernelEx(&config, self.f.q8_0_matvec.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }.result()?;
         Ok(())
     }
 
@@ -419,6 +462,33 @@ pub fn check_all(k: &Kernels) -> Result<Vec<Check>> {
             _ => "generic path",
         };
         checks.push(Check::new("q8_0_matvec", format!("{name} {rows}x{cols} ({route})"), err));
+    }
+
+    // Q8_0 matvec with programmatic dependent launch, as a decode chain: each kernel reads the
+    // previous one's output (poisoned with NaN until written), so a kernel that read x before
+    // the kernel writing it finished would show NaN or a stale value here.
+    {
+        let chain = [(2048usize, 2048usize), (8192, 2048), (2048, 8192)];
+        let mut weights = Vec::new();
+        for &(rows, cols) in &chain {
+            let bytes = cpu::quantize_q8_0(&rng.vec(rows * cols, 1.0), rows, cols);
+            weights.push((k.upload(&bytes)?, cpu::dequantize_q8_0(&bytes, rows, cols)));
+        }
+        let x0 = rng.vec(2048, 1.0);
+        let mut outs = vec![k.upload(&x0)?];
+        for &(rows, _) in &chain {
+            outs.push(k.poisoned(rows)?);
+        }
+        for (i, &(rows, cols)) in chain.iter().enumerate() {
+            let (head, tail) = outs.split_at_mut(i + 1);
+            k.q8_0_matvec_pdl(&weights[i].0.as_view(), &head[i].as_view(), &mut tail[0], rows, cols)?;
+        }
+        for (i, &(rows, cols)) in chain.iter().enumerate() {
+            let x = k.download(&outs[i])?;
+            let reference = cpu::matvec_ref(&weights[i].1, &x, rows, cols);
+            let err = cpu::max_scaled_error(&k.download(&outs[i + 1])?, &reference);
+            checks.push(Check::new("q8_0_matvec", format!("PDL chain step {} {rows}x{cols} (fast path, programmatic dependent launch)", i + 1), err));
+        }
     }
 
     // Q8_0 matmul: partial tiles with each tile size, then the q shape at 128 tokens as launched.
@@ -746,7 +816,7 @@ impl Kernels {
                 case.notes = "inputs stay in L2, as in a decode step".into();
                 case.run = Box::new(move || self.swiglu(&g.as_view(), &u.as_view(), &mut y, n));
             }
-            CaseSpec::DecodeStep { fused } => {
+            CaseSpec::DecodeStep { fused, pdl } => {
                 // Each layer its own weights (one buffer per matrix kind, 16 copies), as in a model.
                 let layers = 16usize;
                 let mut mats = Vec::new();
@@ -765,7 +835,8 @@ impl Kernels {
                 case.bytes = layers as f64 * mats.iter().map(|m| bytes_of(m.1, m.2)).sum::<f64>() + bytes_of(vr, vc);
                 case.flops = 2.0 * (layers * mats.iter().map(|m| m.1 * m.2).sum::<usize>() + vr * vc) as f64;
                 case.notes = format!(
-                    "{launches} launches: {layers} layers x ({}) + lm_head, each layer its own weights ({:.2} GB in all)",
+                    "{launches} launches{}: {layers} layers x ({}) + lm_head, each layer its own weights ({:.2} GB in all)",
+                    if pdl { " with programmatic dependent launch" } else { "" },
                     mats.iter().map(|m| m.0).collect::<Vec<_>>().join(", "),
                     case.bytes / 1e9
                 );
@@ -773,10 +844,19 @@ impl Kernels {
                     for layer in 0..layers {
                         for (_, rows, cols, wb, w, stride) in &mats {
                             let off = layer * stride;
-                            self.q8_0_matvec(&w.slice(off..off + wb), &x.as_view(), &mut y, *rows, *cols, MatvecPath::Auto)?;
+                            let w = w.slice(off..off + wb);
+                            if pdl {
+                                self.q8_0_matvec_pdl(&w, &x.as_view(), &mut y, *rows, *cols)?;
+                            } else {
+                                self.q8_0_matvec(&w, &x.as_view(), &mut y, *rows, *cols, MatvecPath::Auto)?;
+                            }
                         }
                     }
-                    self.q8_0_matvec(&head.as_view(), &x.as_view(), &mut y, vr, vc, MatvecPath::Auto)
+                    if pdl {
+                        self.q8_0_matvec_pdl(&head.as_view(), &x.as_view(), &mut y, vr, vc)
+                    } else {
+                        self.q8_0_matvec(&head.as_view(), &x.as_view(), &mut y, vr, vc, MatvecPath::Auto)
+                    }
                 });
             }
             CaseSpec::Attention { seq_len } => {

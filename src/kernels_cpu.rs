@@ -362,8 +362,9 @@ pub enum CaseSpec {
     Attention { seq_len: usize },
     /// Every matrix-vector product of one decode step, back to back on one stream: 16 layers
     /// (each its own weights, 1.31 GB in all, so nothing is found in L2) and the classifier;
-    /// `fused`: q/k/v and gate/up as one matrix each.
-    DecodeStep { fused: bool },
+    /// `fused`: q/k/v and gate/up as one matrix each; `pdl`: every launch with programmatic
+    /// dependent launch (the next kernel starts while the previous one drains).
+    DecodeStep { fused: bool, pdl: bool },
 }
 
 impl CaseSpec {
@@ -399,8 +400,9 @@ impl CaseSpec {
                 llama_1b::KV_HEADS,
                 llama_1b::HEAD_DIM
             ),
-            CaseSpec::DecodeStep { fused: false } => "16x7_plus_lm_head".into(),
-            CaseSpec::DecodeStep { fused: true } => "fused_16x4_plus_lm_head".into(),
+            CaseSpec::DecodeStep { fused, pdl } => {
+                format!("{}{}_plus_lm_head{}", if fused { "fused_" } else { "" }, if fused { "16x4" } else { "16x7" }, if pdl { "_pdl" } else { "" })
+            }
         }
     }
 
@@ -416,11 +418,13 @@ impl CaseSpec {
 }
 
 /// Every case of the kernels bench, in report order: the 8 decode matvec shapes and the 2 fused
-/// ones, a whole decode step's matvecs (unfused and fused), the q/gate/down matmuls at 128 and 512 tokens, RMSNorm (dim 2048, one row), RoPE (one token), SwiGLU (8192),
+/// ones, a whole decode step's matvecs (unfused and fused, plain and with programmatic dependent launch), the q/gate/down matmuls at 128 and 512 tokens, RMSNorm (dim 2048, one row), RoPE (one token), SwiGLU (8192),
 /// decode attention at 1K/4K/8K cached positions.
 pub fn case_specs() -> Vec<CaseSpec> {
     let mut v: Vec<CaseSpec> = llama_1b::MATVEC.iter().chain(&llama_1b::FUSED_MATVEC).map(|&(name, rows, cols)| CaseSpec::Matvec { name, rows, cols }).collect();
-    v.extend([CaseSpec::DecodeStep { fused: false }, CaseSpec::DecodeStep { fused: true }]);
+    for pdl in [false, true] {
+        v.extend([CaseSpec::DecodeStep { fused: false, pdl }, CaseSpec::DecodeStep { fused: true, pdl }]);
+    }
     for &n in &llama_1b::MATMUL_TOKENS {
         v.extend(llama_1b::MATMUL.iter().map(|&(name, rows, cols)| CaseSpec::Matmul { name, rows, cols, n }));
     }
@@ -603,7 +607,8 @@ mod tests {
     #[test]
     fn case_ids_have_no_slash_and_are_unique() {
         let specs = case_specs();
-        assert_eq!(specs.len(), 8 + 2 + 2 + 6 + 3 + 3);
+        assert_eq!(specs.len(), 8 + 2 + 4 + 6 + 3 + 3);
+        assert!(specs.iter().any(|s| s.shape() == "fused_16x4_plus_lm_head_pdl"));
         let mut ids: Vec<String> = specs.iter().map(|s| format!("{}/{}", s.op(), s.shape())).collect();
         assert!(specs.iter().all(|s| !s.shape().contains('/')));
         ids.sort();
