@@ -4,7 +4,7 @@
 //! `kernels/q8_0_matvec/candle/lm_head_128256x2048`.
 //!
 //! ```sh
-//! cargo bench --features cuda,candle,burn,torch --bench kernels
+//! cargo bench --features cuda,candle,burn,torch,mistralrs --bench kernels
 //! ```
 //!
 //! In order:
@@ -20,7 +20,14 @@
 //!    50 replays of a CUDA graph of k calls give it without the host (launch overhead gone); from
 //!    these medians: GB/s, GFLOP/s, and fractions of the copy bandwidth and the f32 FMA rate, one
 //!    JSON line per case in `<run dir>/kernels.jsonl`, then a decode-step summary (16 layers of
-//!    q, k, v, o, gate, up, down plus the classifier) per implementation.
+//!    q, k, v, o, gate, up, down plus the classifier) per implementation. Among the cases, a whole
+//!    decode step's matvecs back to back (each layer its own weights), unfused and with q/k/v and
+//!    gate/up fused, launched plainly and with programmatic dependent launch;
+//! 5. each GPU engine is loaded on the benchmark model and its decode step broken down
+//!    (`llm_bench::breakdown`): wall time, kernel launches, copies and GPU busy time per step
+//!    (CUPTI activity records), and its most expensive kernels.
+//!
+//! `LLM_BENCH_KERNELS=ops` runs steps 1-4 only, `breakdown` step 5 only.
 //!
 //! Without the `cuda` feature (or without a GPU) it writes a skipped record and exits 0.
 //!
@@ -61,7 +68,7 @@ fn skip(run: &llm_bench::results::RunDir, engine: &str, case: Option<&str>, reas
 pub fn main() -> Result<()> {
     let run = llm_bench::results::RunDir::create()?;
     let reason = "the kernels bench needs an NVIDIA GPU (compute capability 9.0+) and a build with `--features cuda` \
-                  (cargo bench --features cuda,candle,burn,torch --bench kernels)";
+                  (cargo bench --features cuda,candle,burn,torch,mistralrs --bench kernels)";
     let cases: Vec<String> = llm_bench::kernels_cpu::case_specs().iter().map(|s| format!("{}/{}", s.op(), s.shape())).collect();
     eprintln!("[llm-bench] kernels: {} cases not run", cases.len());
     skip(&run, "llm-bench", None, reason)
@@ -238,6 +245,12 @@ mod gpu {
         };
         let mut env = llm_bench::telemetry::environment();
         env["profile"] = profile.name().into();
+        // The decode breakdown runs the engines on the benchmark model: every report names it.
+        if parts()?.1 {
+            if let Ok(id) = llm_bench::fixtures::benchmark_model().and_then(|m| llm_bench::results::ModelIdentity::of(&m)) {
+                env["model"] = serde_json::to_value(&id)?;
+            }
+        }
         run.environment(&env)?;
         let k = match Kernels::new(ordinal) {
             Ok(k) => k,

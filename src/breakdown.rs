@@ -9,7 +9,8 @@
 //! of 1 new token (prefill) and one of 1 + 32 (prefill + 32 decode steps). Per decode step is the
 //! difference divided by 32, so the prefill and the request's fixed costs cancel:
 //!
-//! * wall time per step, untraced (median of 3 pairs): what the engine delivers;
+//! * wall time per step, untraced (medians of 5 pairs, after 3 warm-up requests): what the
+//!   engine delivers;
 //! * with CUPTI activity tracing on ([`crate::cupti`]), one pair more: kernel launches and
 //!   copies per step, GPU busy time per step (the union of kernel/copy intervals), and the most
 //!   expensive kernels per step by name;
@@ -31,7 +32,11 @@ use std::time::Instant;
 /// Decode steps measured past the first new token.
 pub const DECODE_STEPS: usize = 32;
 /// Untraced request pairs behind the wall-time median.
-const PAIRS: usize = 3;
+const PAIRS: usize = 5;
+/// Requests of 1 + [`DECODE_STEPS`] tokens before any is timed: the engine's priming requests
+/// are shorter, and a GPU that was idle runs its first second or so at low clocks (a first
+/// H200 run without these measured Candle's step 10% slower than its scenario benches did).
+const WARM_UP_REQUESTS: usize = 3;
 /// Kernels listed per engine, most time per step first.
 const TOP_KERNELS: usize = 8;
 
@@ -61,7 +66,10 @@ pub fn measure(h: &Harness, engine: &mut dyn Engine, tracer: std::result::Result
     let prompt = h.prompt(crate::workload::HEADLINE_PROMPT_TOKENS)?;
     let steps = DECODE_STEPS as f64;
 
-    // 1. Untraced wall time per step.
+    // 1. Untraced wall time per step, after a warm-up.
+    for _ in 0..WARM_UP_REQUESTS {
+        timed(engine, &prompt, 1 + DECODE_STEPS)?;
+    }
     let (mut one, mut many) = (Vec::new(), Vec::new());
     for _ in 0..PAIRS {
         one.push(timed(engine, &prompt, 1)?);

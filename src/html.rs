@@ -62,7 +62,9 @@ pub fn markdown(md: &str) -> String {
     let mut i = 0;
     while i < lines.len() {
         let l = lines[i];
-        if let Some(h) = l.strip_prefix("## ") {
+        if let Some(h) = l.strip_prefix("### ") {
+            out.push_str(&format!("<h3>{}</h3>\n", inline(h)));
+        } else if let Some(h) = l.strip_prefix("## ") {
             out.push_str(&format!("<h2>{}</h2>\n", inline(h)));
         } else if let Some(h) = l.strip_prefix("# ") {
             out.push_str(&format!("<h1>{}</h1>\n", inline(h)));
