@@ -405,18 +405,22 @@ mod gpu {
         };
         let h = llm_bench::harness::Harness::open("kernels", model, run.clone(), std::sync::Arc::new(llm_bench::pacer::Pacer::unlimited()))?;
         let model_bytes = h.weight_bytes_per_step() as f64;
-        let tracer = llm_bench::cupti::Tracer::get().map_err(|e| format!("{e:#}"));
-        match &tracer {
-            Ok(t) => eprintln!("[llm-bench] kernels/decode breakdown: CUPTI from {}", t.library()),
-            Err(why) => eprintln!("[llm-bench] kernels/decode breakdown: no tracing ({why}); wall times only"),
-        }
+        // CUPTI is loaded on first use, after the first engine's untraced figures.
+        let tracer = || {
+            let t = llm_bench::cupti::Tracer::get().map_err(|e| format!("{e:#}"));
+            match &t {
+                Ok(t) => eprintln!("[llm-bench] kernels/decode breakdown: CUPTI from {}", t.library()),
+                Err(why) => eprintln!("[llm-bench] kernels/decode breakdown: no tracing ({why}); wall times only"),
+            }
+            t
+        };
         for kind in h.engines() {
             if !kind.device(h.gpu).is_gpu() {
                 skip(run, kind.name(), Some(CASE), "runs on the CPU here: no GPU kernels to break down")?;
                 continue;
             }
             match h.load(kind) {
-                Ok((mut engine, _startup)) => match llm_bench::breakdown::measure(&h, engine.as_mut(), tracer.as_ref().map_err(Clone::clone), copy_bytes_per_s, model_bytes) {
+                Ok((mut engine, _startup)) => match llm_bench::breakdown::measure(&h, engine.as_mut(), &tracer, copy_bytes_per_s, model_bytes) {
                     Ok(line) => append(run, &line)?,
                     Err(e) => skip(run, kind.name(), Some(CASE), &format!("{e:#}"))?,
                 },

@@ -74,10 +74,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 // * A row's cols/256 lanes are summed with xor shuffles; no __syncthreads after the x load.
 //
 // Launch geometry (fast path: cols in {256, 512, 1024, 2048, 4096, 8192}, w and x 16-byte aligned):
-//   block = (32 * warps, 1, 1), warps 1..MV_WARPS: 8 for plain launches; 4 for launches with
-//     programmatic dependent launch, with one block per SM, so that the next kernel's block fits
-//     on the SM beside this one and prefetches its weights while this one drains
-//   dynamic shared memory = q8_0_matvec_smem(cols) = cols/256 * 1040 + warps * MV_STAGES * 8704
+//   block = (MV_WARPS * 32 = 256, 1, 1)
+//   dynamic shared memory = q8_0_matvec_smem(cols) = cols/256 * 1040 + MV_WARPS * MV_STAGES * 8704
 //     bytes (147 KB at cols 2048, 172 KB at 8192: set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
 //   grid = (min(ceil(rows / (32 / (cols/256))), SMs * blocks_per_SM), 1, 1); slabs are dealt to
 //     blocks first, then warps, so a small matrix still spreads over every SM.
@@ -146,13 +144,13 @@ __device__ __forceinline__ void grid_dependency_wait() { asm volatile("griddepco
 __device__ __forceinline__ void q8_0_matvec_slabs(const u8* __restrict__ w, const float* __restrict__ x,
                                                   float* __restrict__ y, int rows, int cols, u8* dsm) {
     const int S = cols >> 8, P = 32 / S;  // super-blocks per row, rows per slab
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int q = lane / S, s = lane % S;  // lane -> row q of the slab, super-block column s
     float* xs = reinterpret_cast<float*>(dsm);
     u8* stages = dsm + S * 1040 + warp * MV_STAGES * MV_SLAB;
     const size_t total = (size_t)rows * (size_t)(cols >> 5) * 34;
     const int nslabs = (rows + P - 1) / P;
-    const int first = blockIdx.x + gridDim.x * warp, step = gridDim.x * nwarps;
+    const int first = blockIdx.x + gridDim.x * warp, step = gridDim.x * MV_WARPS;
     auto issue = [&](int slab, int buf) {
         if (slab < nslabs) {
             const size_t start = (size_t)slab * MV_SLAB;
@@ -174,17 +172,16 @@ __device__ __forceinline__ void q8_0_matvec_slabs(const u8* __restrict__ w, cons
     grid_dependency_wait();
     // x -> shared memory (padded: 260 floats per 256 columns), all loads in flight at once.
     {
-        // Up to 16 float4 per thread: cols 8192 with 4 warps (the PDL launch), 8 with 8 warps.
         const int n4 = cols >> 2;
-        float4 v[16];
+        float4 v[8];
 #pragma unroll
-        for (int k = 0; k < 16; ++k) {
-            const int i = threadIdx.x + k * blockDim.x;
+        for (int k = 0; k < 8; ++k) {
+            const int i = threadIdx.x + k * MV_WARPS * 32;
             if (i < n4) v[k] = reinterpret_cast<const float4*>(x)[i];
         }
 #pragma unroll
-        for (int k = 0; k < 16; ++k) {
-            const int i = threadIdx.x + k * blockDim.x;
+        for (int k = 0; k < 8; ++k) {
+            const int i = threadIdx.x + k * MV_WARPS * 32;
             if (i < n4) *reinterpret_cast<float4*>(xs + (i >> 6) * 260 + ((4 * i) & 255)) = v[k];
         }
     }
@@ -250,9 +247,8 @@ q8_0_matvec(const u8* __restrict__ w, const float* __restrict__ x, float* __rest
     grid_dependents_launch();
     const int S = cols >> 8;
     const bool shape_ok = (cols & 255) == 0 && S >= 1 && S <= 32 && (S & (S - 1)) == 0;
-    const int nwarps = blockDim.x >> 5;  // 8 (plain launches) or 4 (PDL launches), any 1..8 works
-    const bool fast = shape_ok && (blockDim.x & 31) == 0 && nwarps >= 1 && nwarps <= MV_WARPS &&
-                      dynamic_smem_size() >= (u32)(S * 1040 + nwarps * MV_STAGES * MV_SLAB) &&
+    const bool fast = shape_ok && blockDim.x == MV_WARPS * 32 &&
+                      dynamic_smem_size() >= (u32)(S * 1040 + MV_WARPS * MV_STAGES * MV_SLAB) &&
                       (((size_t)w | (size_t)x) & 15) == 0;
     if (fast) {
         q8_0_matvec_slabs(w, x, y, rows, cols, mv_dsm);

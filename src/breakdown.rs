@@ -9,8 +9,8 @@
 //! of 1 new token (prefill) and one of 1 + 32 (prefill + 32 decode steps). Per decode step is the
 //! difference divided by 32, so the prefill and the request's fixed costs cancel:
 //!
-//! * wall time per step, untraced (medians of 5 pairs, after 3 warm-up requests): what the
-//!   engine delivers;
+//! * wall time per step, untraced (medians of 5 pairs, after 2 s of warm-up requests), and the
+//!   median gap between tokens as the host received them: what the engine delivers;
 //! * with CUPTI activity tracing on ([`crate::cupti`]), one pair more: kernel launches and
 //!   copies per step, GPU busy time per step (the union of kernel/copy intervals), and the most
 //!   expensive kernels per step by name;
@@ -33,20 +33,28 @@ use std::time::Instant;
 pub const DECODE_STEPS: usize = 32;
 /// Untraced request pairs behind the wall-time median.
 const PAIRS: usize = 5;
-/// Requests of 1 + [`DECODE_STEPS`] tokens before any is timed: the engine's priming requests
-/// are shorter, and a GPU that was idle runs its first second or so at low clocks (a first
-/// H200 run without these measured Candle's step 10% slower than its scenario benches did).
+/// Requests of 1 + [`DECODE_STEPS`] tokens before any is timed (at least this many, and for
+/// at least [`WARM_UP`]): the engine's priming requests are shorter, and a GPU that was idle
+/// runs its first second or so at low clocks.
 const WARM_UP_REQUESTS: usize = 3;
+const WARM_UP: std::time::Duration = std::time::Duration::from_secs(2);
 /// Kernels listed per engine, most time per step first.
 const TOP_KERNELS: usize = 8;
 
 /// Wall seconds of one request of `new_tokens`, the engine settled afterwards.
 fn timed(engine: &mut dyn Engine, prompt: &[u32], new_tokens: usize) -> Result<f64> {
+    timed_with_gaps(engine, prompt, new_tokens).map(|(t, _)| t)
+}
+
+/// The same, and the median gap between consecutive new tokens as the host received them (the
+/// scenario benches' inter-token latency, for comparison with the per-step mean).
+fn timed_with_gaps(engine: &mut dyn Engine, prompt: &[u32], new_tokens: usize) -> Result<(f64, f64)> {
     let started = Instant::now();
-    run_requests(engine, std::slice::from_ref(&prompt.to_vec()), new_tokens)?;
-    let t = started.elapsed().as_secs_f64();
+    let t = run_requests(engine, std::slice::from_ref(&prompt.to_vec()), new_tokens)?;
+    let wall = started.elapsed().as_secs_f64();
     engine.settle()?;
-    Ok(t)
+    let gaps: Vec<f64> = t.tokens[0].windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    Ok((wall, crate::kernels_cpu::median(&gaps)))
 }
 
 /// Activity records of one request, traced.
@@ -61,19 +69,36 @@ fn traced(engine: &mut dyn Engine, tracer: &Tracer, prompt: &[u32], new_tokens: 
 
 /// The breakdown of one loaded engine: one JSON record (also printed). `copy_bandwidth` in
 /// bytes/s, `model_bytes` the Q8_0 file's weight bytes read per step.
-pub fn measure(h: &Harness, engine: &mut dyn Engine, tracer: std::result::Result<&Tracer, String>, copy_bandwidth: f64, model_bytes: f64) -> Result<Value> {
+///
+/// CUPTI is loaded (`tracer`) only after the untraced measurement: once loaded into a process it
+/// may add work to every CUDA call, traced or not. An engine measured after another in the same
+/// process finds it loaded; its record says so (`cupti_loaded_before_untraced`), and running one
+/// engine per process (`LLM_BENCH_ENGINES`, or device-run.sh's `LLM_BENCH_PASSES`) avoids it.
+pub fn measure(
+    h: &Harness,
+    engine: &mut dyn Engine,
+    tracer: &dyn Fn() -> std::result::Result<&'static Tracer, String>,
+    copy_bandwidth: f64,
+    model_bytes: f64,
+) -> Result<Value> {
     let name = engine.info().name;
     let prompt = h.prompt(crate::workload::HEADLINE_PROMPT_TOKENS)?;
     let steps = DECODE_STEPS as f64;
+    let cupti_loaded_before = cupti::loaded();
 
     // 1. Untraced wall time per step, after a warm-up.
-    for _ in 0..WARM_UP_REQUESTS {
+    let warm = Instant::now();
+    let mut warm_ups = 0;
+    while warm_ups < WARM_UP_REQUESTS || warm.elapsed() < WARM_UP {
         timed(engine, &prompt, 1 + DECODE_STEPS)?;
+        warm_ups += 1;
     }
-    let (mut one, mut many) = (Vec::new(), Vec::new());
+    let (mut one, mut many, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..PAIRS {
         one.push(timed(engine, &prompt, 1)?);
-        many.push(timed(engine, &prompt, 1 + DECODE_STEPS)?);
+        let (t, gap) = timed_with_gaps(engine, &prompt, 1 + DECODE_STEPS)?;
+        many.push(t);
+        gaps.push(gap);
     }
     let wall = (crate::kernels_cpu::median(&many) - crate::kernels_cpu::median(&one)) / steps;
     let engine_bytes = engine.memory().weights_bytes as f64;
@@ -86,6 +111,9 @@ pub fn measure(h: &Harness, engine: &mut dyn Engine, tracer: std::result::Result
         "prompt_tokens": prompt.len(),
         "decode_steps": DECODE_STEPS,
         "wall_s_per_step": wall,
+        "inter_token_median_s": crate::kernels_cpu::median(&gaps),
+        "warm_up_requests": warm_ups,
+        "cupti_loaded_before_untraced": cupti_loaded_before,
         "wall_samples_s": {"one_token": one, "one_plus_steps": many},
         "model_weight_bytes": model_bytes,
         "engine_weight_bytes": engine_bytes,
@@ -94,14 +122,16 @@ pub fn measure(h: &Harness, engine: &mut dyn Engine, tracer: std::result::Result
         "wall_fraction_of_copy_bandwidth_engine_bytes": frac(engine_bytes, wall),
     });
     eprintln!(
-        "[llm-bench] kernels/decode breakdown, {name}: {:.3} ms per step (wall, untraced; {:.3} of copy bandwidth on {:.2} GB)",
+        "[llm-bench] kernels/decode breakdown, {name}: {:.3} ms per step (wall, untraced{}; median inter-token gap {:.3} ms; {:.3} of copy bandwidth on {:.2} GB)",
         wall * 1e3,
+        if cupti_loaded_before { ", CUPTI already loaded" } else { "" },
+        crate::kernels_cpu::median(&gaps) * 1e3,
         frac(model_bytes, wall).unwrap_or(f64::NAN),
         model_bytes / 1e9
     );
 
     // 2. Traced: launches, copies, GPU busy time per step.
-    let tracer = match tracer {
+    let tracer = match tracer() {
         Ok(t) => t,
         Err(why) => {
             out["trace"] = json!({"skipped": why});

@@ -170,6 +170,11 @@ unsafe extern "C" fn buffer_completed(_ctx: *mut c_void, _stream: u32, buffer: *
     unsafe { dealloc(buffer, Layout::from_size_align(BUFFER_BYTES, BUFFER_ALIGN).expect("valid layout")) };
 }
 
+/// Whether CUPTI has been loaded into this process (by [`Tracer::get`]).
+pub fn loaded() -> bool {
+    matches!(API.get(), Some(Ok(_)))
+}
+
 /// The process's CUPTI activity tracer (one per process: CUPTI's callbacks are global).
 pub struct Tracer {
     api: &'static Api,
@@ -179,8 +184,13 @@ pub struct Tracer {
 const KINDS: [u32; 3] = [KIND_CONCURRENT_KERNEL, KIND_MEMCPY, KIND_MEMSET];
 
 impl Tracer {
-    /// Load CUPTI and register the buffer callbacks; an error says what is missing.
-    pub fn get() -> Result<Tracer> {
+    /// Load CUPTI and register the buffer callbacks (once per process); an error says what is missing.
+    pub fn get() -> Result<&'static Tracer> {
+        static TRACER: OnceLock<std::result::Result<Tracer, String>> = OnceLock::new();
+        TRACER.get_or_init(|| Tracer::load().map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow!("{e}"))
+    }
+
+    fn load() -> Result<Tracer> {
         static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
         let api = API.get_or_init(load_api).as_ref().map_err(|e| anyhow!("{e}"))?;
         REGISTERED

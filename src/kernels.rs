@@ -102,19 +102,10 @@ fn nvrtc_error(e: CompileError, arch: &str) -> anyhow::Error {
 
 /// Dynamic shared memory of the matvec fast path for `cols`, or None when the shape has none.
 fn matvec_fast_smem(cols: usize) -> Option<(usize, usize)> {
-    matvec_fast_smem_warps(cols, MV_WARPS)
-}
-
-/// The same for blocks of `warps` warps.
-fn matvec_fast_smem_warps(cols: usize, warps: u32) -> Option<(usize, usize)> {
     let s = cols / 256;
     (cols.is_multiple_of(256) && s.is_power_of_two() && s <= 32)
-        .then(|| (s.trailing_zeros() as usize, s * MV_X_BYTES_PER_256 + warps as usize * MV_STAGES * MV_SLAB))
+        .then(|| (s.trailing_zeros() as usize, s * MV_X_BYTES_PER_256 + MV_WARPS as usize * MV_STAGES * MV_SLAB))
 }
-
-/// Warps per block of the PDL matvec launch: half a plain block, one block per SM, so the next
-/// kernel's block (78 KB of shared memory at cols 2048, 103 KB at 8192) fits beside it.
-const MV_PDL_WARPS: u32 = 4;
 
 fn i32_of(v: usize, what: &str) -> Result<i32> {
     i32::try_from(v).map_err(|_| anyhow!("{what} = {v} does not fit the kernels' 32-bit int"))
@@ -222,16 +213,14 @@ impl Kernels {
     /// [`Self::q8_0_matvec`] (fast path only) launched with programmatic dependent launch: the
     /// kernel may start while the previous kernel on the stream drains, prefetch its weights,
     /// and wait (`griddepcontrol.wait`) for that kernel only before it reads x. What an engine
-    /// can do on sm_90 to hide the ramp-up and drain of every launch in a decode step. Blocks of
-    /// [`MV_PDL_WARPS`] warps, one per SM, so two consecutive kernels' blocks share each SM.
+    /// can do on sm_90 to hide the ramp-up and drain of every launch in a decode step.
     pub fn q8_0_matvec_pdl(&self, w: &CudaView<'_, u8>, x: &CudaView<'_, f32>, y: &mut CudaSlice<f32>, rows: usize, cols: usize) -> Result<()> {
-        let Some((i, smem)) = matvec_fast_smem_warps(cols, MV_PDL_WARPS).filter(|(i, _)| self.matvec_blocks_per_sm[*i] > 0) else {
+        let Some((i, smem)) = matvec_fast_smem(cols).filter(|(i, _)| self.matvec_blocks_per_sm[*i] > 0) else {
             bail!("q8_0_matvec_pdl: {rows}x{cols} has no fast path");
         };
         ensure!(w.len() >= cpu::q8_0_bytes(rows, cols) && x.len() >= cols && y.len() >= rows, "q8_0_matvec_pdl: buffers too small for {rows}x{cols}");
-        let _ = i;
         let slabs = rows.div_ceil(32 / (cols / 256));
-        let grid = slabs.min(self.sm_count as usize) as u32;
+        let grid = slabs.min((self.sm_count * self.matvec_blocks_per_sm[i]) as usize) as u32;
         let (ri, ci) = (i32_of(rows, "rows")?, i32_of(cols, "cols")?);
         let (wp, _w) = w.device_ptr(&self.stream);
         let (xp, _x) = x.device_ptr(&self.stream);
@@ -251,7 +240,7 @@ impl Kernels {
             gridDimX: grid,
             gridDimY: 1,
             gridDimZ: 1,
-            blockDimX: MV_PDL_WARPS * 32,
+            blockDimX: MV_WARPS * 32,
             blockDimY: 1,
             blockDimZ: 1,
             sharedMemBytes: smem as u32,

@@ -206,16 +206,18 @@ pub fn write(md: &mut String, lines: &[Value]) -> std::fmt::Result {
     let traced: Vec<&Value> = of_kind(lines, "engine_decode").collect();
     if !traced.is_empty() {
         writeln!(md, "### Where each engine's decode step goes (CUPTI)\n")?;
-        writeln!(md, "Per decode step: a request of 1 + 32 new tokens minus one of 1, divided by 32 (prompt of 50 tokens). Tracing adds host work to each launch: the traced wall time is beside the untraced one, not instead of it.\n")?;
-        writeln!(md, "| engine | wall ms (untraced) | wall ms (traced) | GPU busy ms | kernel launches | copies | distinct kernels | weights as stored GB | busy fraction of copy bandwidth (stored bytes) |")?;
-        writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(md, "Per decode step: a request of 1 + 32 new tokens minus one of 1, divided by 32 (prompt of 50 tokens). Tracing adds host work to each launch: the traced wall time is beside the untraced one, not instead of it. The median inter-token gap is from the same untraced requests' token timestamps (the scenario benches' ITL); an engine marked \"CUPTI loaded\" was measured after CUPTI had been loaded into its process for an earlier engine.\n")?;
+        writeln!(md, "| engine | wall ms (untraced) | median inter-token ms | wall ms (traced) | GPU busy ms | kernel launches | copies | distinct kernels | weights as stored GB | busy fraction of copy bandwidth (stored bytes) |")?;
+        writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for e in &traced {
             let t = &e["trace"];
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 e["engine"].as_str().unwrap_or("?"),
+                if e["cupti_loaded_before_untraced"] == true { " (CUPTI loaded)" } else { "" },
                 f(&(e["wall_s_per_step"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
+                f(&(e["inter_token_median_s"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
                 f(&(t["traced_wall_s_per_step"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
                 f(&(t["gpu_busy_s_per_step"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
                 f(&t["launches_per_step"], 1),
