@@ -42,9 +42,15 @@ fn read_requests(run_dir: &Path) -> Vec<Value> {
 /// Where a Criterion benchmark's HTML page is, relative to the run directory when it can be.
 fn criterion_page(run_dir: &Path, criterion_dir: &Path, group: &str, bench: &str) -> String {
     let page = criterion_dir.join(group.replace('/', "_")).join(bench).join("report").join("index.html");
-    match page.strip_prefix(run_dir) {
-        Ok(rel) => rel.display().to_string(),
-        Err(_) => format!("file://{}", std::fs::canonicalize(&page).unwrap_or(page).display()),
+    if let Ok(rel) = page.strip_prefix(run_dir) {
+        return rel.display().to_string();
+    }
+    // `report . --criterion criterion` and other spellings of the same place: compare absolute paths.
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()));
+    let (run, dir) = (absolute(run_dir), absolute(criterion_dir));
+    match dir.strip_prefix(&run) {
+        Ok(rel) => rel.join(group.replace('/', "_")).join(bench).join("report").join("index.html").display().to_string(),
+        Err(_) => format!("file://{}", dir.join(group.replace('/', "_")).join(bench).join("report").join("index.html").display()),
     }
 }
 
