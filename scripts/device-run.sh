@@ -9,7 +9,12 @@
 #   scenario, engine by engine, in one process (the quick profile in one call)
 #   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
 #        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
-#        seconds after which no bench runs or goes on, so the results come back inside one call)
+#        seconds after which no bench runs or goes on, so the results come back inside one call),
+#        LLM_BENCH_KERNELS (kernels bench: ops | breakdown | all; with LLM_BENCH_PASSES="candle
+#        mistralrs torch burn" the breakdown runs one engine per process)
+# The device tool brings back at most 8 files per call: one run of this script per call (it
+# leaves 5 or 6 in $OUT), or give each run its own OUT folder and fetch the rest from
+# $LLM_BENCH_DEVICE_HOME/run/<run> in a next call.
 #
 # Layout on the machine: $LLM_BENCH_DEVICE_HOME (default /root/llm-bench) holds the unpacked
 # bundle, the fixture cache and the Criterion output. $OUT receives:

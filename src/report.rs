@@ -293,8 +293,11 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     }
     // An engine left out of one pass of a run (LLM_BENCH_ENGINES) but measured in another is
     // not a skip; every other skip is listed with its reason.
+    // The kernels bench keeps its figures in kernels.jsonl: an engine with a decode breakdown
+    // there was measured in scenario `kernels`.
     let measured_in = |scenario: &Value, engine: &Value| {
         results.iter().any(|r| r["status"] == "measured" && &r["scenario"] == scenario && &r["engine"] == engine)
+            || (scenario == "kernels" && kernel_lines.iter().any(|l| l["kind"] == "engine_decode" && &l["engine"] == engine))
     };
     let mut skipped: Vec<&Value> = Vec::new();
     for r in results.iter().filter(|r| r["status"] == "skipped") {
@@ -566,4 +569,29 @@ fn write_coverage(md: &mut String, results: &[Value]) -> Result<()> {
     }
     writeln!(md)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernels-bench run made of one-engine passes: each pass records the engines it did not
+    /// select, and the breakdown of the engines it did is in kernels.jsonl.
+    #[test]
+    fn kernels_only_run_lists_only_engines_measured_nowhere_as_skipped() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-report-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let skip = |engine: &str| format!(r#"{{"status":"skipped","run":"r","scenario":"kernels","engine":"{engine}","case":null,"reason":"not selected by LLM_BENCH_ENGINES"}}"#);
+        std::fs::write(dir.join("results.jsonl"), format!("{}\n{}\n", skip("candle"), skip("lmrs"))).unwrap();
+        let decode = r#"{"kind":"engine_decode","run":"r","engine":"candle","model":{"name":"m","sha256":"s","description":"d"},"wall_s_per_step":0.004,"trace":{"skipped":"no CUPTI"}}"#;
+        std::fs::write(dir.join("kernels.jsonl"), format!("{decode}\n")).unwrap();
+        let (md, doc) = summarize(&dir, None).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(md.contains("- kernels/lmrs: not selected by LLM_BENCH_ENGINES"), "{md}");
+        assert!(!md.contains("- kernels/candle:"), "{md}");
+        assert!(md.contains("## Kernels (the kernels bench)"), "{md}");
+        assert!(md.contains("- model: `m` — d"), "{md}");
+        assert!(!md.contains("## Measured"), "{md}");
+        assert_eq!(doc["kernels"].as_array().map(Vec::len), Some(1));
+    }
 }
