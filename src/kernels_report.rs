@@ -206,14 +206,14 @@ pub fn write(md: &mut String, lines: &[Value]) -> std::fmt::Result {
     let traced: Vec<&Value> = of_kind(lines, "engine_decode").collect();
     if !traced.is_empty() {
         writeln!(md, "### Where each engine's decode step goes (CUPTI)\n")?;
-        writeln!(md, "Per decode step: a request of 1 + 32 new tokens minus one of 1, divided by 32 (prompt of 50 tokens). Tracing adds host work to each launch: the traced wall time is beside the untraced one, not instead of it. The median inter-token gap is from the same untraced requests' token timestamps (the scenario benches' ITL); an engine marked \"CUPTI loaded\" was measured after CUPTI had been loaded into its process for an earlier engine. This section is about where the GPU time of a step goes (launches, copies, busy time, kernels), which does not depend on how fast the host is; its wall times come from a few requests in a fresh process and have come out above the scenario benches' inter-token latency for the same engine on the same GPU (for an engine's speed, read `single_request`).\n")?;
-        writeln!(md, "| engine | wall ms (untraced) | median inter-token ms | wall ms (traced) | GPU busy ms | kernel launches | copies | distinct kernels | weights as stored GB | busy fraction of copy bandwidth (stored bytes) |")?;
-        writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(md, "Per decode step: a request of 1 + 32 new tokens minus one of 1, divided by 32 (prompt of 50 tokens). Tracing adds host work to each launch: the traced wall time is beside the untraced one, not instead of it. The median inter-token gap is from the same untraced requests' token timestamps (the scenario benches' ITL); an engine marked \"CUPTI loaded\" was measured after CUPTI had been loaded into its process for an earlier engine. This section is about where the GPU time of a step goes (launches, copies, busy time, kernels), which does not depend on how fast the host is; its wall times come from a few requests in a fresh process and have come out above the scenario benches' inter-token latency for the same engine on the same GPU (for an engine's speed, read `single_request`). Weights as stored: what the engine holds, which is not always what a step reads (an f32 copy of the embedding table for lookups, for one, is read a row at a time); the fractions above count the Q8_0 model's bytes for every engine.\n")?;
+        writeln!(md, "| engine | wall ms (untraced) | median inter-token ms | wall ms (traced) | GPU busy ms | kernel launches | copies | distinct kernels | weights as stored GB |")?;
+        writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for e in &traced {
             let t = &e["trace"];
             writeln!(
                 md,
-                "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 e["engine"].as_str().unwrap_or("?"),
                 if e["cupti_loaded_before_untraced"] == true { " (CUPTI loaded)" } else { "" },
                 f(&(e["wall_s_per_step"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
@@ -224,7 +224,6 @@ pub fn write(md: &mut String, lines: &[Value]) -> std::fmt::Result {
                 f(&t["copies_per_step"], 1),
                 f(&t["distinct_kernels_per_step"], 0),
                 f(&(e["engine_weight_bytes"].as_f64().unwrap_or(f64::NAN) / 1e9).into(), 2),
-                f(&t["busy_fraction_of_copy_bandwidth_engine_bytes"], 2),
             )?;
         }
         writeln!(md)?;
