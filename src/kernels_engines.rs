@@ -239,9 +239,9 @@ pub mod torch {
     //! PyTorch through PyO3: `torch.nn.functional.linear` on CUDA, as the PyTorch baseline's
     //! `nn.Linear` layers run it, timed by torch itself with `torch.cuda.Event`.
     use super::*;
-    use anyhow::{anyhow, Context};
+    use crate::engines::torch::OrTraceback;
+    use anyhow::Context;
     use pyo3::prelude::*;
-    use pyo3::types::PyDict;
     use std::ffi::CStr;
     use std::sync::Arc;
 
@@ -313,18 +313,6 @@ class LinearBench:
         return {'torch': torch.__version__, 'cuda': str(torch.version.cuda), 'device': torch.cuda.get_device_name(self.dev)}
 ";
 
-    /// Run before `import torch`, as the PyTorch baseline does (src/engines/torch.rs): embedded
-    /// interpreters have no sys.argv; a venv's site-packages (VIRTUAL_ENV) goes on sys.path.
-    const PREPARE: &CStr = c"
-import site, sys
-if not hasattr(sys, 'argv'):
-    sys.argv = ['llm-bench']
-if site_dir is not None and site_dir not in sys.path:
-    at = [i for i, p in enumerate(sys.path) if p.endswith('site-packages')]
-    sys.path.insert(at[0] if at else len(sys.path), site_dir)
-    site.addsitedir(site_dir)
-";
-
     pub fn label(dtype: &str) -> String {
         match dtype {
             "bfloat16" => "torch-bf16".into(),
@@ -333,39 +321,20 @@ if site_dir is not None and site_dir not in sys.path:
         }
     }
 
-    fn py_err(py: Python<'_>, e: PyErr) -> anyhow::Error {
-        let formatted = py
-            .import("traceback")
-            .and_then(|tb| tb.call_method1("format_exception", (e.get_type(py), e.value(py), e.traceback(py))))
-            .and_then(|lines| lines.extract::<Vec<String>>());
-        match formatted {
-            Ok(lines) => anyhow!("Python raised:\n{}", lines.concat().trim_end()),
-            Err(_) => anyhow!("Python raised: {e}"),
-        }
-    }
-
     /// `F.linear(x, w)` with x `[n, cols]`, w `[rows, cols]` in `dtype` ("bfloat16" or "float16").
     pub fn linear(ordinal: usize, rows: usize, cols: usize, n: usize, dtype: &'static str, rotate_bytes: usize) -> Result<Case<'static>> {
         let wb = 2 * rows * cols;
         let copies = rotate_bytes.div_ceil(wb).max(1);
         let (obj, describe) = Python::attach(|py| -> Result<(Py<PyAny>, String)> {
-            let venv = std::env::var_os("VIRTUAL_ENV").map(std::path::PathBuf::from);
-            let v = py.version_info();
-            let site_dir = venv
-                .map(|venv| venv.join("lib").join(format!("python{}.{}", v.major, v.minor)).join("site-packages"))
-                .filter(|dir| dir.is_dir())
-                .map(|dir| dir.to_string_lossy().into_owned());
-            let globals = PyDict::new(py);
-            globals.set_item("site_dir", site_dir.as_deref()).map_err(|e| py_err(py, e))?;
-            py.run(PREPARE, Some(&globals), None).map_err(|e| py_err(py, e))?;
+            crate::engines::torch::prepare_interpreter(py)?;
             let module = PyModule::from_code(py, SOURCE, c"llm_bench_kernels_torch.py", c"llm_bench_kernels_torch")
-                .map_err(|e| py_err(py, e))
+                .or_traceback(py)
                 .context("the torch kernel bench needs `import torch` to work (see the PyTorch baseline in the README)")?;
             let obj = module
                 .getattr("LinearBench")
                 .and_then(|c| c.call1((rows, cols, n, dtype, format!("cuda:{ordinal}"), copies)))
-                .map_err(|e| py_err(py, e))?;
-            let describe = obj.call_method0("describe").and_then(|d| d.str()).map(|s| s.to_string()).map_err(|e| py_err(py, e))?;
+                .or_traceback(py)?;
+            let describe = obj.call_method0("describe").and_then(|d| d.str()).map(|s| s.to_string()).or_traceback(py)?;
             Ok((obj.unbind(), describe))
         })?;
         let obj = Arc::new(obj);
@@ -374,13 +343,13 @@ if site_dir is not None and site_dir not in sys.path:
         let mut case = blank_case(&label(dtype), format!("dense {short} weights and activations (cuBLAS)"), bytes, rows, cols, n, copies);
         case.notes = format!("{describe}; eager F.linear; {copies} weight copies cycled");
         let call = |obj: Arc<Py<PyAny>>, method: &'static str| {
-            move || -> Result<()> { Python::attach(|py| obj.bind(py).call_method0(method).map(drop).map_err(|e| py_err(py, e))) }
+            move || -> Result<()> { Python::attach(|py| obj.bind(py).call_method0(method).map(drop).or_traceback(py)) }
         };
         case.run = Box::new(call(obj.clone(), "step"));
         case.sync = Box::new(call(obj.clone(), "synchronize"));
         let timer = |obj: Arc<Py<PyAny>>, method: &'static str| {
             move |k: usize, reps: usize| -> Result<Vec<f64>> {
-                Python::attach(|py| obj.bind(py).call_method1(method, (k, reps)).and_then(|t| t.extract::<Vec<f64>>()).map_err(|e| py_err(py, e)))
+                Python::attach(|py| obj.bind(py).call_method1(method, (k, reps)).and_then(|t| t.extract::<Vec<f64>>()).or_traceback(py))
             }
         };
         case.issued_timer = Some(Box::new(timer(obj.clone(), "time_eager")));

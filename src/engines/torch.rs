@@ -35,18 +35,39 @@ const MODULE_NAME: &CStr = c"llm_bench_torch_baseline";
 
 /// Run before `import torch`: embedded interpreters have no `sys.argv`, which some libraries read;
 /// `site_dir` (a venv's site-packages, or None) goes before the other site-packages, with its
-/// `.pth` files; the embedded source is registered with `linecache` so tracebacks show its lines
-/// from any working directory.
+/// `.pth` files.
 const PREPARE: &CStr = c"
-import linecache, site, sys
+import site, sys
 if not hasattr(sys, 'argv'):
     sys.argv = ['llm-bench']
 if site_dir is not None and site_dir not in sys.path:
     at = [i for i, p in enumerate(sys.path) if p.endswith('site-packages')]
     sys.path.insert(at[0] if at else len(sys.path), site_dir)
     site.addsitedir(site_dir)
+";
+
+/// The embedded source registered with `linecache`, so tracebacks show its lines from any
+/// working directory.
+const REGISTER_SOURCE: &CStr = c"
+import linecache
 linecache.cache[file_name] = (len(source), None, source.splitlines(True), file_name)
 ";
+
+/// Make the embedded interpreter ready to `import torch` from `VIRTUAL_ENV` (see [`PREPARE`]);
+/// returns the venv, for error messages. Also used by the kernels bench's torch equivalents.
+pub(crate) fn prepare_interpreter(py: Python<'_>) -> Result<Option<PathBuf>> {
+    let venv = std::env::var_os("VIRTUAL_ENV").map(PathBuf::from);
+    let v = py.version_info();
+    let site_dir = venv
+        .as_ref()
+        .map(|venv| venv.join("lib").join(format!("python{}.{}", v.major, v.minor)).join("site-packages"))
+        .filter(|dir| dir.is_dir())
+        .map(|dir| dir.to_string_lossy().into_owned());
+    let globals = PyDict::new(py);
+    globals.set_item("site_dir", site_dir.as_deref()).or_traceback(py)?;
+    py.run(PREPARE, Some(&globals), None).or_traceback(py)?;
+    Ok(venv)
+}
 
 /// The baseline's module, loaded once per process (models of several sizes may be loaded in turn).
 static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
@@ -139,20 +160,11 @@ impl Torch {
 /// The baseline's module, loaded on first use after checking that `import torch` works.
 fn baseline_module(py: Python<'_>) -> Result<&Bound<'_, PyModule>> {
     let module = MODULE.get_or_try_init(py, || -> Result<Py<PyModule>> {
-        let venv = std::env::var_os("VIRTUAL_ENV").map(PathBuf::from);
-        let v = py.version_info();
-        let site_dir = venv
-            .as_ref()
-            .map(|venv| venv.join("lib").join(format!("python{}.{}", v.major, v.minor)).join("site-packages"))
-            .filter(|dir| dir.is_dir())
-            .map(|dir| dir.to_string_lossy().into_owned());
-        let source = SOURCE.to_str().expect("llama.py is UTF-8");
-        let file_name = FILE_NAME.to_str().expect("ASCII");
+        let venv = prepare_interpreter(py)?;
         let globals = PyDict::new(py);
-        globals.set_item("site_dir", site_dir.as_deref()).or_traceback(py)?;
-        globals.set_item("source", source).or_traceback(py)?;
-        globals.set_item("file_name", file_name).or_traceback(py)?;
-        py.run(PREPARE, Some(&globals), None).or_traceback(py)?;
+        globals.set_item("source", SOURCE.to_str().expect("llama.py is UTF-8")).or_traceback(py)?;
+        globals.set_item("file_name", FILE_NAME.to_str().expect("ASCII")).or_traceback(py)?;
+        py.run(REGISTER_SOURCE, Some(&globals), None).or_traceback(py)?;
         if let Err(e) = py.import("torch") {
             return Err(e).or_traceback(py).context(torch_missing(py, venv.as_deref()));
         }
@@ -212,7 +224,7 @@ fn check_cuda(torch: &Bound<'_, PyModule>, index: usize) -> PyResult<Result<()>>
 }
 
 /// Python exceptions as errors that carry the Python traceback.
-trait OrTraceback<T> {
+pub(crate) trait OrTraceback<T> {
     fn or_traceback(self, py: Python<'_>) -> Result<T>;
 }
 
