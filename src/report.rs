@@ -338,7 +338,8 @@ pub fn write_reports(run_dir: &Path, criterion_dir: Option<&Path>, options: Opti
     let (md, doc, analysis) = summarize_results(run_dir, &results, criterion_dir, options)?;
     std::fs::write(run_dir.join("summary.md"), &md).context("cannot write summary.md")?;
     std::fs::write(run_dir.join("summary.json"), serde_json::to_string_pretty(&doc)?)?;
-    let charts = charts(run_dir, &results, &analysis);
+    let kernel_lines = doc["kernels"].as_array().cloned().unwrap_or_default();
+    let charts = charts(run_dir, &results, &kernel_lines, &analysis);
     std::fs::write(run_dir.join("summary.html"), crate::html::page(&md, &charts)).context("cannot write summary.html")?;
     Ok(())
 }
@@ -424,7 +425,7 @@ fn write_analysis(md: &mut String, a: &crate::analysis::Analysis) -> Result<()> 
 }
 
 /// The charts of the HTML page, as (title, SVG) pairs; a chart without data is left out.
-fn charts(run_dir: &Path, results: &[Value], a: &crate::analysis::Analysis) -> Vec<(String, String)> {
+fn charts(run_dir: &Path, results: &[Value], kernel_lines: &[Value], a: &crate::analysis::Analysis) -> Vec<(String, String)> {
     use crate::plots::{bars, lines};
     let measured: Vec<&Value> = results.iter().filter(|r| r["status"] == "measured" && r["engine"] != "stub").collect();
     let series = |scenario: &str, prefix: &str, metric: &str, stat: &str| -> Vec<(String, Vec<(f64, f64)>)> {
@@ -461,7 +462,7 @@ fn charts(run_dir: &Path, results: &[Value], a: &crate::analysis::Analysis) -> V
     out.push(("Fraction of the bandwidth roofline".to_string(), bars("Model bandwidth utilisation at batch 1", "% of measured copy bandwidth", &mbu, Some((100.0, "roofline (copy bandwidth)")))));
     // The kernels bench: the suite's decode-step matvecs (graph replay), then each engine's
     // whole decode step by GPU busy time and by wall time.
-    let steps = crate::kernels_report::step_rows(&crate::kernels_report::read(run_dir));
+    let steps = crate::kernels_report::step_rows(kernel_lines);
     let ours: Vec<(String, f64)> = steps
         .iter()
         .filter(|r| r.label.starts_with("llm-bench (") && r.how.ends_with("CUDA graph"))
