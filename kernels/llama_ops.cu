@@ -141,27 +141,70 @@ __device__ __forceinline__ float q8_superblock_dot(const u32 (&wv)[68], const fl
 __device__ __forceinline__ void grid_dependents_launch() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 __device__ __forceinline__ void grid_dependency_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 
+// Copy slab `slab` of a Q8_0 matrix of `total` bytes to shared memory at `dst` (no commit): 17
+// coalesced 16-byte cp.async per lane; past the end (a partial last slab) zeros are written.
+__device__ __forceinline__ void mv_issue_slab(const u8* __restrict__ w, size_t total, int slab, u32 dst, int lane) {
+    const size_t start = (size_t)slab * MV_SLAB;
+#pragma unroll
+    for (int c = lane; c < MV_SLAB / 16; c += 32) {
+        const size_t off = start + 16 * (size_t)c;
+        const bool ok = off < total;  // the last slab of a matrix may be partial
+        cp_async16(dst + 16 * c, ok ? (const void*)(w + off) : (const void*)w, ok ? 16u : 0u);
+    }
+}
+
+// x (cols floats, cols <= 8192) -> shared memory, padded (260 floats per 256 columns), all loads
+// in flight at once; every thread of the 256-thread block takes part. `L2_ONLY`: load through L2
+// only (ld.global.cg), for an x written by other blocks of the same kernel, which this SM's L1
+// may still hold an older copy of.
+template <bool L2_ONLY>
+__device__ __forceinline__ void mv_stage_x(const float* __restrict__ x, int cols, float* xs) {
+    const int n4 = cols >> 2;
+    float4 v[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+        const int i = threadIdx.x + k * MV_WARPS * 32;
+        if (i < n4) v[k] = L2_ONLY ? __ldcg(reinterpret_cast<const float4*>(x) + i) : reinterpret_cast<const float4*>(x)[i];
+    }
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+        const int i = threadIdx.x + k * MV_WARPS * 32;
+        if (i < n4) *reinterpret_cast<float4*>(xs + (i >> 6) * 260 + ((4 * i) & 255)) = v[k];
+    }
+}
+
+// Lane's super-block (272 bytes at lane * 272 of the slab in shared memory) into registers.
+__device__ __forceinline__ void mv_load_superblock(const u8* slab, int lane, u32 (&wv)[68]) {
+    const uint4* sb = reinterpret_cast<const uint4*>(slab + lane * 272);
+#pragma unroll
+    for (int i = 0; i < 17; ++i) {
+        const uint4 u = sb[i];
+        wv[4 * i] = u.x;
+        wv[4 * i + 1] = u.y;
+        wv[4 * i + 2] = u.z;
+        wv[4 * i + 3] = u.w;
+    }
+}
+
+// The super-block's dot product with x, summed over the S lanes of its row (xor shuffles): the
+// row's result on every lane of the row.
+__device__ __forceinline__ float mv_row_sum(const u32 (&wv)[68], const float* xs, int S, int lane) {
+    float v = q8_superblock_dot<0>(wv, xs + (lane % S) * 260);
+    for (int off = S >> 1; off > 0; off >>= 1) v += __shfl_xor_sync(FULL_MASK, v, off);
+    return v;
+}
+
 __device__ __forceinline__ void q8_0_matvec_slabs(const u8* __restrict__ w, const float* __restrict__ x,
                                                   float* __restrict__ y, int rows, int cols, u8* dsm) {
     const int S = cols >> 8, P = 32 / S;  // super-blocks per row, rows per slab
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int q = lane / S, s = lane % S;  // lane -> row q of the slab, super-block column s
     float* xs = reinterpret_cast<float*>(dsm);
     u8* stages = dsm + S * 1040 + warp * MV_STAGES * MV_SLAB;
     const size_t total = (size_t)rows * (size_t)(cols >> 5) * 34;
     const int nslabs = (rows + P - 1) / P;
     const int first = blockIdx.x + gridDim.x * warp, step = gridDim.x * MV_WARPS;
     auto issue = [&](int slab, int buf) {
-        if (slab < nslabs) {
-            const size_t start = (size_t)slab * MV_SLAB;
-            const u32 dst = smem_addr(stages + buf * MV_SLAB);
-#pragma unroll
-            for (int c = lane; c < MV_SLAB / 16; c += 32) {
-                const size_t off = start + 16 * (size_t)c;
-                const bool ok = off < total;  // the last slab of a matrix may be partial
-                cp_async16(dst + 16 * c, ok ? (const void*)(w + off) : (const void*)w, ok ? 16u : 0u);
-            }
-        }
+        if (slab < nslabs) mv_issue_slab(w, total, slab, smem_addr(stages + buf * MV_SLAB), lane);
         cp_async_commit();  // an empty group past the end keeps the wait counts uniform
     };
 #pragma unroll
@@ -170,21 +213,7 @@ __device__ __forceinline__ void q8_0_matvec_slabs(const u8* __restrict__ w, cons
     // before it on the stream (which writes x) drains: the weight copies above do not depend on
     // it, x does. Without the launch attribute this is a no-op.
     grid_dependency_wait();
-    // x -> shared memory (padded: 260 floats per 256 columns), all loads in flight at once.
-    {
-        const int n4 = cols >> 2;
-        float4 v[8];
-#pragma unroll
-        for (int k = 0; k < 8; ++k) {
-            const int i = threadIdx.x + k * MV_WARPS * 32;
-            if (i < n4) v[k] = reinterpret_cast<const float4*>(x)[i];
-        }
-#pragma unroll
-        for (int k = 0; k < 8; ++k) {
-            const int i = threadIdx.x + k * MV_WARPS * 32;
-            if (i < n4) *reinterpret_cast<float4*>(xs + (i >> 6) * 260 + ((4 * i) & 255)) = v[k];
-        }
-    }
+    mv_stage_x<false>(x, cols, xs);
     __syncthreads();
     int buf = 0;
     for (int slab = first; slab < nslabs; slab += step) {
@@ -192,20 +221,11 @@ __device__ __forceinline__ void q8_0_matvec_slabs(const u8* __restrict__ w, cons
         cp_async_wait<MV_STAGES - 1>();  // this slab's copies (issued one iteration earlier) are done
         __syncwarp();
         u32 wv[68];
-        const uint4* sb = reinterpret_cast<const uint4*>(stages + buf * MV_SLAB + lane * 272);
-#pragma unroll
-        for (int i = 0; i < 17; ++i) {
-            const uint4 u = sb[i];
-            wv[4 * i] = u.x;
-            wv[4 * i + 1] = u.y;
-            wv[4 * i + 2] = u.z;
-            wv[4 * i + 3] = u.w;
-        }
+        mv_load_superblock(stages + buf * MV_SLAB, lane, wv);
         __syncwarp();  // every lane has its words: the buffer may be refilled
-        float v = q8_superblock_dot<0>(wv, xs + s * 260);
-        for (int off = S >> 1; off > 0; off >>= 1) v += __shfl_xor_sync(FULL_MASK, v, off);
-        const int row = slab * P + q;
-        if (s == 0 && row < rows) y[row] = v;
+        const float v = mv_row_sum(wv, xs, S, lane);
+        const int row = slab * P + lane / S;
+        if (lane % S == 0 && row < rows) y[row] = v;
         buf = (buf + 1) % MV_STAGES;
     }
     cp_async_wait<0>();
@@ -255,6 +275,121 @@ q8_0_matvec(const u8* __restrict__ w, const float* __restrict__ x, float* __rest
     } else {
         q8_0_matvec_generic(w, x, y, rows, cols);
     }
+}
+
+// ------------------------------------------------------------------------------------------------
+// A chain of Q8_0 matrix-vector products in one persistent kernel (a decode step's matvecs)
+// ------------------------------------------------------------------------------------------------
+//
+// One launch per decode step instead of one per matrix. A single launch of a 1B layer matrix
+// cannot reach copy bandwidth (NOTES.md: even a pure streaming read of 4.5 MB gets 0.35 of it on
+// the H200): the first wave ramps up, the last drains, and the next launch starts from nothing.
+// Here every block stays resident for the whole chain and streams weights continuously:
+//
+// * Task t is y_t = W_t . x_t, where x_t is written by an earlier task; a task may only read its x
+//   once every block has finished the task before it (one counter per task in `done`, raised by
+//   each block with a release add after its writes, polled with acquire loads by one thread).
+// * Weights never depend on x, so each warp's copy pipeline runs across task boundaries: the same
+//   slab order as `q8_0_matvec_slabs` (slabs dealt to blocks, then warps), per task in turn, with
+//   MV_STAGES slabs always in flight. While a block waits for the others to finish task t, its
+//   warps' copies of task t+1's first slabs (or t+2's, for a warp with no slab in t+1) are already
+//   on their way: the wait overlaps the transfer instead of preceding it.
+// * x is staged with L2-only loads (another SM wrote it; this SM's L1 may hold a stale copy).
+// * The last block to finish the last task zeroes `done` for the next launch.
+//
+// Launch: block (MV_WARPS * 32), dynamic shared memory x_smem_bytes + MV_WARPS * MV_STAGES *
+// MV_SLAB where x_smem_bytes = max cols / 256 * 1040; every block resident at once (cooperative
+// launch: grid = SMs x blocks per SM), `done` zeroed before the first launch. Every task is a
+// fast-path shape (cols 256 x a power of two up to 8192, w and x 16-byte aligned), checked by the host.
+
+struct MatvecTask {
+    const u8* w;
+    const float* x;
+    float* y;
+    int rows;
+    int cols;
+};
+
+__device__ __forceinline__ u32 ld_acquire_gpu(const u32* p) {
+    u32 v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void red_release_gpu_add(u32* p, u32 v) {
+    asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
+__device__ __forceinline__ int mv_task_slabs(const MatvecTask& t) {
+    const int P = 32 / (t.cols >> 8);
+    return (t.rows + P - 1) / P;
+}
+
+extern "C" __global__ void __launch_bounds__(MV_WARPS * 32)
+q8_0_matvec_chain(const MatvecTask* __restrict__ tasks, int ntasks, int x_smem_bytes, u32* __restrict__ done) {
+    extern __shared__ __align__(16) u8 mv_dsm[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int first = blockIdx.x + gridDim.x * warp, step = gridDim.x * MV_WARPS;
+    float* xs = reinterpret_cast<float*>(mv_dsm);
+    u8* stages = mv_dsm + x_smem_bytes + warp * MV_STAGES * MV_SLAB;
+
+    // The copy cursor: this warp's next slab to copy, as (task it, slab is), across tasks.
+    int it = 0, is = first;
+    auto skip_empty = [&]() {
+        while (it < ntasks && is >= mv_task_slabs(tasks[it])) {
+            ++it;
+            is = first;
+        }
+    };
+    auto issue_next = [&](int buf) {
+        if (it < ntasks) {
+            const MatvecTask& T = tasks[it];
+            mv_issue_slab(T.w, (size_t)T.rows * (size_t)(T.cols >> 5) * 34, is, smem_addr(stages + buf * MV_SLAB), lane);
+            is += step;
+            skip_empty();
+        }
+        cp_async_commit();  // an empty group past the end keeps the wait counts uniform
+    };
+    skip_empty();
+#pragma unroll
+    for (int b = 0; b < MV_STAGES; ++b) issue_next(b);
+
+    int buf = 0;
+    for (int t = 0; t < ntasks; ++t) {
+        const MatvecTask T = tasks[t];
+        const int S = T.cols >> 8, P = 32 / S, nslabs = mv_task_slabs(T);
+        if (t > 0) {
+            if (threadIdx.x == 0) {
+                while (ld_acquire_gpu(done + t - 1) < gridDim.x) {
+                }
+            }
+            __syncthreads();
+        }
+        mv_stage_x<true>(T.x, T.cols, xs);
+        __syncthreads();
+        for (int slab = first; slab < nslabs; slab += step) {
+            cp_async_wait<MV_STAGES - 1>();  // the oldest of this warp's copies: this slab
+            __syncwarp();
+            u32 wv[68];
+            mv_load_superblock(stages + buf * MV_SLAB, lane, wv);
+            __syncwarp();      // every lane has its words: the buffer may be refilled
+            issue_next(buf);   // before the arithmetic, so the copy overlaps it
+            const float v = mv_row_sum(wv, xs, S, lane);
+            const int row = slab * P + lane / S;
+            if (lane % S == 0 && row < T.rows) T.y[row] = v;
+            buf = (buf + 1) % MV_STAGES;
+        }
+        __threadfence();  // this thread's y writes, visible GPU-wide before the block reports
+        __syncthreads();  // every warp is done with task t (and with xs)
+        if (threadIdx.x == 0) {
+            if (t + 1 < ntasks) {
+                red_release_gpu_add(done + t, 1);
+            } else if (atomicAdd(done + t, 1) == gridDim.x - 1) {
+                // Every block has passed every wait: reset for the next launch.
+                for (int i = 0; i < ntasks; ++i) done[i] = 0;
+            }
+        }
+    }
+    cp_async_wait<0>();
 }
 
 // ------------------------------------------------------------------------------------------------

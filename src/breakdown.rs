@@ -38,6 +38,8 @@ const PAIRS: usize = 5;
 /// runs its first second or so at low clocks.
 const WARM_UP_REQUESTS: usize = 3;
 const WARM_UP: std::time::Duration = std::time::Duration::from_secs(2);
+/// Telemetry period during the untraced pairs.
+const SAMPLE_PERIOD: std::time::Duration = std::time::Duration::from_millis(50);
 /// Kernels listed per engine, most time per step first.
 const TOP_KERNELS: usize = 8;
 
@@ -94,12 +96,28 @@ pub fn measure(
         warm_ups += 1;
     }
     let (mut one, mut many, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
+    // What the GPU and this process did meanwhile (NVML and /proc, sampled on another thread),
+    // to compare with the scenario benches' conditions when the two disagree.
+    let sampler = crate::telemetry::Sampler::start(h.gpu, SAMPLE_PERIOD);
     for _ in 0..PAIRS {
         one.push(timed(engine, &prompt, 1)?);
         let (t, gap) = timed_with_gaps(engine, &prompt, 1 + DECODE_STEPS)?;
         many.push(t);
         gaps.push(gap);
     }
+    let samples = sampler.stop();
+    let med = |f: &dyn Fn(&crate::telemetry::Sample) -> Option<f64>| {
+        let v: Vec<f64> = samples.iter().filter_map(f).collect();
+        (!v.is_empty()).then(|| crate::kernels_cpu::median(&v))
+    };
+    let conditions = json!({
+        "samples": samples.len(),
+        "period_s": SAMPLE_PERIOD.as_secs_f64(),
+        "gpu_sm_clock_mhz_median": med(&|s| s.gpu_sm_clock_mhz),
+        "gpu_util_pct_median": med(&|s| s.gpu_util_pct),
+        "gpu_power_w_median": med(&|s| s.gpu_power_w),
+        "process_cpu_cores_median": med(&|s| Some(s.cpu_cores)),
+    });
     let wall = (crate::kernels_cpu::median(&many) - crate::kernels_cpu::median(&one)) / steps;
     let engine_bytes = engine.memory().weights_bytes as f64;
     let frac = |bytes: f64, t: f64| (bytes > 0.0 && t > 0.0).then(|| bytes / t / copy_bandwidth);
@@ -113,6 +131,7 @@ pub fn measure(
         "wall_s_per_step": wall,
         "inter_token_median_s": crate::kernels_cpu::median(&gaps),
         "warm_up_requests": warm_ups,
+        "untraced_conditions": conditions,
         "cupti_loaded_before_untraced": cupti_loaded_before,
         "wall_samples_s": {"one_token": one, "one_plus_steps": many},
         "model_weight_bytes": model_bytes,
@@ -122,12 +141,16 @@ pub fn measure(
         "wall_fraction_of_copy_bandwidth_engine_bytes": frac(engine_bytes, wall),
     });
     eprintln!(
-        "[llm-bench] kernels/decode breakdown, {name}: {:.3} ms per step (wall, untraced{}; median inter-token gap {:.3} ms; {:.3} of copy bandwidth on {:.2} GB)",
+        "[llm-bench] kernels/decode breakdown, {name}: {:.3} ms per step (wall, untraced{}; median inter-token gap {:.3} ms; {:.3} of copy bandwidth on {:.2} GB); \
+         meanwhile SM clock {} MHz, GPU busy {}% (NVML), process CPU {} cores (medians)",
         wall * 1e3,
         if cupti_loaded_before { ", CUPTI already loaded" } else { "" },
         crate::kernels_cpu::median(&gaps) * 1e3,
         frac(model_bytes, wall).unwrap_or(f64::NAN),
-        model_bytes / 1e9
+        model_bytes / 1e9,
+        fmt_opt(out["untraced_conditions"]["gpu_sm_clock_mhz_median"].as_f64(), 0),
+        fmt_opt(out["untraced_conditions"]["gpu_util_pct_median"].as_f64(), 0),
+        fmt_opt(out["untraced_conditions"]["process_cpu_cores_median"].as_f64(), 2),
     );
 
     // 2. Traced: launches, copies, GPU busy time per step.
@@ -192,6 +215,11 @@ pub fn measure(
         kernels.first().map(|k| format!("{} ({:.1} x, {:.1} us)", short(&k.0), k.1, k.2 * 1e6)).unwrap_or_default()
     );
     Ok(out)
+}
+
+/// A figure with `digits` decimals, or "?" when it could not be read.
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "?".to_string(), |v| format!("{v:.digits$}"))
 }
 
 /// A kernel name cut to 100 characters for printing (C++ names run to kilobytes).

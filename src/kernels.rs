@@ -12,7 +12,7 @@
 //! tracking turned off: there is no second stream to synchronise with, and the tracking would put
 //! two event records around every launch, inside the timed region.
 
-use crate::kernels_cpu::{self as cpu, llama_1b, CaseSpec, Check, Rng};
+use crate::kernels_cpu::{self as cpu, llama_1b, CaseSpec, Check, Rng, StepLaunch};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions};
@@ -57,6 +57,7 @@ pub enum MatvecPath {
 
 struct Functions {
     q8_0_matvec: CudaFunction,
+    q8_0_matvec_chain: CudaFunction,
     q8_0_matmul: CudaFunction,
     rms_norm: CudaFunction,
     rope: CudaFunction,
@@ -81,6 +82,36 @@ pub struct Kernels {
     /// Matvec fast path: thread blocks per SM for cols/256 = 1, 2, 4, 8, 16, 32 (0: path unusable,
     /// the block's shared memory exceeds the device's opt-in limit).
     matvec_blocks_per_sm: [u32; 6],
+}
+
+/// One matrix-vector product of a [`MatvecChain`]: its Q8_0 weights are `rows x cols` at byte
+/// `offset` of the chain's buffer `buffer`.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainTask {
+    pub buffer: usize,
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// The matrix-vector products of a decode step, run by one persistent kernel per step
+/// ([`Kernels::run_chain`]). Owns everything the kernel's task table points at: the weight
+/// buffers, the input x, one output per task, and the per-task completion counters.
+pub struct MatvecChain {
+    #[allow(dead_code)] // kept alive: the task table points into them
+    buffers: Vec<CudaSlice<u8>>,
+    pub tasks: Vec<ChainTask>,
+    /// Which earlier task's output each task reads as x (None: the chain's input).
+    pub sources: Vec<Option<usize>>,
+    table: CudaSlice<u64>,
+    done: CudaSlice<u32>,
+    /// The first task's x (as long as the widest task's cols; each task reads its first cols).
+    pub input: CudaSlice<f32>,
+    pub outputs: Vec<CudaSlice<f32>>,
+    x_smem: usize,
+    smem: usize,
+    /// Blocks: SMs x blocks per SM, all resident.
+    pub grid: u32,
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -152,6 +183,7 @@ impl Kernels {
         let load = |name: &str| module.load_function(name).with_context(|| format!("kernel `{name}` is missing from the module"));
         let f = Functions {
             q8_0_matvec: load("q8_0_matvec")?,
+            q8_0_matvec_chain: load("q8_0_matvec_chain")?,
             q8_0_matmul: load("q8_0_matmul")?,
             rms_norm: load("rms_norm")?,
             rope: load("rope")?,
@@ -170,6 +202,9 @@ impl Kernels {
             f.q8_0_matvec
                 .set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, widest as i32)
                 .context("cannot raise q8_0_matvec's dynamic shared memory limit")?;
+            f.q8_0_matvec_chain
+                .set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, widest as i32)
+                .context("cannot raise q8_0_matvec_chain's dynamic shared memory limit")?;
             for (i, slot) in matvec_blocks_per_sm.iter_mut().enumerate() {
                 let smem = matvec_fast_smem(256 << i).unwrap().1;
                 if smem <= widest {
@@ -250,6 +285,78 @@ impl Kernels {
         };
         // SAFETY: the parameters match the kernel's signature (w, x, y, rows, cols) and outlive the call.
         unsafe { sys::cuLaunchKernelEx(&config, self.f.q8_0_matvec.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }.result()?;
+        Ok(())
+    }
+
+    /// A chain of matrix-vector products to run as one persistent kernel (`q8_0_matvec_chain`,
+    /// see [`MatvecChain`]): the weights of task i are `tasks[i]`'s stretch of `buffers`; its x
+    /// is the output of the latest earlier task with at least `cols` outputs (else the chain's
+    /// input, [`MatvecChain::input`]).
+    pub fn matvec_chain(&self, buffers: Vec<CudaSlice<u8>>, tasks: Vec<ChainTask>) -> Result<MatvecChain> {
+        ensure!(!tasks.is_empty(), "q8_0_matvec_chain: no tasks");
+        let mut max_s = 0;
+        for (i, t) in tasks.iter().enumerate() {
+            let fast = matvec_fast_smem(t.cols).is_some() && t.cols <= 8192;
+            ensure!(fast && t.rows > 0, "q8_0_matvec_chain: task {i} is {}x{}, not a fast-path shape (cols 256 x a power of two up to 8192)", t.rows, t.cols);
+            let b = buffers.get(t.buffer).ok_or_else(|| anyhow!("q8_0_matvec_chain: task {i} names buffer {} of {}", t.buffer, buffers.len()))?;
+            ensure!(t.offset.is_multiple_of(16) && t.offset + cpu::q8_0_bytes(t.rows, t.cols) <= b.len(), "q8_0_matvec_chain: task {i}'s weights do not lie 16-byte aligned inside buffer {}", t.buffer);
+            max_s = max_s.max(t.cols / 256);
+        }
+        let x_smem = max_s * MV_X_BYTES_PER_256;
+        let smem = x_smem + MV_WARPS as usize * MV_STAGES * MV_SLAB;
+        let per_sm = self.f.q8_0_matvec_chain.occupancy_max_active_blocks_per_multiprocessor(MV_WARPS * 32, smem, None)?;
+        ensure!(per_sm > 0, "q8_0_matvec_chain: {smem} bytes of shared memory per block do not fit an SM of {}", self.device_name);
+        let max_cols = tasks.iter().map(|t| t.cols).max().unwrap_or(0);
+        let input = self.upload(&vec![0f32; max_cols])?;
+        let outputs = tasks.iter().map(|t| self.stream.alloc_zeros::<f32>(t.rows)).collect::<Result<Vec<_>, _>>()?;
+        let mut sources = Vec::with_capacity(tasks.len());
+        let mut table: Vec<u64> = Vec::with_capacity(4 * tasks.len());
+        for (i, t) in tasks.iter().enumerate() {
+            let source = (0..i).rev().find(|&j| tasks[j].rows >= t.cols);
+            let x = match source {
+                Some(j) => outputs[j].device_ptr(&self.stream).0,
+                None => input.device_ptr(&self.stream).0,
+            };
+            let w = buffers[t.buffer].device_ptr(&self.stream).0 + t.offset as u64;
+            let y = outputs[i].device_ptr(&self.stream).0;
+            table.extend([w, x, y, (t.rows as u32 as u64) | ((t.cols as u32 as u64) << 32)]);
+            sources.push(source);
+        }
+        let table = self.upload(&table)?;
+        let done = self.stream.alloc_zeros::<u32>(tasks.len())?;
+        Ok(MatvecChain { buffers, tasks, sources, table, done, input, outputs, x_smem, smem, grid: self.sm_count * per_sm })
+    }
+
+    /// Queue one run of `chain`: one cooperative launch (every block resident, which the
+    /// kernel's waits between tasks rely on; the driver refuses a grid that cannot be).
+    pub fn run_chain(&self, chain: &mut MatvecChain) -> Result<()> {
+        let (tp, _t) = chain.table.device_ptr(&self.stream);
+        let (dp, _d) = chain.done.device_ptr_mut(&self.stream);
+        let n = i32_of(chain.tasks.len(), "tasks")?;
+        let xs = i32_of(chain.x_smem, "x shared memory")?;
+        let mut params: [*mut std::ffi::c_void; 4] =
+            [&tp as *const _ as *mut _, &n as *const _ as *mut _, &xs as *const _ as *mut _, &dp as *const _ as *mut _];
+        // SAFETY: zero is a valid bit pattern for the attribute; id and value set below.
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+        attr.value.cooperative = 1;
+        let config = sys::CUlaunchConfig {
+            gridDimX: chain.grid,
+            gridDimY: 1,
+            gridDimZ: 1,
+            blockDimX: MV_WARPS * 32,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: chain.smem as u32,
+            hStream: self.stream.cu_stream(),
+            attrs: &mut attr,
+            numAttrs: 1,
+        };
+        // SAFETY: the parameters match the kernel's signature (tasks, ntasks, x_smem_bytes, done)
+        // and outlive the call; the table's pointers are into buffers `chain` owns.
+        unsafe { sys::cuLaunchKernelEx(&config, self.f.q8_0_matvec_chain.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }
+            .result()
+            .context("q8_0_matvec_chain: the cooperative launch failed")?;
         Ok(())
     }
 
@@ -488,6 +595,50 @@ pub fn check_all(k: &Kernels) -> Result<Vec<Check>> {
             let reference = cpu::matvec_ref(&weights[i].1, &x, rows, cols);
             let err = cpu::max_scaled_error(&k.download(&outs[i + 1])?, &reference);
             checks.push(Check::new("q8_0_matvec", format!("PDL chain step {} {rows}x{cols} (fast path, programmatic dependent launch)", i + 1), err));
+        }
+    }
+
+    // Q8_0 matvec chain (one persistent kernel): each task reads an earlier task's output, poisoned
+    // with NaN until written, so a block that read x before every block had finished the task
+    // writing it would show NaN or a stale value here. Shapes: the fused layer (x from the task
+    // before), unfused k and v (x from an older task), a partial last slab, cols 4096 and 512.
+    // Run twice: the second run relies on the counters the first one reset.
+    {
+        let shapes = [(3072usize, 2048usize), (2048, 2048), (16384, 2048), (2048, 8192), (512, 2048), (512, 2048), (1003, 2048), (1027, 4096), (77, 512)];
+        let (mut buffers, mut tasks, mut dense) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, &(rows, cols)) in shapes.iter().enumerate() {
+            let bytes = cpu::quantize_q8_0(&rng.vec(rows * cols, 0.1), rows, cols);
+            dense.push(cpu::dequantize_q8_0(&bytes, rows, cols));
+            buffers.push(k.upload(&bytes)?);
+            tasks.push(ChainTask { buffer: i, offset: 0, rows, cols });
+        }
+        let mut chain = k.matvec_chain(buffers, tasks)?;
+        let x0 = rng.vec(chain.input.len(), 1.0);
+        k.stream.memcpy_htod(&x0, &mut chain.input)?;
+        for run in 1..=2 {
+            for out in chain.outputs.iter_mut() {
+                let n = out.len();
+                k.stream.memcpy_htod(&vec![f32::from_bits(0x7fc0_0000); n], out)?;
+            }
+            k.run_chain(&mut chain)?;
+            let outs = chain.outputs.iter().map(|o| k.download(o)).collect::<Result<Vec<_>>>()?;
+            let mut worst = 0f64;
+            for (t, &(rows, cols)) in shapes.iter().enumerate() {
+                let (x, from) = match chain.sources[t] {
+                    Some(j) => (&outs[j][..cols], format!("task {}", j + 1)),
+                    None => (&x0[..cols], "the input".to_string()),
+                };
+                let err = cpu::max_scaled_error(&outs[t], &cpu::matvec_ref(&dense[t], x, rows, cols));
+                // NaN (an unwritten or early-read output) must fail, so it is never dropped by max.
+                worst = if err.is_nan() || worst.is_nan() { f64::NAN } else { worst.max(err) };
+                if run == 1 {
+                    checks.push(Check::new("q8_0_matvec_chain", format!("task {} {rows}x{cols} (x from {from})", t + 1), err));
+                }
+            }
+            if run == 2 {
+                let shape = format!("second launch, all {} tasks (counters reset by the first; grid {})", shapes.len(), chain.grid);
+                checks.push(Check::new("q8_0_matvec_chain", shape, worst));
+            }
         }
     }
 
@@ -816,7 +967,7 @@ impl Kernels {
                 case.notes = "inputs stay in L2, as in a decode step".into();
                 case.run = Box::new(move || self.swiglu(&g.as_view(), &u.as_view(), &mut y, n));
             }
-            CaseSpec::DecodeStep { fused, pdl } => {
+            CaseSpec::DecodeStep { fused, launch } => {
                 // Each layer its own weights (one buffer per matrix kind, 16 copies), as in a model.
                 let layers = 16usize;
                 let mut mats = Vec::new();
@@ -827,19 +978,40 @@ impl Kernels {
                 }
                 let (vr, vc) = (llama_1b::VOCAB, llama_1b::HIDDEN);
                 let head = self.upload(&random_q8_0(vr, vc, rng.next_u64()))?;
-                let x = self.upload(&rng.vec(llama_1b::INTERMEDIATE, 1.0))?;
-                let mut y = self.stream.alloc_zeros::<f32>(vr)?;
                 let bytes_of = |rows: usize, cols: usize| (cpu::q8_0_bytes(rows, cols) + 4 * (rows + cols)) as f64;
-                let launches = layers * mats.len() + 1;
+                let matrices = layers * mats.len() + 1;
                 case.precision = "Q8_0 weights, f32 x and accumulation".into();
                 case.bytes = layers as f64 * mats.iter().map(|m| bytes_of(m.1, m.2)).sum::<f64>() + bytes_of(vr, vc);
                 case.flops = 2.0 * (layers * mats.iter().map(|m| m.1 * m.2).sum::<usize>() + vr * vc) as f64;
+                let how = match launch {
+                    StepLaunch::Plain => format!("{matrices} launches"),
+                    StepLaunch::Pdl => format!("{matrices} launches with programmatic dependent launch"),
+                    StepLaunch::Persistent => format!("one persistent kernel for {matrices} matrices, each reading an earlier one's output"),
+                };
                 case.notes = format!(
-                    "{launches} launches{}: {layers} layers x ({}) + lm_head, each layer its own weights ({:.2} GB in all)",
-                    if pdl { " with programmatic dependent launch" } else { "" },
+                    "{how}: {layers} layers x ({}) + lm_head, each layer its own weights ({:.2} GB in all)",
                     mats.iter().map(|m| m.0).collect::<Vec<_>>().join(", "),
                     case.bytes / 1e9
                 );
+                if launch == StepLaunch::Persistent {
+                    let mut tasks = Vec::new();
+                    for layer in 0..layers {
+                        for (i, (_, rows, cols, _, _, stride)) in mats.iter().enumerate() {
+                            tasks.push(ChainTask { buffer: i, offset: layer * stride, rows: *rows, cols: *cols });
+                        }
+                    }
+                    tasks.push(ChainTask { buffer: mats.len(), offset: 0, rows: vr, cols: vc });
+                    let mut buffers: Vec<CudaSlice<u8>> = mats.into_iter().map(|m| m.4).collect();
+                    buffers.push(head);
+                    let mut chain = self.matvec_chain(buffers, tasks)?;
+                    self.stream.memcpy_htod(&rng.vec(chain.input.len(), 1.0), &mut chain.input)?;
+                    case.notes = format!("{}; grid {} blocks", case.notes, chain.grid);
+                    case.run = Box::new(move || self.run_chain(&mut chain));
+                    return Ok(case);
+                }
+                let pdl = launch == StepLaunch::Pdl;
+                let x = self.upload(&rng.vec(llama_1b::INTERMEDIATE, 1.0))?;
+                let mut y = self.stream.alloc_zeros::<f32>(vr)?;
                 case.run = Box::new(move || {
                     for layer in 0..layers {
                         for (_, rows, cols, wb, w, stride) in &mats {

@@ -362,9 +362,22 @@ pub enum CaseSpec {
     Attention { seq_len: usize },
     /// Every matrix-vector product of one decode step, back to back on one stream: 16 layers
     /// (each its own weights, 1.31 GB in all, so nothing is found in L2) and the classifier;
-    /// `fused`: q/k/v and gate/up as one matrix each; `pdl`: every launch with programmatic
-    /// dependent launch (the next kernel starts while the previous one drains).
-    DecodeStep { fused: bool, pdl: bool },
+    /// `fused`: q/k/v and gate/up as one matrix each; `launch`: how the step's matvecs reach the GPU.
+    DecodeStep { fused: bool, launch: StepLaunch },
+}
+
+/// How the matrix-vector products of a decode step are launched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepLaunch {
+    /// One `q8_0_matvec` launch per matrix.
+    Plain,
+    /// One launch per matrix, each with programmatic dependent launch (the next kernel starts
+    /// while the previous one drains).
+    Pdl,
+    /// One `q8_0_matvec_chain` launch for the whole step: a persistent kernel whose blocks wait
+    /// for each other between matrices while their next weights are already being copied.
+    Persistent,
 }
 
 impl CaseSpec {
@@ -400,9 +413,29 @@ impl CaseSpec {
                 llama_1b::KV_HEADS,
                 llama_1b::HEAD_DIM
             ),
-            CaseSpec::DecodeStep { fused, pdl } => {
-                format!("{}{}_plus_lm_head{}", if fused { "fused_" } else { "" }, if fused { "16x4" } else { "16x7" }, if pdl { "_pdl" } else { "" })
-            }
+            CaseSpec::DecodeStep { fused, launch } => format!(
+                "{}_plus_lm_head{}",
+                if fused { "fused_16x4" } else { "16x7" },
+                match launch {
+                    StepLaunch::Plain => "",
+                    StepLaunch::Pdl => "_pdl",
+                    StepLaunch::Persistent => "_persistent",
+                }
+            ),
+        }
+    }
+
+    /// The kernels whose checks a case depends on: a case is not timed when one of them failed.
+    pub fn checked_by(&self) -> &'static [&'static str] {
+        match self {
+            CaseSpec::DecodeStep { launch: StepLaunch::Persistent, .. } => &["q8_0_matvec_chain"],
+            CaseSpec::DecodeStep { .. } => &["q8_0_matvec"],
+            CaseSpec::Matvec { .. } => &["q8_0_matvec"],
+            CaseSpec::Matmul { .. } => &["q8_0_matmul"],
+            CaseSpec::RmsNorm { .. } => &["rms_norm"],
+            CaseSpec::Rope { .. } => &["rope"],
+            CaseSpec::Swiglu { .. } => &["swiglu"],
+            CaseSpec::Attention { .. } => &["attention_decode"],
         }
     }
 
@@ -418,12 +451,13 @@ impl CaseSpec {
 }
 
 /// Every case of the kernels bench, in report order: the 8 decode matvec shapes and the 2 fused
-/// ones, a whole decode step's matvecs (unfused and fused, plain and with programmatic dependent launch), the q/gate/down matmuls at 128 and 512 tokens, RMSNorm (dim 2048, one row), RoPE (one token), SwiGLU (8192),
+/// ones, a whole decode step's matvecs (unfused and fused; plain launches, programmatic dependent
+/// launch, one persistent kernel), the q/gate/down matmuls at 128 and 512 tokens, RMSNorm (dim 2048, one row), RoPE (one token), SwiGLU (8192),
 /// decode attention at 1K/4K/8K cached positions.
 pub fn case_specs() -> Vec<CaseSpec> {
     let mut v: Vec<CaseSpec> = llama_1b::MATVEC.iter().chain(&llama_1b::FUSED_MATVEC).map(|&(name, rows, cols)| CaseSpec::Matvec { name, rows, cols }).collect();
-    for pdl in [false, true] {
-        v.extend([CaseSpec::DecodeStep { fused: false, pdl }, CaseSpec::DecodeStep { fused: true, pdl }]);
+    for launch in [StepLaunch::Plain, StepLaunch::Pdl, StepLaunch::Persistent] {
+        v.extend([CaseSpec::DecodeStep { fused: false, launch }, CaseSpec::DecodeStep { fused: true, launch }]);
     }
     for &n in &llama_1b::MATMUL_TOKENS {
         v.extend(llama_1b::MATMUL.iter().map(|&(name, rows, cols)| CaseSpec::Matmul { name, rows, cols, n }));
@@ -607,8 +641,9 @@ mod tests {
     #[test]
     fn case_ids_have_no_slash_and_are_unique() {
         let specs = case_specs();
-        assert_eq!(specs.len(), 8 + 2 + 4 + 6 + 3 + 3);
+        assert_eq!(specs.len(), 8 + 2 + 6 + 6 + 3 + 3);
         assert!(specs.iter().any(|s| s.shape() == "fused_16x4_plus_lm_head_pdl"));
+        assert!(specs.iter().any(|s| s.shape() == "16x7_plus_lm_head_persistent"));
         let mut ids: Vec<String> = specs.iter().map(|s| format!("{}/{}", s.op(), s.shape())).collect();
         assert!(specs.iter().all(|s| !s.shape().contains('/')));
         ids.sort();

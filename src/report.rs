@@ -468,7 +468,14 @@ fn charts(run_dir: &Path, results: &[Value], kernel_lines: &[Value], a: &crate::
         .filter(|r| r.label.starts_with("llm-bench (") && r.how.ends_with("CUDA graph"))
         .filter_map(|r| {
             let shape = r.label.trim_start_matches("llm-bench (").trim_end_matches(')');
-            let name = format!("{}{}", if shape.starts_with("fused") { "fused" } else { "16x7" }, if shape.ends_with("_pdl") { " + PDL" } else { "" });
+            let launch = if shape.ends_with("_pdl") {
+                " + PDL"
+            } else if shape.ends_with("_persistent") {
+                ", persistent"
+            } else {
+                ""
+            };
+            let name = format!("{}{launch}", if shape.starts_with("fused") { "fused" } else { "16x7" });
             Some((name, 100.0 * r.fraction?))
         })
         .collect();
