@@ -27,7 +27,9 @@
 //!    (`llm_bench::breakdown`): wall time, kernel launches, copies and GPU busy time per step
 //!    (CUPTI activity records), and its most expensive kernels.
 //!
-//! `LLM_BENCH_KERNELS=ops` runs steps 1-4 only, `breakdown` step 5 only.
+//! `LLM_BENCH_KERNELS=ops` runs steps 1-4 only, `breakdown` step 5 only;
+//! `LLM_BENCH_KERNELS_CASES=decode_step,lm_head` times only the cases whose `<op>/<shape>` contains
+//! one of the parts.
 //!
 //! Without the `cuda` feature (or without a GPU) it writes a skipped record and exits 0.
 //!
@@ -320,8 +322,12 @@ mod gpu {
         // 3-4. Every case: the suite's kernel, then the engines' equivalents.
         // implementation -> matvec shape name -> (issued, graph) medians, for the decode-step summary.
         let mut matvec: BTreeMap<String, BTreeMap<&'static str, MatvecTime>> = BTreeMap::new();
+        let selected = case_filter();
         for spec in cpu::case_specs() {
             let label = format!("{}/{}", spec.op(), spec.shape());
+            if !selected.as_ref().is_none_or(|parts| parts.iter().any(|p| label.contains(p.as_str()))) {
+                continue;
+            }
             if spec.checked_by().iter().any(|kernel| failed.contains(kernel)) {
                 skip(&run, "llm-bench", Some(&label), "the kernel failed its check against the CPU reference; not timed")?;
             } else {
@@ -382,6 +388,14 @@ mod gpu {
             )?;
         }
         Ok(())
+    }
+
+    /// `LLM_BENCH_KERNELS_CASES=decode_step,lm_head`: only the cases whose `<op>/<shape>` contains
+    /// one of the comma-separated parts (the checks always run); unset or empty: every case.
+    fn case_filter() -> Option<Vec<String>> {
+        let v = std::env::var("LLM_BENCH_KERNELS_CASES").ok()?;
+        let parts: Vec<String> = v.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+        (!parts.is_empty()).then_some(parts)
     }
 
     /// Which parts run: `LLM_BENCH_KERNELS=ops` (the kernels and the engines' equivalent calls),

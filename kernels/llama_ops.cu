@@ -86,6 +86,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 #define MV_WARPS 8
 #define MV_STAGES 2
 #define MV_SLAB 8704  // 32 super-blocks of 272 bytes
+#define MV_CHAIN_THREADS (MV_WARPS * 32 + 32)  // q8_0_matvec_chain: the computing warps + one controller
 
 __device__ __forceinline__ u32 smem_addr(const void* p) {
     u32 r;
@@ -288,7 +289,8 @@ q8_0_matvec(const u8* __restrict__ w, const float* __restrict__ x, float* __rest
 //
 // * Task t is y_t = W_t . x_t, where x_t is written by an earlier task; a task may only read its x
 //   once every block has finished the task before it (one counter per task in `done`, raised by
-//   each block with a release add after its writes, polled with acquire loads by one thread).
+//   each block with a release add after a block barrier, polled with acquire loads; both done by
+//   a controller warp that copies and computes nothing, so no fence waits on copies in flight).
 // * Weights never depend on x, so each warp's copy pipeline runs across task boundaries: the same
 //   slab order as `q8_0_matvec_slabs` (slabs dealt to blocks, then warps), per task in turn, with
 //   MV_STAGES slabs always in flight. While a block waits for the others to finish task t, its
@@ -297,7 +299,8 @@ q8_0_matvec(const u8* __restrict__ w, const float* __restrict__ x, float* __rest
 // * x is staged with L2-only loads (another SM wrote it; this SM's L1 may hold a stale copy).
 // * The last block to finish the last task zeroes `done` for the next launch.
 //
-// Launch: block (MV_WARPS * 32), dynamic shared memory x_smem_bytes + MV_WARPS * MV_STAGES *
+// Launch: block (MV_CHAIN_THREADS: MV_WARPS computing warps and one controller warp that waits
+// and signals), dynamic shared memory x_smem_bytes + MV_WARPS * MV_STAGES *
 // MV_SLAB where x_smem_bytes = max cols / 256 * 1040; every block resident at once (cooperative
 // launch: grid = SMs x blocks per SM), `done` zeroed before the first launch. Every task is a
 // fast-path shape (cols 256 x a power of two up to 8192, w and x 16-byte aligned), checked by the host.
@@ -324,10 +327,14 @@ __device__ __forceinline__ int mv_task_slabs(const MatvecTask& t) {
     return (t.rows + P - 1) / P;
 }
 
-extern "C" __global__ void __launch_bounds__(MV_WARPS * 32)
+extern "C" __global__ void __launch_bounds__(MV_CHAIN_THREADS)
 q8_0_matvec_chain(const MatvecTask* __restrict__ tasks, int ntasks, int x_smem_bytes, u32* __restrict__ done) {
     extern __shared__ __align__(16) u8 mv_dsm[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    // Warps 0..MV_WARPS-1 copy and compute; warp MV_WARPS only waits and signals, so the thread
+    // that fences and signals has no copies of its own in flight (v7 signalled from a computing
+    // thread after a fence in every thread: 4 us per task, NOTES.md).
+    const bool controller = warp == MV_WARPS;
     const int first = blockIdx.x + gridDim.x * warp, step = gridDim.x * MV_WARPS;
     float* xs = reinterpret_cast<float*>(mv_dsm);
     u8* stages = mv_dsm + x_smem_bytes + warp * MV_STAGES * MV_SLAB;
@@ -349,38 +356,42 @@ q8_0_matvec_chain(const MatvecTask* __restrict__ tasks, int ntasks, int x_smem_b
         }
         cp_async_commit();  // an empty group past the end keeps the wait counts uniform
     };
-    skip_empty();
+    if (!controller) {
+        skip_empty();
 #pragma unroll
-    for (int b = 0; b < MV_STAGES; ++b) issue_next(b);
+        for (int b = 0; b < MV_STAGES; ++b) issue_next(b);
+    }
 
     int buf = 0;
     for (int t = 0; t < ntasks; ++t) {
         const MatvecTask T = tasks[t];
         const int S = T.cols >> 8, P = 32 / S, nslabs = mv_task_slabs(T);
         if (t > 0) {
-            if (threadIdx.x == 0) {
+            if (controller && lane == 0) {
                 while (ld_acquire_gpu(done + t - 1) < gridDim.x) {
                 }
             }
             __syncthreads();
         }
-        mv_stage_x<true>(T.x, T.cols, xs);
+        if (!controller) mv_stage_x<true>(T.x, T.cols, xs);
         __syncthreads();
-        for (int slab = first; slab < nslabs; slab += step) {
-            cp_async_wait<MV_STAGES - 1>();  // the oldest of this warp's copies: this slab
-            __syncwarp();
-            u32 wv[68];
-            mv_load_superblock(stages + buf * MV_SLAB, lane, wv);
-            __syncwarp();      // every lane has its words: the buffer may be refilled
-            issue_next(buf);   // before the arithmetic, so the copy overlaps it
-            const float v = mv_row_sum(wv, xs, S, lane);
-            const int row = slab * P + lane / S;
-            if (lane % S == 0 && row < T.rows) T.y[row] = v;
-            buf = (buf + 1) % MV_STAGES;
+        if (!controller) {
+            for (int slab = first; slab < nslabs; slab += step) {
+                cp_async_wait<MV_STAGES - 1>();  // the oldest of this warp's copies: this slab
+                __syncwarp();
+                u32 wv[68];
+                mv_load_superblock(stages + buf * MV_SLAB, lane, wv);
+                __syncwarp();     // every lane has its words: the buffer may be refilled
+                issue_next(buf);  // before the arithmetic, so the copy overlaps it
+                const float v = mv_row_sum(wv, xs, S, lane);
+                const int row = slab * P + lane / S;
+                if (lane % S == 0 && row < T.rows) T.y[row] = v;
+                buf = (buf + 1) % MV_STAGES;
+            }
         }
-        __threadfence();  // this thread's y writes, visible GPU-wide before the block reports
-        __syncthreads();  // every warp is done with task t (and with xs)
-        if (threadIdx.x == 0) {
+        __syncthreads();  // every warp is done with task t: its y written, xs free
+        if (controller && lane == 0) {
+            // Release at GPU scope after the barrier: the block's y writes before the count.
             if (t + 1 < ntasks) {
                 red_release_gpu_add(done + t, 1);
             } else if (atomicAdd(done + t, 1) == gridDim.x - 1) {
@@ -389,7 +400,7 @@ q8_0_matvec_chain(const MatvecTask* __restrict__ tasks, int ntasks, int x_smem_b
             }
         }
     }
-    cp_async_wait<0>();
+    if (!controller) cp_async_wait<0>();
 }
 
 // ------------------------------------------------------------------------------------------------

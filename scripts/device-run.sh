@@ -11,7 +11,8 @@
 #        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
 #        seconds after which no bench runs or goes on, so the results come back inside one call),
 #        LLM_BENCH_KERNELS (kernels bench: ops | breakdown | all; with LLM_BENCH_PASSES="candle
-#        mistralrs torch burn" the breakdown runs one engine per process)
+#        mistralrs torch burn" the breakdown runs one engine per process), LLM_BENCH_KERNELS_CASES
+#        (kernels bench: only the cases whose <op>/<shape> contains one of these comma-separated parts)
 # The device tool brings back at most 8 files per call: one run of this script per call (it
 # leaves 5 or 6 in $OUT), or give each run its own OUT folder and fetch the rest from
 # $LLM_BENCH_DEVICE_HOME/run/<run> in a next call.

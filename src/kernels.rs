@@ -29,6 +29,8 @@ const MV_WARPS: u32 = 8;
 const MV_STAGES: usize = 2;
 /// Bytes per slab: 32 super-blocks of 8 Q8_0 blocks.
 const MV_SLAB: usize = 8704;
+/// Threads per block of `q8_0_matvec_chain`: the `MV_WARPS` computing warps and a controller.
+const MV_CHAIN_THREADS: u32 = MV_WARPS * 32 + 32;
 /// Bytes of padded x per 256 columns in the matvec's shared memory.
 const MV_X_BYTES_PER_256: usize = 1040;
 /// Thread blocks per cluster (sequence splits) and threads per block of `attention_decode`.
@@ -304,7 +306,7 @@ impl Kernels {
         }
         let x_smem = max_s * MV_X_BYTES_PER_256;
         let smem = x_smem + MV_WARPS as usize * MV_STAGES * MV_SLAB;
-        let per_sm = self.f.q8_0_matvec_chain.occupancy_max_active_blocks_per_multiprocessor(MV_WARPS * 32, smem, None)?;
+        let per_sm = self.f.q8_0_matvec_chain.occupancy_max_active_blocks_per_multiprocessor(MV_CHAIN_THREADS, smem, None)?;
         ensure!(per_sm > 0, "q8_0_matvec_chain: {smem} bytes of shared memory per block do not fit an SM of {}", self.device_name);
         let max_cols = tasks.iter().map(|t| t.cols).max().unwrap_or(0);
         let input = self.upload(&vec![0f32; max_cols])?;
@@ -344,7 +346,7 @@ impl Kernels {
             gridDimX: chain.grid,
             gridDimY: 1,
             gridDimZ: 1,
-            blockDimX: MV_WARPS * 32,
+            blockDimX: MV_CHAIN_THREADS,
             blockDimY: 1,
             blockDimZ: 1,
             sharedMemBytes: chain.smem as u32,
