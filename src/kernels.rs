@@ -29,6 +29,11 @@ const MV_WARPS: u32 = 8;
 const MV_STAGES: usize = 2;
 /// Bytes per slab: 32 super-blocks of 8 Q8_0 blocks.
 const MV_SLAB: usize = 8704;
+/// KB of weights each block of `q8_0_matvec_chain` keeps prefetched into L2 ahead of its
+/// task's start, unless LLM_BENCH_CHAIN_PREFETCH_KB says otherwise; capped at three quarters of
+/// the L2 for the whole grid. More than the 139 KB its warps' own copies already cover, or the
+/// prefetch adds nothing (132 blocks x 256 KB = 34 MB: 68 % of an H100's L2).
+const CHAIN_PREFETCH_KB: usize = 256;
 /// Threads per block of `q8_0_matvec_chain`: the `MV_WARPS` computing warps and a controller.
 const MV_CHAIN_THREADS: u32 = MV_WARPS * 32 + 32;
 /// Bytes of padded x per 256 columns in the matvec's shared memory.
@@ -114,6 +119,8 @@ pub struct MatvecChain {
     smem: usize,
     /// Blocks: SMs x blocks per SM, all resident.
     pub grid: u32,
+    /// Bytes of its weights each block has prefetched into L2 beyond its current task (0: none).
+    pub prefetch_bytes: usize,
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -326,7 +333,15 @@ impl Kernels {
         }
         let table = self.upload(&table)?;
         let done = self.stream.alloc_zeros::<u32>(tasks.len())?;
-        Ok(MatvecChain { buffers, tasks, sources, table, done, input, outputs, x_smem, smem, grid: self.sm_count * per_sm })
+        let grid = self.sm_count * per_sm;
+        // Bytes each block keeps prefetched into L2 ahead of its current task: the default, or
+        // LLM_BENCH_CHAIN_PREFETCH_KB; at most three quarters of the L2 for the whole grid.
+        let kb = match std::env::var("LLM_BENCH_CHAIN_PREFETCH_KB") {
+            Ok(v) if !v.is_empty() => v.parse::<usize>().map_err(|_| anyhow!("LLM_BENCH_CHAIN_PREFETCH_KB={v} is not a number of KB"))?,
+            _ => CHAIN_PREFETCH_KB,
+        };
+        let prefetch_bytes = (kb << 10).min(self.l2_bytes * 3 / 4 / grid as usize) / MV_SLAB * MV_SLAB;
+        Ok(MatvecChain { buffers, tasks, sources, table, done, input, outputs, x_smem, smem, grid, prefetch_bytes })
     }
 
     /// Queue one run of `chain`: one cooperative launch (every block resident, which the
@@ -336,8 +351,14 @@ impl Kernels {
         let (dp, _d) = chain.done.device_ptr_mut(&self.stream);
         let n = i32_of(chain.tasks.len(), "tasks")?;
         let xs = i32_of(chain.x_smem, "x shared memory")?;
-        let mut params: [*mut std::ffi::c_void; 4] =
-            [&tp as *const _ as *mut _, &n as *const _ as *mut _, &xs as *const _ as *mut _, &dp as *const _ as *mut _];
+        let pf = i32_of(chain.prefetch_bytes, "prefetch bytes")?;
+        let mut params: [*mut std::ffi::c_void; 5] = [
+            &tp as *const _ as *mut _,
+            &n as *const _ as *mut _,
+            &xs as *const _ as *mut _,
+            &dp as *const _ as *mut _,
+            &pf as *const _ as *mut _,
+        ];
         // SAFETY: zero is a valid bit pattern for the attribute; id and value set below.
         let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
         attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
@@ -354,7 +375,7 @@ impl Kernels {
             attrs: &mut attr,
             numAttrs: 1,
         };
-        // SAFETY: the parameters match the kernel's signature (tasks, ntasks, x_smem_bytes, done)
+        // SAFETY: the parameters match the kernel's signature (tasks, ntasks, x_smem_bytes, done, prefetch_bytes)
         // and outlive the call; the table's pointers are into buffers `chain` owns.
         unsafe { sys::cuLaunchKernelEx(&config, self.f.q8_0_matvec_chain.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }
             .result()
@@ -638,7 +659,7 @@ pub fn check_all(k: &Kernels) -> Result<Vec<Check>> {
                 }
             }
             if run == 2 {
-                let shape = format!("second launch, all {} tasks (counters reset by the first; grid {})", shapes.len(), chain.grid);
+                let shape = format!("second launch, all {} tasks (counters reset by the first; grid {}, L2 prefetch {} KB)", shapes.len(), chain.grid, chain.prefetch_bytes >> 10);
                 checks.push(Check::new("q8_0_matvec_chain", shape, worst));
             }
         }
@@ -1007,7 +1028,7 @@ impl Kernels {
                     buffers.push(head);
                     let mut chain = self.matvec_chain(buffers, tasks)?;
                     self.stream.memcpy_htod(&rng.vec(chain.input.len(), 1.0), &mut chain.input)?;
-                    case.notes = format!("{}; grid {} blocks", case.notes, chain.grid);
+                    case.notes = format!("{}; grid {} blocks, {} KB per block prefetched into L2 ahead", case.notes, chain.grid, chain.prefetch_bytes >> 10);
                     case.run = Box::new(move || self.run_chain(&mut chain));
                     return Ok(case);
                 }
