@@ -296,11 +296,10 @@ q8_0_matvec(const u8* __restrict__ w, const float* __restrict__ x, float* __rest
 //   MV_STAGES slabs always in flight. While a block waits for the others to finish task t, its
 //   warps' copies of task t+1's first slabs (or t+2's, for a warp with no slab in t+1) are already
 //   on their way: the wait overlaps the transfer instead of preceding it.
-// * That lookahead is only 139 KB per SM, about 4 us of its share of DRAM bandwidth, and the
-//   buffers are full of landed data while the block waits. So the controller warp also walks
-//   the block's slabs ahead of the computing warps and prefetches them into L2
-//   (`cp.async.bulk.prefetch.L2`), `prefetch_bytes` past the start of the current task: DRAM keeps
-//   streaming through the waits, and the copies to shared memory find their data in L2.
+// * With prefetch_bytes > 0 the controller warp also walks the block's slabs ahead of the
+//   computing warps and prefetches them into L2 (`cp.async.bulk.prefetch.L2`), that far past the
+//   start of the current task, so that DRAM streams through the waits. Measured slower on the
+//   H200 (NOTES.md, v7c): the host passes 0 unless told otherwise.
 // * x is staged with L2-only loads (another SM wrote it; this SM's L1 may hold a stale copy).
 // * The last block to finish the last task zeroes `done` for the next launch.
 //

@@ -101,18 +101,26 @@ pub fn changes(a: &[Value], b: &[Value]) -> Vec<Change> {
 pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
     let read = |d: &Path| read_results(&d.join("results.jsonl")).with_context(|| format!("{} is not a run directory (no results.jsonl)", d.display()));
     let (a, b) = (read(run_a)?, read(run_b)?);
-    let commit = |d: &Path| -> String {
-        std::fs::read_to_string(d.join("environment.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|e| e["git_commit"].as_str().map(|c| c.chars().take(10).collect()))
-            .unwrap_or_else(|| "?".into())
+    let env = |d: &Path| -> Value {
+        std::fs::read_to_string(d.join("environment.json")).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).unwrap_or(Value::Null)
     };
+    let (ea, eb) = (env(run_a), env(run_b));
+    let commit = |e: &Value| -> String { e["git_commit"].as_str().map(|c| c.chars().take(10).collect()).unwrap_or_else(|| "?".into()) };
     let mut md = String::new();
     writeln!(md, "# llm-bench compare\n")?;
-    writeln!(md, "- A: `{}` (commit {})", run_a.display(), commit(run_a))?;
-    writeln!(md, "- B: `{}` (commit {})", run_b.display(), commit(run_b))?;
+    writeln!(md, "- A: `{}` (commit {}; {})", run_a.display(), commit(&ea), machine(&ea).0)?;
+    writeln!(md, "- B: `{}` (commit {}; {})", run_b.display(), commit(&eb), machine(&eb).0)?;
     writeln!(md, "- a change is called when Welch's |t| ≥ {T_CRITICAL} on the means and the median moved by at least {:.0}%\n", MIN_CHANGE * 100.0)?;
+    let (ua, ub) = (machine(&ea).1, machine(&eb).1);
+    if ua.is_none() || ub.is_none() || ua != ub {
+        writeln!(
+            md,
+            "**Not the same GPU** ({}): the runs may differ by machine as well as by code. Two machines of the same model \
+             gave the same engine inter-token latencies tens of percent apart when the engine is bound by host work \
+             (kernel launches, Python): compare runs from one machine, or rerun both on yours.\n",
+            if ua.is_none() || ub.is_none() { "a run does not record its GPU's UUID" } else { "different GPU UUIDs" }
+        )?;
+    }
     let ch = changes(&a, &b);
     let count = |v: &str| ch.iter().filter(|c| c.verdict == v).count();
     writeln!(md, "{} figures in both runs: {} better, {} worse, {} within noise.\n", ch.len(), count("better"), count("worse"), count("no change (within noise)"))?;
@@ -147,6 +155,24 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
     Ok(md)
 }
 
+/// The machine a run's environment record describes, in words, and its first GPU's UUID (the
+/// one identity that tells two machines of the same model apart).
+fn machine(env: &Value) -> (String, Option<String>) {
+    let gpu = &env["gpu"]["devices"][0];
+    let uuid = gpu["uuid"].as_str().map(str::to_string);
+    let words = match gpu["name"].as_str() {
+        Some(name) => format!(
+            "{name} {}, driver {}, host CPU {} x {}",
+            uuid.as_deref().unwrap_or("(no UUID)"),
+            env["gpu"]["driver_version"].as_str().unwrap_or("?"),
+            env["host"]["logical_cpus"].as_u64().map_or("?".to_string(), |n| n.to_string()),
+            env["host"]["cpu"].as_str().unwrap_or("?")
+        ),
+        None => format!("no GPU recorded, host CPU {} x {}", env["host"]["logical_cpus"].as_u64().map_or("?".to_string(), |n| n.to_string()), env["host"]["cpu"].as_str().unwrap_or("?")),
+    };
+    (words, uuid)
+}
+
 /// A value with four significant digits, so that the harness's microsecond figures (in ms) do
 /// not print as 0.000.
 pub fn significant(v: f64) -> String {
@@ -160,6 +186,26 @@ pub fn significant(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_on_different_gpus_are_flagged() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-compare-{}", std::process::id()));
+        let run = |name: &str, uuid: &str| {
+            let d = dir.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            let env = serde_json::json!({"git_commit": "abc", "host": {"cpu": "Xeon", "logical_cpus": 16},
+                "gpu": {"driver_version": "580", "devices": [{"name": "NVIDIA H200", "uuid": uuid}]}});
+            std::fs::write(d.join("environment.json"), env.to_string()).unwrap();
+            std::fs::write(d.join("results.jsonl"), "").unwrap();
+            d
+        };
+        let (a, b, c) = (run("a", "GPU-1"), run("b", "GPU-2"), run("c", "GPU-1"));
+        let md = compare(&a, &b).unwrap();
+        assert!(md.contains("**Not the same GPU** (different GPU UUIDs)"), "{md}");
+        assert!(md.contains("NVIDIA H200 GPU-2, driver 580, host CPU 16 x Xeon"), "{md}");
+        assert!(!compare(&a, &c).unwrap().contains("Not the same GPU"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn small_figures_keep_their_digits() {

@@ -29,11 +29,11 @@ const MV_WARPS: u32 = 8;
 const MV_STAGES: usize = 2;
 /// Bytes per slab: 32 super-blocks of 8 Q8_0 blocks.
 const MV_SLAB: usize = 8704;
-/// KB of weights each block of `q8_0_matvec_chain` keeps prefetched into L2 ahead of its
-/// task's start, unless LLM_BENCH_CHAIN_PREFETCH_KB says otherwise; capped at three quarters of
-/// the L2 for the whole grid. More than the 139 KB its warps' own copies already cover, or the
-/// prefetch adds nothing (132 blocks x 256 KB = 34 MB: 68 % of an H100's L2).
-const CHAIN_PREFETCH_KB: usize = 256;
+/// KB of weights each block of `q8_0_matvec_chain` prefetches into L2 ahead of its task's
+/// start (LLM_BENCH_CHAIN_PREFETCH_KB; capped at three quarters of the L2 for the whole grid).
+/// Off by default: on the H200, 256 and 384 KB made the fused decode step 10 % and 14 % slower
+/// than none (kernels/NOTES.md, v7c); the knob is kept to rerun that experiment.
+const CHAIN_PREFETCH_KB: usize = 0;
 /// Threads per block of `q8_0_matvec_chain`: the `MV_WARPS` computing warps and a controller.
 const MV_CHAIN_THREADS: u32 = MV_WARPS * 32 + 32;
 /// Bytes of padded x per 256 columns in the matvec's shared memory.
