@@ -96,14 +96,21 @@ pub struct StepRow {
 pub fn step_rows(lines: &[Value]) -> Vec<StepRow> {
     let mut rows = Vec::new();
     for c in of_kind(lines, "case").filter(|c| c["op"] == "decode_step_matvecs") {
+        let shape = c["shape"].as_str().unwrap_or("?");
+        let persistent = shape.ends_with("_persistent");
         for (view, label) in [("graph", "CUDA graph"), ("issued", "issued by the host")] {
             if c[view].is_object() {
                 rows.push(StepRow {
-                    label: format!("llm-bench ({})", c["shape"].as_str().unwrap_or("?")),
-                    how: format!("the suite's Q8_0 matvecs back to back, {label}"),
+                    label: format!("llm-bench ({shape})"),
+                    how: if persistent {
+                        format!("the suite's Q8_0 matvecs in one persistent kernel, {label}")
+                    } else {
+                        format!("the suite's Q8_0 matvecs back to back, {label}")
+                    },
                     ms: c[view]["median_s"].as_f64().map(|s| s * 1e3),
                     fraction: c[view]["fraction_of_copy_bandwidth"].as_f64(),
-                    launches: c["notes"].as_str().and_then(|n| n.split(' ').next()?.parse().ok()),
+                    // "113 launches: ..." in the case's notes; the persistent kernel is one launch.
+                    launches: if persistent { Some(1.0) } else { c["notes"].as_str().and_then(|n| n.split(' ').next()?.parse().ok()) },
                     busy_share: None,
                 });
             }
@@ -206,18 +213,19 @@ pub fn write(md: &mut String, lines: &[Value]) -> std::fmt::Result {
     let traced: Vec<&Value> = of_kind(lines, "engine_decode").collect();
     if !traced.is_empty() {
         writeln!(md, "### Where each engine's decode step goes (CUPTI)\n")?;
-        writeln!(md, "Per decode step: a request of 1 + 32 new tokens minus one of 1, divided by 32 (prompt of 50 tokens). Tracing adds host work to each launch: the traced wall time is beside the untraced one, not instead of it. The median inter-token gap is from the same untraced requests' token timestamps (the scenario benches' ITL); an engine marked \"CUPTI loaded\" was measured after CUPTI had been loaded into its process for an earlier engine. This section is about where the GPU time of a step goes (launches, copies, busy time, kernels), which does not depend on how fast the host is; its wall times are a few requests in a fresh process: on one machine they matched `single_request`'s inter-token latency within 2% for Candle and torch (mistral.rs measured 10% slower in the scenario), while machines of the same GPU model differ by tens of percent for engines bound by host work, so compare them only with figures from the same machine (`target-reports/h200-2026-11-30-breakdown-ab/`). The SM clock, NVML's GPU busy and this process's CPU use during the untraced requests are in each record (`untraced_conditions`). Weights as stored: what the engine holds, which is not always what a step reads (an f32 copy of the embedding table for lookups, for one, is read a row at a time); the fractions above count the Q8_0 model's bytes for every engine.\n")?;
-        writeln!(md, "| engine | wall ms (untraced) | median inter-token ms | wall ms (traced) | GPU busy ms | kernel launches | copies | distinct kernels | weights as stored GB |")?;
-        writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(md, "Per decode step: a request of 1 + 32 new tokens minus one of 1, divided by 32 (prompt of 50 tokens). Tracing adds host work to each launch: the traced wall time is beside the untraced one, not instead of it. The median inter-token gap is from the same untraced requests' token timestamps (the scenario benches' ITL); an engine marked \"CUPTI loaded\" was measured after CUPTI had been loaded into its process for an earlier engine. This section is about where the GPU time of a step goes (launches, copies, busy time, kernels), which does not depend on how fast the host is; its wall times are a few requests in a fresh process: on one machine they matched `single_request`'s inter-token latency within 2% for Candle and torch (mistral.rs measured 10% slower in the scenario), while machines of the same GPU model differ by tens of percent for engines bound by host work, so compare them only with figures from the same machine (`target-reports/h200-2026-11-30-breakdown-ab/`). Host CPU cores busy: this process's CPU time over wall time during the untraced requests (1.00: one core never idle, the step bound by one host thread); the SM clock and NVML's GPU busy of the same moments are in each record (`untraced_conditions`). Weights as stored: what the engine holds, which is not always what a step reads (an f32 copy of the embedding table for lookups, for one, is read a row at a time); the fractions above count the Q8_0 model's bytes for every engine.\n")?;
+        writeln!(md, "| engine | wall ms (untraced) | median inter-token ms | host CPU cores busy (untraced) | wall ms (traced) | GPU busy ms | kernel launches | copies | distinct kernels | weights as stored GB |")?;
+        writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for e in &traced {
             let t = &e["trace"];
             writeln!(
                 md,
-                "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 e["engine"].as_str().unwrap_or("?"),
                 if e["cupti_loaded_before_untraced"] == true { " (CUPTI loaded)" } else { "" },
                 f(&(e["wall_s_per_step"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
                 f(&(e["inter_token_median_s"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
+                f(&e["untraced_conditions"]["process_cpu_cores_median"], 2),
                 f(&(t["traced_wall_s_per_step"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
                 f(&(t["gpu_busy_s_per_step"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
                 f(&t["launches_per_step"], 1),
@@ -248,14 +256,21 @@ pub fn write(md: &mut String, lines: &[Value]) -> std::fmt::Result {
     }
 
     let cases: Vec<&Value> = of_kind(lines, "case").collect();
-    writeln!(md, "### Q8_0 matrix-vector products (decode): fraction of copy bandwidth, issued / graph\n")?;
-    writeln!(md, "Each implementation moves its own weight format (Q8_0 for the suite and Candle, f32/f16 for Burn, bf16/f16 for torch): the fraction says how well the kernel streams, the time what the format costs.\n")?;
-    op_table(md, &cases, "q8_0_matvec", &|c| fractions(c, "fraction_of_copy_bandwidth"))?;
-    writeln!(md, "Median µs per call, issued / graph:\n")?;
-    op_table(md, &cases, "q8_0_matvec", &micros)?;
-    writeln!(md, "### Q8_0 matrix-matrix products (prefill, batches): fraction of the f32 FMA rate, issued / graph\n")?;
-    writeln!(md, "Implementations on tensor cores (torch bf16/f16, Burn f16) can exceed 1: the roof is the SIMT f32 rate the suite's kernel is bound by.\n")?;
-    op_table(md, &cases, "q8_0_matmul", &|c| fractions(c, "fraction_of_fp32_fma_rate"))?;
+    // A run that timed only some cases (LLM_BENCH_KERNELS_CASES, or the breakdown alone) shows
+    // only the sections it has figures for.
+    let has = |op: &str| cases.iter().any(|c| c["op"] == op);
+    if has("q8_0_matvec") {
+        writeln!(md, "### Q8_0 matrix-vector products (decode): fraction of copy bandwidth, issued / graph\n")?;
+        writeln!(md, "Each implementation moves its own weight format (Q8_0 for the suite and Candle, f32/f16 for Burn, bf16/f16 for torch): the fraction says how well the kernel streams, the time what the format costs.\n")?;
+        op_table(md, &cases, "q8_0_matvec", &|c| fractions(c, "fraction_of_copy_bandwidth"))?;
+        writeln!(md, "Median µs per call, issued / graph:\n")?;
+        op_table(md, &cases, "q8_0_matvec", &micros)?;
+    }
+    if has("q8_0_matmul") {
+        writeln!(md, "### Q8_0 matrix-matrix products (prefill, batches): fraction of the f32 FMA rate, issued / graph\n")?;
+        writeln!(md, "Implementations on tensor cores (torch bf16/f16, Burn f16) can exceed 1: the roof is the SIMT f32 rate the suite's kernel is bound by.\n")?;
+        op_table(md, &cases, "q8_0_matmul", &|c| fractions(c, "fraction_of_fp32_fma_rate"))?;
+    }
     let mut others: BTreeMap<&str, ()> = BTreeMap::new();
     for c in &cases {
         if let Some(op) = c["op"].as_str().filter(|o| !["q8_0_matvec", "q8_0_matmul", "decode_step_matvecs"].contains(o)) {

@@ -73,7 +73,17 @@ pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String
 
 /// The summary of one run: Markdown text, the JSON document with the same rows, and the analysis.
 pub fn summarize_with(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<(String, Value, crate::analysis::Analysis)> {
-    summarize_results(run_dir, &read_results(&run_dir.join("results.jsonl"))?, criterion_dir, options)
+    summarize_results(run_dir, &run_results(run_dir)?, criterion_dir, options)
+}
+
+/// A run's `results.jsonl`. A run of the kernels bench alone may have none (it writes one only to
+/// record a skip): with `kernels.jsonl` present that is an empty list, not an error.
+fn run_results(run_dir: &Path) -> Result<Vec<Value>> {
+    let path = run_dir.join("results.jsonl");
+    if !path.exists() && run_dir.join("kernels.jsonl").exists() {
+        return Ok(Vec::new());
+    }
+    read_results(&path).with_context(|| format!("{} is not a run directory of llm-bench (no results.jsonl or kernels.jsonl)", run_dir.display()))
 }
 
 fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&Path>, options: Options) -> Result<(String, Value, crate::analysis::Analysis)> {
@@ -334,7 +344,7 @@ pub fn write_summary(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<()>
 
 /// Write `summary.md`, `summary.json` and `summary.html` into the run directory.
 pub fn write_reports(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<()> {
-    let results = read_results(&run_dir.join("results.jsonl"))?;
+    let results = run_results(run_dir)?;
     let (md, doc, analysis) = summarize_results(run_dir, &results, criterion_dir, options)?;
     std::fs::write(run_dir.join("summary.md"), &md).context("cannot write summary.md")?;
     std::fs::write(run_dir.join("summary.json"), serde_json::to_string_pretty(&doc)?)?;
@@ -601,5 +611,22 @@ mod tests {
         assert!(md.contains("- model: `m` — d"), "{md}");
         assert!(!md.contains("## Measured"), "{md}");
         assert_eq!(doc["kernels"].as_array().map(Vec::len), Some(1));
+    }
+
+    /// A kernels-bench run that skipped nothing has no results.jsonl: it still renders, and a
+    /// folder with neither file is refused with a message that says what is missing.
+    #[test]
+    fn kernels_run_without_results_file_renders() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-report-noresults-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = summarize(&dir, None).unwrap_err();
+        assert!(format!("{err:#}").contains("no results.jsonl or kernels.jsonl"), "{err:#}");
+        let step = r#"{"kind":"case","op":"decode_step_matvecs","implementation":"llm-bench","shape":"fused_16x4_plus_lm_head_persistent","notes":"one persistent kernel","bytes_per_call":1.3e9,"issued":{"median_s":0.0005,"fraction_of_copy_bandwidth":0.6},"graph":null}"#;
+        std::fs::write(dir.join("kernels.jsonl"), format!("{step}\n")).unwrap();
+        let (md, _) = summarize(&dir, None).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(md.contains("## Kernels (the kernels bench)"), "{md}");
+        assert!(!md.contains("### Q8_0 matrix-vector products"), "no matvec cases, no empty section: {md}");
+        assert!(md.contains("| llm-bench (fused_16x4_plus_lm_head_persistent) | the suite's Q8_0 matvecs in one persistent kernel, issued by the host | 0.500 | 0.60 | 1 |"), "{md}");
     }
 }
