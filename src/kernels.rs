@@ -280,11 +280,22 @@ impl Kernels {
         let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
         attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
         attr.value.programmaticStreamSerializationAllowed = 1;
+        // SAFETY: the parameters match the kernel's signature (w, x, y, rows, cols) and outlive the call.
+        unsafe { self.launch_with(&self.f.q8_0_matvec, grid, MV_WARPS * 32, smem, attr, &mut params) }?;
+        Ok(())
+    }
+
+    /// Launch `f` on the module's stream with one launch attribute, through `cuLaunchKernelEx`
+    /// (cudarc's launch builder takes none): programmatic dependent launch, or a cooperative grid.
+    ///
+    /// # Safety
+    /// `params` must point at values of the kernel's parameter types, in order, alive for the call.
+    unsafe fn launch_with(&self, f: &CudaFunction, grid: u32, block: u32, smem: usize, mut attr: sys::CUlaunchAttribute, params: &mut [*mut std::ffi::c_void]) -> Result<()> {
         let config = sys::CUlaunchConfig {
             gridDimX: grid,
             gridDimY: 1,
             gridDimZ: 1,
-            blockDimX: MV_WARPS * 32,
+            blockDimX: block,
             blockDimY: 1,
             blockDimZ: 1,
             sharedMemBytes: smem as u32,
@@ -292,8 +303,8 @@ impl Kernels {
             attrs: &mut attr,
             numAttrs: 1,
         };
-        // SAFETY: the parameters match the kernel's signature (w, x, y, rows, cols) and outlive the call.
-        unsafe { sys::cuLaunchKernelEx(&config, self.f.q8_0_matvec.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }.result()?;
+        // SAFETY: the caller vouches for `params`; `config` and `attr` live until the call returns.
+        unsafe { sys::cuLaunchKernelEx(&config, f.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }.result()?;
         Ok(())
     }
 
@@ -363,22 +374,9 @@ impl Kernels {
         let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
         attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
         attr.value.cooperative = 1;
-        let config = sys::CUlaunchConfig {
-            gridDimX: chain.grid,
-            gridDimY: 1,
-            gridDimZ: 1,
-            blockDimX: MV_CHAIN_THREADS,
-            blockDimY: 1,
-            blockDimZ: 1,
-            sharedMemBytes: chain.smem as u32,
-            hStream: self.stream.cu_stream(),
-            attrs: &mut attr,
-            numAttrs: 1,
-        };
-        // SAFETY: the parameters match the kernel's signature (tasks, ntasks, x_smem_bytes, done, prefetch_bytes)
-        // and outlive the call; the table's pointers are into buffers `chain` owns.
-        unsafe { sys::cuLaunchKernelEx(&config, self.f.q8_0_matvec_chain.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }
-            .result()
+        // SAFETY: the parameters match the kernel's signature (tasks, ntasks, x_smem_bytes, done,
+        // prefetch_bytes) and outlive the call; the table's pointers are into buffers `chain` owns.
+        unsafe { self.launch_with(&self.f.q8_0_matvec_chain, chain.grid, MV_CHAIN_THREADS, chain.smem, attr, &mut params) }
             .context("q8_0_matvec_chain: the cooperative launch failed")?;
         Ok(())
     }

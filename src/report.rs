@@ -100,8 +100,9 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     if gpu.is_object() {
         writeln!(
             md,
-            "- GPU: {}, driver {}, CUDA driver API {}, SM clock {} MHz (max {}), memory clock {} MHz, {:.1} GiB",
+            "- GPU: {} `{}`, driver {}, CUDA driver API {}, SM clock {} MHz (max {}), memory clock {} MHz, {:.1} GiB",
             gpu["name"].as_str().unwrap_or("?"),
+            gpu["uuid"].as_str().unwrap_or("no UUID recorded"),
             env["gpu"]["driver_version"].as_str().unwrap_or("?"),
             env["gpu"]["cuda_driver_version"],
             gpu["sm_clock_mhz"],
