@@ -296,10 +296,6 @@ q8_0_matvec(const u8* __restrict__ w, const float* __restrict__ x, float* __rest
 //   MV_STAGES slabs always in flight. While a block waits for the others to finish task t, its
 //   warps' copies of task t+1's first slabs (or t+2's, for a warp with no slab in t+1) are already
 //   on their way: the wait overlaps the transfer instead of preceding it.
-// * With prefetch_bytes > 0 the controller warp also walks the block's slabs ahead of the
-//   computing warps and prefetches them into L2 (`cp.async.bulk.prefetch.L2`), that far past the
-//   start of the current task, so that DRAM streams through the waits. Measured slower on the
-//   H200 (NOTES.md, v7c): the host passes 0 unless told otherwise.
 // * x is staged with L2-only loads (another SM wrote it; this SM's L1 may hold a stale copy).
 // * The last block to finish the last task zeroes `done` for the next launch.
 //
@@ -326,18 +322,13 @@ __device__ __forceinline__ void red_release_gpu_add(u32* p, u32 v) {
     asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
-// Bring `bytes` (a multiple of 16) at `p` (16-byte aligned) into L2, asynchronously (sm_90).
-__device__ __forceinline__ void prefetch_l2_bulk(const void* p, u32 bytes) {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-}
-
 __device__ __forceinline__ int mv_task_slabs(const MatvecTask& t) {
     const int P = 32 / (t.cols >> 8);
     return (t.rows + P - 1) / P;
 }
 
 extern "C" __global__ void __launch_bounds__(MV_CHAIN_THREADS)
-q8_0_matvec_chain(const MatvecTask* __restrict__ tasks, int ntasks, int x_smem_bytes, u32* __restrict__ done, int prefetch_bytes) {
+q8_0_matvec_chain(const MatvecTask* __restrict__ tasks, int ntasks, int x_smem_bytes, u32* __restrict__ done) {
     extern __shared__ __align__(16) u8 mv_dsm[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     // Warps 0..MV_WARPS-1 copy and compute; warp MV_WARPS only waits and signals, so the thread
@@ -371,41 +362,10 @@ q8_0_matvec_chain(const MatvecTask* __restrict__ tasks, int ntasks, int x_smem_b
         for (int b = 0; b < MV_STAGES; ++b) issue_next(b);
     }
 
-    // The controller's L2 prefetch cursor over this block's slabs (task pt, the block's pj-th slab
-    // of it), the bytes it has prefetched, and the bytes of this block's slabs before task t.
-    int pt = 0, pj = 0;
-    long long prefetched = 0, before = 0;
-
     int buf = 0;
     for (int t = 0; t < ntasks; ++t) {
         const MatvecTask T = tasks[t];
         const int S = T.cols >> 8, P = 32 / S, nslabs = mv_task_slabs(T);
-        if (controller && prefetch_bytes > 0) {
-            // Keep DRAM streaming while the block waits: this block's slabs up to prefetch_bytes
-            // past the start of task t go to L2 now (one bulk prefetch per slab, a lane each;
-            // measured from the start, so a large task is not pulled into L2 whole), and the
-            // computing warps' copies find them there.
-            while (pt < ntasks && prefetched < before + prefetch_bytes) {
-                const MatvecTask& Q = tasks[pt];
-                const int qs = mv_task_slabs(Q);
-                const int count = qs > (int)blockIdx.x ? (qs - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x : 0;
-                const int j = pj + lane;
-                if (j < count) {
-                    const size_t total = (size_t)Q.rows * (size_t)(Q.cols >> 5) * 34;
-                    const size_t start = (size_t)(blockIdx.x + gridDim.x * j) * MV_SLAB;
-                    const size_t len = total - start < (size_t)MV_SLAB ? total - start : (size_t)MV_SLAB;
-                    prefetch_l2_bulk(Q.w + start, (u32)len);
-                }
-                const int took = count - pj < 32 ? count - pj : 32;
-                prefetched += (long long)(took > 0 ? took : 0) * MV_SLAB;
-                pj += 32;
-                if (pj >= count) {
-                    ++pt;
-                    pj = 0;
-                }
-            }
-            before += (long long)(nslabs > (int)blockIdx.x ? (nslabs - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x : 0) * MV_SLAB;
-        }
         if (t > 0) {
             if (controller && lane == 0) {
                 while (ld_acquire_gpu(done + t - 1) < gridDim.x) {

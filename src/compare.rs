@@ -108,10 +108,10 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
     let commit = |e: &Value| -> String { e["git_commit"].as_str().map(|c| c.chars().take(10).collect()).unwrap_or_else(|| "?".into()) };
     let mut md = String::new();
     writeln!(md, "# llm-bench compare\n")?;
-    writeln!(md, "- A: `{}` (commit {}; {})", run_a.display(), commit(&ea), machine(&ea).0)?;
-    writeln!(md, "- B: `{}` (commit {}; {})", run_b.display(), commit(&eb), machine(&eb).0)?;
+    let ((ma, ua), (mb, ub)) = (machine(&ea), machine(&eb));
+    writeln!(md, "- A: `{}` (commit {}; {ma})", run_a.display(), commit(&ea))?;
+    writeln!(md, "- B: `{}` (commit {}; {mb})", run_b.display(), commit(&eb))?;
     writeln!(md, "- a change is called when Welch's |t| ≥ {T_CRITICAL} on the means and the median moved by at least {:.0}%\n", MIN_CHANGE * 100.0)?;
-    let (ua, ub) = (machine(&ea).1, machine(&eb).1);
     if ua.is_none() || ub.is_none() || ua != ub {
         writeln!(
             md,
@@ -160,15 +160,15 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
 fn machine(env: &Value) -> (String, Option<String>) {
     let gpu = &env["gpu"]["devices"][0];
     let uuid = gpu["uuid"].as_str().map(str::to_string);
+    let cpus = env["host"]["logical_cpus"].as_u64().map_or("?".to_string(), |n| n.to_string());
+    let host = format!("host CPU {cpus} x {}", env["host"]["cpu"].as_str().unwrap_or("?"));
     let words = match gpu["name"].as_str() {
         Some(name) => format!(
-            "{name} {}, driver {}, host CPU {} x {}",
+            "{name} {}, driver {}, {host}",
             uuid.as_deref().unwrap_or("(no UUID)"),
-            env["gpu"]["driver_version"].as_str().unwrap_or("?"),
-            env["host"]["logical_cpus"].as_u64().map_or("?".to_string(), |n| n.to_string()),
-            env["host"]["cpu"].as_str().unwrap_or("?")
+            env["gpu"]["driver_version"].as_str().unwrap_or("?")
         ),
-        None => format!("no GPU recorded, host CPU {} x {}", env["host"]["logical_cpus"].as_u64().map_or("?".to_string(), |n| n.to_string()), env["host"]["cpu"].as_str().unwrap_or("?")),
+        None => format!("no GPU recorded, {host}"),
     };
     (words, uuid)
 }

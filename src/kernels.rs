@@ -29,11 +29,6 @@ const MV_WARPS: u32 = 8;
 const MV_STAGES: usize = 2;
 /// Bytes per slab: 32 super-blocks of 8 Q8_0 blocks.
 const MV_SLAB: usize = 8704;
-/// KB of weights each block of `q8_0_matvec_chain` prefetches into L2 ahead of its task's
-/// start (LLM_BENCH_CHAIN_PREFETCH_KB; capped at three quarters of the L2 for the whole grid).
-/// Off by default: on the H200, 256 and 384 KB made the fused decode step 10 % and 14 % slower
-/// than none (kernels/NOTES.md, v7c); the knob is kept to rerun that experiment.
-const CHAIN_PREFETCH_KB: usize = 0;
 /// Threads per block of `q8_0_matvec_chain`: the `MV_WARPS` computing warps and a controller.
 const MV_CHAIN_THREADS: u32 = MV_WARPS * 32 + 32;
 /// Bytes of padded x per 256 columns in the matvec's shared memory.
@@ -119,8 +114,6 @@ pub struct MatvecChain {
     smem: usize,
     /// Blocks: SMs x blocks per SM, all resident.
     pub grid: u32,
-    /// Bytes of its weights each block has prefetched into L2 beyond its current task (0: none).
-    pub prefetch_bytes: usize,
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -344,15 +337,7 @@ impl Kernels {
         }
         let table = self.upload(&table)?;
         let done = self.stream.alloc_zeros::<u32>(tasks.len())?;
-        let grid = self.sm_count * per_sm;
-        // Bytes each block keeps prefetched into L2 ahead of its current task: the default, or
-        // LLM_BENCH_CHAIN_PREFETCH_KB; at most three quarters of the L2 for the whole grid.
-        let kb = match std::env::var("LLM_BENCH_CHAIN_PREFETCH_KB") {
-            Ok(v) if !v.is_empty() => v.parse::<usize>().map_err(|_| anyhow!("LLM_BENCH_CHAIN_PREFETCH_KB={v} is not a number of KB"))?,
-            _ => CHAIN_PREFETCH_KB,
-        };
-        let prefetch_bytes = (kb << 10).min(self.l2_bytes * 3 / 4 / grid as usize) / MV_SLAB * MV_SLAB;
-        Ok(MatvecChain { buffers, tasks, sources, table, done, input, outputs, x_smem, smem, grid, prefetch_bytes })
+        Ok(MatvecChain { buffers, tasks, sources, table, done, input, outputs, x_smem, smem, grid: self.sm_count * per_sm })
     }
 
     /// Queue one run of `chain`: one cooperative launch (every block resident, which the
@@ -362,20 +347,14 @@ impl Kernels {
         let (dp, _d) = chain.done.device_ptr_mut(&self.stream);
         let n = i32_of(chain.tasks.len(), "tasks")?;
         let xs = i32_of(chain.x_smem, "x shared memory")?;
-        let pf = i32_of(chain.prefetch_bytes, "prefetch bytes")?;
-        let mut params: [*mut std::ffi::c_void; 5] = [
-            &tp as *const _ as *mut _,
-            &n as *const _ as *mut _,
-            &xs as *const _ as *mut _,
-            &dp as *const _ as *mut _,
-            &pf as *const _ as *mut _,
-        ];
+        let mut params: [*mut std::ffi::c_void; 4] =
+            [&tp as *const _ as *mut _, &n as *const _ as *mut _, &xs as *const _ as *mut _, &dp as *const _ as *mut _];
         // SAFETY: zero is a valid bit pattern for the attribute; id and value set below.
         let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
         attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
         attr.value.cooperative = 1;
-        // SAFETY: the parameters match the kernel's signature (tasks, ntasks, x_smem_bytes, done,
-        // prefetch_bytes) and outlive the call; the table's pointers are into buffers `chain` owns.
+        // SAFETY: the parameters match the kernel's signature (tasks, ntasks, x_smem_bytes, done)
+        // and outlive the call; the table's pointers are into buffers `chain` owns.
         unsafe { self.launch_with(&self.f.q8_0_matvec_chain, chain.grid, MV_CHAIN_THREADS, chain.smem, attr, &mut params) }
             .context("q8_0_matvec_chain: the cooperative launch failed")?;
         Ok(())
@@ -657,7 +636,7 @@ pub fn check_all(k: &Kernels) -> Result<Vec<Check>> {
                 }
             }
             if run == 2 {
-                let shape = format!("second launch, all {} tasks (counters reset by the first; grid {}, L2 prefetch {} KB)", shapes.len(), chain.grid, chain.prefetch_bytes >> 10);
+                let shape = format!("second launch, all {} tasks (counters reset by the first; grid {})", shapes.len(), chain.grid);
                 checks.push(Check::new("q8_0_matvec_chain", shape, worst));
             }
         }
@@ -1026,7 +1005,7 @@ impl Kernels {
                     buffers.push(head);
                     let mut chain = self.matvec_chain(buffers, tasks)?;
                     self.stream.memcpy_htod(&rng.vec(chain.input.len(), 1.0), &mut chain.input)?;
-                    case.notes = format!("{}; grid {} blocks, {} KB per block prefetched into L2 ahead", case.notes, chain.grid, chain.prefetch_bytes >> 10);
+                    case.notes = format!("{}; grid {} blocks", case.notes, chain.grid);
                     case.run = Box::new(move || self.run_chain(&mut chain));
                     return Ok(case);
                 }
