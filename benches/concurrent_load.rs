@@ -3,16 +3,16 @@
 //! requests per second), 128-token prompts, `LLM_BENCH_NEW_TOKENS` new tokens each.
 //!
 //! Engines with a scheduler of their own (mistral.rs) get every request directly, one client
-//! thread per request in flight (`llm_bench::batcher::serve_scheduled`); the others are served by
-//! the suite's one shared batcher (`llm_bench::batcher::Batcher`, the same code for all of them). Criterion's figure
+//! thread per request in flight (`llm_bench::run::batcher::serve_scheduled`); the others are served by
+//! the suite's one shared batcher (`llm_bench::run::batcher::Batcher`, the same code for all of them). Criterion's figure
 //! (`concurrent_load/<engine>/clients/<N>`, `.../poisson/<rate>`) is the mean end-to-end response
 //! time; the results add per-request TTFT and inter-token latency with p50/p90/p99, output tok/s
 //! and the mean batch size. Scaling versus 1 client is read from the `clients/1` case.
 //! Timed by the host clock for every engine: a request's latency includes its queueing.
 //!
-//! The cases are data (`llm_bench::workload`); the plan that measures them is shared with
-//! `llm-bench suite` (`llm_bench::scenarios`).
+//! The cases are data (`llm_bench::run::workload`); the plan that measures them is shared with
+//! `llm-bench suite` (`llm_bench::run::scenarios`).
 
 pub fn main() -> anyhow::Result<()> {
-    llm_bench::scenarios::bench(llm_bench::scenarios::Scenario::ConcurrentLoad)
+    llm_bench::run::scenarios::bench(llm_bench::run::scenarios::Scenario::ConcurrentLoad)
 }

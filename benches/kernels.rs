@@ -9,11 +9,11 @@
 //!
 //! In order:
 //! 1. every kernel is checked against its f64 CPU reference on random inputs, output poisoned
-//!    with NaN first (`llm_bench::kernels::check_all`); a kernel that fails is not timed;
-//! 2. the device's copy bandwidth (read + write, `llm_bench::gpu::copy_bandwidth`) and f32 FMA
+//!    with NaN first (`llm_bench::kernels::cuda::check_all`); a kernel that fails is not timed;
+//! 2. the device's copy bandwidth (read + write, `llm_bench::measure::gpu::copy_bandwidth`) and f32 FMA
 //!    rate (`fma_peak`) are measured once: the two roofs;
 //! 3. per case, Criterion times one call per iteration with CUDA events on the implementation's
-//!    stream (`llm_bench::gpu::CudaEventTime`), or the wall clock around a call and a device sync
+//!    stream (`llm_bench::measure::gpu::CudaEventTime`), or the wall clock around a call and a device sync
 //!    when the implementation exposes no stream (Burn, torch);
 //! 4. outside Criterion's loop, 50 samples of k back-to-back calls (k at least the number of input
 //!    copies cycled) give the median time per call as the host issues them, and, where possible,
@@ -24,7 +24,7 @@
 //!    decode step's matvecs back to back (each layer its own weights), unfused and with q/k/v and
 //!    gate/up fused, launched plainly and with programmatic dependent launch;
 //! 5. each GPU engine is loaded on the benchmark model and its decode step broken down
-//!    (`llm_bench::breakdown`): wall time, kernel launches, copies and GPU busy time per step
+//!    (`llm_bench::kernels::breakdown`): wall time, kernel launches, copies and GPU busy time per step
 //!    (CUPTI activity records), and its most expensive kernels.
 //!
 //! `LLM_BENCH_KERNELS=ops` runs steps 1-4 only, `breakdown` step 5 only;
@@ -71,7 +71,7 @@ pub fn main() -> Result<()> {
     let run = llm_bench::results::RunDir::create()?;
     let reason = "the kernels bench needs an NVIDIA GPU (compute capability 9.0+) and a build with `--features cuda` \
                   (cargo bench --features cuda,candle,burn,torch,mistralrs --bench kernels)";
-    let cases: Vec<String> = llm_bench::kernels_cpu::case_specs().iter().map(|s| format!("{}/{}", s.op(), s.shape())).collect();
+    let cases: Vec<String> = llm_bench::kernels::cpu::case_specs().iter().map(|s| format!("{}/{}", s.op(), s.shape())).collect();
     eprintln!("[llm-bench] kernels: {} cases not run", cases.len());
     skip(&run, "llm-bench", None, reason)
 }
@@ -86,12 +86,12 @@ mod gpu {
     use super::*;
     use criterion::measurement::Measurement;
     use criterion::{BenchmarkId, Criterion};
-    use llm_bench::gpu::CudaEventTime;
-    use llm_bench::kernels::{self, Case, Kernels, Roof};
-    use llm_bench::kernels_cpu::{self as cpu, llama_1b, CaseSpec};
-    use llm_bench::measurement::Wall;
+    use llm_bench::measure::gpu::CudaEventTime;
+    use llm_bench::kernels::cuda::{self, Case, Kernels, Roof};
+    use llm_bench::kernels::cpu::{self as cpu, llama_1b, CaseSpec};
+    use llm_bench::measure::clock::Wall;
     use llm_bench::results::RunDir;
-    use llm_bench::workload::Profile;
+    use llm_bench::run::workload::Profile;
     use std::collections::{BTreeMap, BTreeSet};
 
     /// One matvec shape's medians, for the decode-step summary.
@@ -111,7 +111,7 @@ mod gpu {
         match std::env::var("LLM_BENCH_DEVICE").as_deref() {
             Ok("cpu") => Ok(None),
             Ok(s) if s.starts_with("cuda:") => Ok(Some(s[5..].parse()?)),
-            _ => Ok(llm_bench::gpu::device_count().filter(|&n| n > 0).map(|_| 0)),
+            _ => Ok(llm_bench::measure::gpu::device_count().filter(|&n| n > 0).map(|_| 0)),
         }
     }
 
@@ -121,7 +121,7 @@ mod gpu {
             .sample_size(profile.samples().max(10))
             .warm_up_time(profile.warm_up_time())
             .measurement_time(profile.measurement_time());
-        if llm_bench::scenarios::started_as_bench() {
+        if llm_bench::run::harness::started_as_bench() {
             c.configure_from_args()
         } else {
             c
@@ -245,11 +245,11 @@ mod gpu {
         let Some(ordinal) = ordinal()? else {
             return skip(&run, "llm-bench", None, "no CUDA device (or LLM_BENCH_DEVICE=cpu): the kernels bench runs on a GPU only");
         };
-        let mut env = llm_bench::telemetry::environment();
+        let mut env = llm_bench::measure::telemetry::environment();
         env["profile"] = profile.name().into();
         // The decode breakdown runs the engines on the benchmark model: every report names it.
         if parts()?.1 {
-            if let Ok(id) = llm_bench::fixtures::benchmark_model().and_then(|m| llm_bench::results::ModelIdentity::of(&m)) {
+            if let Ok(id) = llm_bench::model::fixtures::benchmark_model().and_then(|m| llm_bench::results::ModelIdentity::of(&m)) {
                 env["model"] = serde_json::to_value(&id)?;
             }
         }
@@ -261,7 +261,7 @@ mod gpu {
         eprintln!("[llm-bench] kernels: {} ({}, {} SMs, L2 {} MB), results in {}", k.device_name, k.arch, k.sm_count, k.l2_bytes >> 20, run.dir.display());
 
         let (ops, breakdown) = parts()?;
-        let copy_bytes_per_s = llm_bench::gpu::copy_bandwidth(ordinal)?;
+        let copy_bytes_per_s = llm_bench::measure::gpu::copy_bandwidth(ordinal)?;
         if ops {
             measure_ops(&run, profile, &k, ordinal, copy_bytes_per_s)?;
         }
@@ -341,7 +341,7 @@ mod gpu {
                     Err(e) => skip(&run, "llm-bench", Some(&label), &format!("cannot set the case up: {e:#}"))?,
                 }
             }
-            for (implementation, case) in llm_bench::kernels_engines::engine_cases(ordinal, &spec, k.rotate_bytes()) {
+            for (implementation, case) in llm_bench::kernels::engines::engine_cases(ordinal, &spec, k.rotate_bytes()) {
                 match case {
                     Ok(mut case) => match measure(&run, profile, &roofs, &mut case, &k.device_name) {
                         Ok((issued, graph)) => {
@@ -410,35 +410,48 @@ mod gpu {
     }
 
     /// 6. Each GPU engine's decode step on the benchmark model: wall time, launches, copies and
-    /// GPU busy time per step (`llm_bench::breakdown`), one `engine_decode` line each.
+    /// GPU busy time per step (`llm_bench::kernels::breakdown`), one `engine_decode` line each.
     fn engine_breakdown(run: &RunDir, copy_bytes_per_s: f64) -> Result<()> {
         const CASE: &str = "decode_breakdown";
-        let model = match llm_bench::fixtures::benchmark_model() {
+        let model = match llm_bench::model::fixtures::benchmark_model() {
             Ok(m) => m,
             Err(e) => return skip(run, "engines", Some(CASE), &format!("no benchmark model for the decode breakdown: {e:#}")),
         };
-        let h = llm_bench::harness::Harness::open("kernels", model, run.clone(), std::sync::Arc::new(llm_bench::pacer::Pacer::unlimited()))?;
+        let h = llm_bench::run::harness::Harness::open("kernels", model, run.clone(), std::sync::Arc::new(llm_bench::run::pacer::Pacer::unlimited()))?;
         let model_bytes = h.weight_bytes_per_step() as f64;
+        // LLM_BENCH_BREAKDOWN_BATCHES=1,32,64: the batch sizes each engine's step is broken down at.
+        let batches: Vec<usize> = match std::env::var("LLM_BENCH_BREAKDOWN_BATCHES") {
+            Ok(v) if !v.trim().is_empty() => v
+                .split(',')
+                .map(|b| b.trim().parse().ok().filter(|&n: &usize| n > 0))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| anyhow::anyhow!("LLM_BENCH_BREAKDOWN_BATCHES={v:?} is not a list of batch sizes such as 1,32,64"))?,
+            _ => vec![1],
+        };
         // CUPTI is loaded on first use, after the first engine's untraced figures.
         let tracer = || {
-            let t = llm_bench::cupti::Tracer::get().map_err(|e| format!("{e:#}"));
+            let t = llm_bench::measure::cupti::Tracer::get().map_err(|e| format!("{e:#}"));
             match &t {
                 Ok(t) => eprintln!("[llm-bench] kernels/decode breakdown: CUPTI from {}", t.library()),
                 Err(why) => eprintln!("[llm-bench] kernels/decode breakdown: no tracing ({why}); wall times only"),
             }
             t
         };
-        for kind in h.engines() {
-            if !kind.device(h.gpu).is_gpu() {
-                skip(run, kind.name(), Some(CASE), "runs on the CPU here: no GPU kernels to break down")?;
+        for variant in h.engines()? {
+            if !variant.device(h.gpu).is_gpu() {
+                skip(run, variant.name, Some(CASE), "runs on the CPU here: no GPU kernels to break down")?;
                 continue;
             }
-            match h.load(kind) {
-                Ok((mut engine, _startup)) => match llm_bench::breakdown::measure(&h, engine.as_mut(), &tracer, copy_bytes_per_s, model_bytes) {
-                    Ok(line) => append(run, &line)?,
-                    Err(e) => skip(run, kind.name(), Some(CASE), &format!("{e:#}"))?,
-                },
-                Err(why) => skip(run, kind.name(), Some(CASE), &why)?,
+            match h.load(variant) {
+                Ok((mut engine, _startup)) => {
+                    for &batch in &batches {
+                        match llm_bench::kernels::breakdown::measure(&h, engine.as_mut(), &tracer, copy_bytes_per_s, model_bytes, batch) {
+                            Ok(line) => append(run, &line)?,
+                            Err(e) => skip(run, variant.name, Some(&format!("{CASE}/batch{batch}")), &format!("{e:#}"))?,
+                        }
+                    }
+                }
+                Err(why) => skip(run, variant.name, Some(CASE), &why)?,
             }
         }
         Ok(())

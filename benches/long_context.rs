@@ -7,9 +7,9 @@
 //! engine's own memory figures (weights, KV cache allocated) after the case, so growth with
 //! length can be read off the results.
 //!
-//! The cases are data (`llm_bench::workload`); the plan that measures them is shared with
-//! `llm-bench suite` (`llm_bench::scenarios`).
+//! The cases are data (`llm_bench::run::workload`); the plan that measures them is shared with
+//! `llm-bench suite` (`llm_bench::run::scenarios`).
 
 pub fn main() -> anyhow::Result<()> {
-    llm_bench::scenarios::bench(llm_bench::scenarios::Scenario::LongContext)
+    llm_bench::run::scenarios::bench(llm_bench::run::scenarios::Scenario::LongContext)
 }

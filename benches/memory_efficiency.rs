@@ -7,9 +7,9 @@
 //! the device's copy bandwidth, measured once per run with CUDA events (feature `cuda`).
 //! `LLM_BENCH_MODEL`, if set, replaces the two generated models.
 //!
-//! The cases are data (`llm_bench::workload`); the plan that measures them is shared with
-//! `llm-bench suite` (`llm_bench::scenarios`).
+//! The cases are data (`llm_bench::run::workload`); the plan that measures them is shared with
+//! `llm-bench suite` (`llm_bench::run::scenarios`).
 
 pub fn main() -> anyhow::Result<()> {
-    llm_bench::scenarios::bench(llm_bench::scenarios::Scenario::MemoryEfficiency)
+    llm_bench::run::scenarios::bench(llm_bench::run::scenarios::Scenario::MemoryEfficiency)
 }

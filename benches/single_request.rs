@@ -7,9 +7,9 @@
 //! runs give the inter-token latency and decode speed in the results file. The same cases run
 //! last on `stub`, an engine that does no work: the harness's own overhead per request.
 //!
-//! The cases are data (`llm_bench::workload`); the plan that measures them is shared with
-//! `llm-bench suite` (`llm_bench::scenarios`).
+//! The cases are data (`llm_bench::run::workload`); the plan that measures them is shared with
+//! `llm-bench suite` (`llm_bench::run::scenarios`).
 
 pub fn main() -> anyhow::Result<()> {
-    llm_bench::scenarios::bench(llm_bench::scenarios::Scenario::SingleRequest)
+    llm_bench::run::scenarios::bench(llm_bench::run::scenarios::Scenario::SingleRequest)
 }

@@ -7,9 +7,9 @@
 //! utilisation, memory, power, SM clock and temperature (NVML, feature `cuda`), the process's
 //! CPU use and resident memory — each with mean, min and max.
 //!
-//! The cases are data (`llm_bench::workload`); the plan that measures them is shared with
-//! `llm-bench suite` (`llm_bench::scenarios`).
+//! The cases are data (`llm_bench::run::workload`); the plan that measures them is shared with
+//! `llm-bench suite` (`llm_bench::run::scenarios`).
 
 pub fn main() -> anyhow::Result<()> {
-    llm_bench::scenarios::bench(llm_bench::scenarios::Scenario::SustainedThroughput)
+    llm_bench::run::scenarios::bench(llm_bench::run::scenarios::Scenario::SustainedThroughput)
 }

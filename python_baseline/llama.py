@@ -1,36 +1,44 @@
-"""The PyTorch baseline: a Llama written with standard PyTorch layers, run eagerly.
+"""`torch-compile`: what a PyTorch team gets by optimizing without leaving PyTorch.
 
-It is the "plain PyTorch" a team would start from, so nothing in it is tuned: `nn.Embedding` and
-`nn.Linear` layers, an RMSNorm and SwiGLU written out the way Hugging Face's `modeling_llama.py`
-writes them, rotary embeddings with Llama 3 frequency scaling, attention as a matmul, a softmax
-and a matmul (no `F.scaled_dot_product_attention`), eager mode: no `torch.compile`, no fused or
-custom kernels, no CUDA graphs. Weights and activations are f16 on a GPU, f32 on the CPU.
+A Llama written with standard PyTorch layers (`nn.Embedding`, `nn.Linear`, an RMSNorm and SwiGLU
+written out the way Hugging Face's `modeling_llama.py` writes them, rotary embeddings with Llama 3
+frequency scaling), with the two changes PyTorch's own performance guides make for decoding:
 
-Weights come from the suite's GGUF reader in Rust (one copy of the truth about the bytes on disk):
-Rust dequantizes each tensor to f32 and hands over its raw little-endian bytes and its shape,
-outermost dimension first (GGUF lists dimensions innermost first, so Rust reverses them; a matrix
-arrives as `(out_features, in_features)`, which is `nn.Linear`'s layout). The query and key rows
-stay as llama.cpp's converter wrote them: it permutes them so that each head's rotary pairs are
-adjacent, `(x[2i], x[2i+1])`, and this model rotates adjacent pairs accordingly, as the suite's
-reference engine does (`ops::rope` in src/llama.rs).
+* a static KV cache: per request shape, tensors of `(rows, kv_heads, capacity, head_dim)` per
+  layer allocated once and marked as static addresses, each step writing its keys and values in
+  place at a position held in a device tensor, attention over the whole capacity with the
+  positions past the current one masked, so every decode step has the same shapes;
+* the decode step under `torch.compile(mode="reduce-overhead", fullgraph=True)`: Inductor's fused
+  kernels, replayed as CUDA graphs (one graph launch per token instead of hundreds of kernel
+  launches). The batch is padded to 1, 2, 4, ..., 64 rows and the capacity rounded up to 256
+  positions, so a run compiles a handful of shapes; each compiles on its first use, which the
+  suite's warm-up requests absorb (compilation is start-up, never inside a figure). The prefill
+  runs eagerly.
 
-The KV cache is preallocated once per request batch, for the prompt and every new token, as
-tensors of shape `(batch, kv_heads, capacity, head_dim)` per layer; each step writes its keys and
-values into place instead of growing the cache with `torch.cat`.
+transformers' own static cache with `torch.compile` is the documented alternative; on the GPU
+machine's versions (transformers 5.17, torch 2.11) it failed in `generate()` with "accessing tensor
+output of CUDAGraphs that has been overwritten", so this variant uses this model (see
+src/engines/torch.rs).
 
-The API the Rust adapter (src/engines/torch.rs) calls, in order::
+Weights come from the suite's GGUF reader in Rust: each tensor dequantized to f32, handed over as
+raw little-endian bytes and a shape, outermost dimension first (a matrix arrives as
+`(out_features, in_features)`, `nn.Linear`'s layout). The query and key rows stay as llama.cpp's
+converter wrote them (each head's rotary pairs adjacent, `(x[2i], x[2i+1])`), and this model
+rotates adjacent pairs, as the suite's reference engine does (`ops::rope` in src/model/llama.rs).
+f16 on a GPU; on the CPU (the suite's tests only) f32 and the same step uncompiled.
 
-    b = Baseline(config, "cuda:0")        # config: the suite's LlamaConfig as a dict
+The API the Rust adapter (src/engines/torch.rs) calls::
+
+    b = Baseline(config, "cuda:0", True)  # config: the suite's LlamaConfig as a dict; compile
     for name in b.tensor_names():         # GGUF tensor names the model needs
         b.load_tensor(name, data, shape)  # data: f32 little-endian bytes (bytearray)
     b.finish_loading()
-    first = b.prefill([[ids...], ...], max_new_tokens)   # -> the first new token of each prompt
-    nxt = b.decode()                                     # -> the next token of each, repeated
+    b.generate([[ids...], ...], max_new_tokens, streamer)   # -> new token ids per prompt
     b.logits([ids...])                    # -> last-position logits of a fresh sequence (floats)
     b.memory()                            # -> (weights bytes, KV cache bytes, device peak or None)
 
-Each call returns Python ints or floats, so each step ends with the device synchronised and its
-tokens on the host, which is what a streaming PyTorch generate loop does.
+`generate` streams with transformers' streamer protocol: `streamer.put` gets the prompt, then each
+step's new tokens on the host (the step's one synchronisation), then `streamer.end()`.
 """
 
 import sys
@@ -90,25 +98,31 @@ def rotate_pairs(x, cos, sin):
     return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
 
 
-def repeat_kv(x, times):
-    """(batch, kv_heads, seq, dim) -> (batch, kv_heads * times, seq, dim): query head h reads
-    key/value head h // times (grouped-query attention)."""
-    if times == 1:
-        return x
-    b, kv, s, d = x.shape
-    return x[:, :, None].expand(b, kv, times, s, d).reshape(b, kv * times, s, d)
+# Decode steps are compiled per shape: rows (padded) x cache capacity.
+ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+CAPACITY_ROUNDING = 256
+# Caches (and their compiled graphs) kept at once; the oldest is dropped beyond this.
+MAX_CACHES = 12
 
 
-class KVCache:
-    """Keys and values of one request batch, preallocated for `capacity` positions."""
+def padded_rows(b):
+    """The row bucket a batch of `b` runs in (batches above the largest run unpadded)."""
+    return next((r for r in ROW_BUCKETS if r >= b), b)
 
-    def __init__(self, n_layers, batch, kv_heads, capacity, head_dim, **factory):
-        shape = (batch, kv_heads, capacity, head_dim)
+
+class StaticCache:
+    """Keys and values of one request shape, `(rows, kv_heads, capacity, head_dim)` per layer."""
+
+    def __init__(self, n_layers, rows, kv_heads, capacity, head_dim, static, **factory):
+        shape = (rows, kv_heads, capacity, head_dim)
         self.k = [torch.zeros(shape, **factory) for _ in range(n_layers)]
         self.v = [torch.zeros(shape, **factory) for _ in range(n_layers)]
+        if static:
+            # Fixed addresses: CUDA graphs read and write them in place across replays.
+            for t in self.k + self.v:
+                torch._dynamo.mark_static_address(t)
+        self.rows = rows
         self.capacity = capacity
-        # Positions filled so far.
-        self.length = 0
 
     def nbytes(self):
         return sum(t.numel() * t.element_size() for t in self.k + self.v)
@@ -127,28 +141,27 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(self.n_heads * self.head_dim, hidden, bias=False, **factory)
         self.scale = self.head_dim ** -0.5
 
-    def forward(self, x, cos, sin, mask, cache, layer):
+    def project(self, x, cos, sin):
+        """q `(b, heads, s, hd)`, k and v `(b, kv_heads, s, hd)`, rotated."""
         b, s, _ = x.shape
         q = self.q_proj(x).view(b, s, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, s, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, s, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        q = rotate_pairs(q, cos, sin)
-        k = rotate_pairs(k, cos, sin)
-        start = cache.length
-        end = start + s
-        cache.k[layer][:, :, start:end] = k
-        cache.v[layer][:, :, start:end] = v
-        group = self.n_heads // self.n_kv_heads
-        keys = repeat_kv(cache.k[layer][:, :, :end], group)
-        values = repeat_kv(cache.v[layer][:, :, :end], group)
-        scores = torch.matmul(q, keys.transpose(2, 3)) * self.scale  # (b, heads, s, end)
-        scores = scores.float()
-        if mask is not None:
-            scores = scores + mask
-        probs = torch.softmax(scores, dim=-1).to(v.dtype)
-        out = torch.matmul(probs, values)  # (b, heads, s, head_dim)
-        out = out.transpose(1, 2).reshape(b, s, self.n_heads * self.head_dim)
-        return self.o_proj(out)
+        return rotate_pairs(q, cos, sin), rotate_pairs(k, cos, sin), v
+
+    def attend(self, q, keys, values, mask):
+        """Softmax attention of `q` `(b, heads, s, hd)` over `keys`/`values` `(b, kv_heads, t, hd)`
+        with an additive f32 `mask` broadcastable to `(b, kv_heads, group, s, t)`. The query heads
+        that share a KV head are rows of one matrix, so the cache is read once, never repeated."""
+        b, h, s, d = q.shape
+        group = h // self.n_kv_heads
+        qg = q.reshape(b, self.n_kv_heads, group * s, d)
+        scores = torch.matmul(qg, keys.transpose(2, 3)).float() * self.scale  # (b, kv, group*s, t)
+        t = keys.shape[2]
+        scores = (scores.view(b, self.n_kv_heads, group, s, t) + mask).view(b, self.n_kv_heads, group * s, t)
+        probs = torch.softmax(scores, dim=-1).to(values.dtype)
+        out = torch.matmul(probs, values)  # (b, kv, group*s, hd)
+        return self.o_proj(out.view(b, h, s, d).transpose(1, 2).reshape(b, s, h * d))
 
 
 class Mlp(nn.Module):
@@ -165,16 +178,14 @@ class Mlp(nn.Module):
 
 
 class DecoderLayer(nn.Module):
+    """One block's modules; `Llama.prefill` and `Llama.decode` run them around the cache."""
+
     def __init__(self, cfg, **factory):
         super().__init__()
         self.input_layernorm = RMSNorm(cfg["hidden"], cfg["rms_eps"], **factory)
         self.self_attn = Attention(cfg, **factory)
         self.post_attention_layernorm = RMSNorm(cfg["hidden"], cfg["rms_eps"], **factory)
         self.mlp = Mlp(cfg, **factory)
-
-    def forward(self, x, cos, sin, mask, cache, layer):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, layer)
-        return x + self.mlp(self.post_attention_layernorm(x))
 
 
 class Llama(nn.Module):
@@ -185,32 +196,48 @@ class Llama(nn.Module):
         self.norm = RMSNorm(cfg["hidden"], cfg["rms_eps"], **factory)
         self.lm_head = nn.Linear(cfg["hidden"], cfg["vocab"], bias=False, **factory)
 
-    def forward(self, tokens, cos, sin, cache):
-        """Run `tokens` (shape `(batch, seq)`) at positions `cache.length ..` and advance the
-        cache; returns the f32 logits of the last position, shape `(batch, vocab)`."""
-        s = tokens.shape[1]
-        start = cache.length
-        if start + s > cache.capacity:
-            raise ValueError(f"the KV cache holds {cache.capacity} positions, {start + s} needed")
-        cos = cos[start : start + s]
-        sin = sin[start : start + s]
-        # Causal mask for a prefill: query i (at start + i) sees keys 0 ..= start + i.
-        mask = None
-        if s > 1:
-            mask = torch.full((s, start + s), float("-inf"), device=tokens.device)
-            mask = torch.triu(mask, diagonal=start + 1)
+    def prefill(self, tokens, cos, sin, cache):
+        """Run prompts `tokens` `(b, s)` at positions `0..s` into rows `:b` of `cache`; returns the
+        f32 logits of the last position, `(b, vocab)`."""
+        b, s = tokens.shape
+        mask = torch.full((s, s), float("-inf"), device=tokens.device).triu(1)
         x = self.embed_tokens(tokens)
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, mask, cache, i)
-        cache.length = start + s
-        x = self.norm(x[:, -1])
-        return self.lm_head(x).float()
+            attn = layer.self_attn
+            q, k, v = attn.project(layer.input_layernorm(x), cos[:s], sin[:s])
+            cache.k[i][:b, :, :s] = k
+            cache.v[i][:b, :, :s] = v
+            x = x + attn.attend(q, k, v, mask)
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        return self.lm_head(self.norm(x[:, -1])).float()
+
+    def decode(self, tokens, pos, cos, sin, cache_k, cache_v):
+        """One decode step of every row: `tokens` `(rows,)` at position `pos` (a 0-d device
+        tensor), written into the caches in place; returns the next token of every row. Every
+        shape is fixed by the cache, so the step compiles once per cache shape."""
+        capacity = cache_k[0].shape[2]
+        at = pos.view(1)
+        c = cos.index_select(0, at)
+        s_ = sin.index_select(0, at)
+        # Keys past `pos` are masked: (1, 1, 1, 1, capacity).
+        future = torch.arange(capacity, device=tokens.device) > pos
+        mask = torch.zeros(capacity, device=tokens.device).masked_fill(future, float("-inf")).view(1, 1, 1, 1, capacity)
+        x = self.embed_tokens(tokens)[:, None]
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            q, k, v = attn.project(layer.input_layernorm(x), c, s_)
+            cache_k[i].index_copy_(2, at, k)
+            cache_v[i].index_copy_(2, at, v)
+            x = x + attn.attend(q, cache_k[i], cache_v[i], mask)
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        logits = self.lm_head(self.norm(x[:, 0])).float()
+        return torch.argmax(logits, dim=-1)
 
 
 class Baseline:
-    """What the Rust adapter holds: the model on one device, its KV cache, and the API above."""
+    """What the Rust adapter holds: the model on one device, its caches, and the API above."""
 
-    def __init__(self, config, device):
+    def __init__(self, config, device, compile=True):
         self.cfg = dict(config)
         self.device = torch.device(device)
         if self.device.type == "cuda":
@@ -220,12 +247,12 @@ class Baseline:
             self.dtype = torch.float16
         else:
             self.dtype = torch.float32
+        self.compiled = bool(compile) and self.device.type == "cuda"
         # Built on the meta device (no memory, no random init); the GGUF tensors replace every
         # parameter in finish_loading.
         self.model = Llama(self.cfg, device="meta", dtype=self.dtype).eval()
-        self.cache = None
-        self.next_tokens = None
-        self.inv_freq = None
+        self.step = None
+        self.caches = {}
         self.cos = None
         self.sin = None
         self.pending = {}
@@ -267,66 +294,80 @@ class Baseline:
             # Llama 3 frequency scaling, as llama.cpp stores it (rope_freqs.weight): one divisor
             # per frequency, 1 for the fast ones, the full factor for the slow ones, smooth between.
             inv_freq = inv_freq / torch.tensor(factors, dtype=torch.float32)
-        self.inv_freq = inv_freq.to(self.device)
-        self._rope_table(512)
-
-    def _rope_table(self, positions):
-        """cos and sin of every position below `positions`, grown on demand."""
-        if self.cos is not None and self.cos.shape[0] >= positions:
-            return
-        pos = torch.arange(positions, dtype=torch.float32, device=self.device)
-        angles = torch.outer(pos, self.inv_freq)
+        # Every position the suite asks for (its longest case is 8K + new tokens), made once at a
+        # fixed address so the compiled step never sees a new table.
+        positions = max(16384, CAPACITY_ROUNDING)
+        angles = torch.outer(torch.arange(positions, dtype=torch.float32), inv_freq).to(self.device)
         self.cos = angles.cos().to(self.dtype)
         self.sin = angles.sin().to(self.dtype)
+        if self.compiled:
+            torch._dynamo.mark_static_address(self.cos)
+            torch._dynamo.mark_static_address(self.sin)
+            # A compiled graph per cache shape; a run has a handful (rows x capacity buckets).
+            for knob in ("recompile_limit", "cache_size_limit"):
+                if hasattr(torch._dynamo.config, knob):
+                    setattr(torch._dynamo.config, knob, 64)
+            self.step = torch.compile(self.model.decode, mode="reduce-overhead", fullgraph=True, dynamic=False)
+        else:
+            self.step = self.model.decode
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _start(self, batch, capacity):
-        self.reset()
-        self._rope_table(capacity)
-        c = self.cfg
-        self.cache = KVCache(
-            c["n_layers"], batch, c["n_kv_heads"], capacity, c["head_dim"], device=self.device, dtype=self.dtype
-        )
+    def _cache(self, rows, capacity):
+        key = (rows, capacity)
+        if key not in self.caches:
+            if capacity > self.cos.shape[0]:
+                raise ValueError(f"the compiled PyTorch model holds {self.cos.shape[0]} positions, {capacity} asked for")
+            while len(self.caches) >= MAX_CACHES:
+                self.caches.pop(next(iter(self.caches)))
+            c = self.cfg
+            self.caches[key] = StaticCache(
+                c["n_layers"], rows, c["n_kv_heads"], capacity, c["head_dim"], self.compiled,
+                device=self.device, dtype=self.dtype,
+            )
+        return self.caches[key]
 
     @torch.inference_mode()
-    def prefill(self, ids_batch, max_new_tokens):
-        """Start a request batch (equal-length prompts); returns each prompt's first new token.
-        The cache gets room for the prompt and `max_new_tokens` new tokens."""
-        s = len(ids_batch[0])
+    def generate(self, ids_batch, max_new_tokens, streamer):
+        """Greedy decoding of exactly `max_new_tokens` per prompt (equal lengths), streamed."""
+        b, s = len(ids_batch), len(ids_batch[0])
         if s == 0 or any(len(ids) != s for ids in ids_batch):
-            raise ValueError("the PyTorch baseline batches non-empty prompts of equal length only")
-        self._start(len(ids_batch), s + max_new_tokens)
-        tokens = torch.tensor(ids_batch, dtype=torch.long, device=self.device)
-        logits = self.model(tokens, self.cos, self.sin, self.cache)
-        self.next_tokens = torch.argmax(logits, dim=-1)
-        return self.next_tokens.tolist()
-
-    @torch.inference_mode()
-    def decode(self):
-        """Feed the tokens returned last (still on the device) and return the next ones."""
-        if self.next_tokens is None:
-            raise RuntimeError("decode() before prefill()")
-        logits = self.model(self.next_tokens[:, None], self.cos, self.sin, self.cache)
-        self.next_tokens = torch.argmax(logits, dim=-1)
-        return self.next_tokens.tolist()
+            raise ValueError("the compiled PyTorch model batches non-empty prompts of equal length only")
+        prompt = torch.tensor(ids_batch, dtype=torch.long)
+        streamer.put(prompt)
+        rows = padded_rows(b) if self.compiled else b
+        capacity = -(-(s + max_new_tokens) // CAPACITY_ROUNDING) * CAPACITY_ROUNDING
+        cache = self._cache(rows, capacity)
+        logits = self.model.prefill(prompt.to(self.device), self.cos, self.sin, cache)
+        tokens = torch.zeros(rows, dtype=torch.long, device=self.device)
+        tokens[:b] = torch.argmax(logits, dim=-1)
+        out = [tokens[:b].cpu()]
+        streamer.put(out[-1])
+        pos = torch.tensor(s, dtype=torch.long, device=self.device)
+        for _ in range(max_new_tokens - 1):
+            if self.compiled:
+                torch.compiler.cudagraph_mark_step_begin()
+            # The graph's output buffer is reused by its next replay: keep a copy.
+            tokens = self.step(tokens, pos, self.cos, self.sin, cache.k, cache.v).clone()
+            pos += 1
+            out.append(tokens[:b].cpu())
+            streamer.put(out[-1])
+        streamer.end()
+        return torch.stack(out, dim=1).tolist()
 
     @torch.inference_mode()
     def logits(self, ids):
         """f32 logits at the last position of `ids`, run as a fresh sequence."""
-        self._start(1, len(ids))
+        capacity = -(-len(ids) // CAPACITY_ROUNDING) * CAPACITY_ROUNDING
+        cache = self._cache(1, capacity)
         tokens = torch.tensor([ids], dtype=torch.long, device=self.device)
-        return self.model(tokens, self.cos, self.sin, self.cache)[0].tolist()
-
-    def reset(self):
-        """Drop the KV cache (its memory goes back to PyTorch's allocator)."""
-        self.cache = None
-        self.next_tokens = None
+        return self.model.prefill(tokens, self.cos, self.sin, cache)[0].tolist()
 
     def close(self):
-        """Free the model and cache, and give PyTorch's cached device memory back to the driver."""
-        self.reset()
+        """Free the model and caches, and give PyTorch's cached device memory back to the driver."""
+        self.caches = {}
         self.model = None
+        self.step = None
         self.cos = self.sin = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -339,15 +380,10 @@ class Baseline:
             seen[p.data_ptr()] = p.numel() * p.element_size()
         return sum(seen.values())
 
-    def max_memory_allocated(self):
-        """PyTorch's peak of device memory allocated, on CUDA; None on the CPU."""
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device)
-        return None
-
     def memory(self):
-        kv = self.cache.nbytes() if self.cache is not None else 0
-        return (self.weights_bytes(), kv, self.max_memory_allocated())
+        kv = sum(c.nbytes() for c in self.caches.values())
+        peak = torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
+        return (self.weights_bytes(), kv, peak)
 
     def synchronize(self):
         if self.device.type == "cuda":
@@ -361,4 +397,5 @@ class Baseline:
             "python": sys.version.split()[0],
             "dtype": str(self.dtype).removeprefix("torch."),
             "threads": torch.get_num_threads(),
+            "compile": "compiled (Inductor, CUDA graphs)" if self.compiled else "uncompiled (CPU: the same static-cache step, eager)",
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make (or reuse) the Python venv with PyTorch that the `torch` feature's embedded interpreter
-# imports, and print its path on stdout (progress goes to stderr):
+# Make (or reuse) the Python venv with PyTorch and Hugging Face transformers that the `torch`
+# feature's embedded interpreter imports, and print its path on stdout (progress goes to stderr):
 #
 #   venv="$(scripts/torch-venv.sh)"
 #   export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
@@ -14,10 +14,14 @@
 # (libtorch links cuBLAS, cuDNN, NCCL, ... directly; `pip install --no-deps torch` fails at
 # `import torch`), so this is the ordinary install: about 3.0 GB downloaded (torch 0.54 GB, CUDA
 # libraries and triton 2.45 GB), 5.3 GB on disk. The same venv runs on the CPU and on a GPU.
-# numpy is there because torch warns at import without it.
+# numpy is there because torch warns at import without it. transformers (the `torch` baseline),
+# accelerate (which transformers' GGUF loading requires) and gguf (which dequantizes the file) are
+# the versions of the GPU machine (transformers 5.17, accelerate 1.15) and the gguf wheel the
+# bundle carries there.
 set -euo pipefail
 
 torch_version="2.15.0"
+hf_packages=("transformers==5.17.0" "accelerate==1.15.0" "gguf==0.19.0")
 python="${PYO3_PYTHON:-python3}"
 venv="${LLM_BENCH_TORCH_VENV:-${LLM_BENCH_CACHE:-$HOME/.cache/llm-bench}/torch-venv}"
 log() { echo "[torch-venv] $*" >&2; }
@@ -30,6 +34,13 @@ import sys
 import torch
 ok = "%d.%d" % sys.version_info[:2] == sys.argv[1] and torch.__version__.split("+")[0] == sys.argv[2]
 sys.exit(0 if ok else 1)
+PY
+}
+hf_ready() {
+  "$venv/bin/python" - "${hf_packages[@]}" <<'PY' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+sys.exit(0 if all(version(p.split("==")[0]) == p.split("==")[1] for p in sys.argv[1:]) else 1)
 PY
 }
 
@@ -52,6 +63,11 @@ if ! ready; then
   "$venv/bin/python" -m pip install --disable-pip-version-check -q "torch==$torch_version" numpy >&2
   log "installed in $(( $(date +%s) - started ))s"
   ready || { log "torch $torch_version does not import in $venv"; exit 1; }
+fi
+if ! hf_ready; then
+  log "installing ${hf_packages[*]} from PyPI"
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q "${hf_packages[@]}" >&2
+  hf_ready || { log "${hf_packages[*]} do not import in $venv"; exit 1; }
 fi
 log "$("$venv/bin/python" -c 'import sys, torch; print("Python", sys.version.split()[0], "torch", torch.__version__)' 2>/dev/null)"
 echo "$venv"

@@ -10,6 +10,11 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The largest batch a scenario hands an engine in one `generate` call (the shared batcher's
+/// largest batch, the sustained scenario's largest): engines that size buffers or scheduler
+/// limits up front size them for this.
+pub const MAX_BATCH: usize = 64;
+
 /// Where an engine runs. Written as `cpu` or `cuda:N` in results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Device {
@@ -42,8 +47,11 @@ impl std::fmt::Display for Device {
 /// What an engine is, as printed in every result: a number means nothing without it.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineInfo {
-    /// Short stable name used in Criterion group ids: `candle`, `mistralrs`, ...
+    /// Short stable name used in Criterion group ids: the engine's variant, `candle`,
+    /// `candle-f16`, `mistralrs`, ... (see `crate::engines::VARIANTS`).
     pub name: String,
+    /// The configuration that ran, in one line (the variant's).
+    pub config: String,
     /// The library and version measured, e.g. `candle-core 0.10.2`.
     pub version: String,
     pub device: Device,

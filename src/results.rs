@@ -6,7 +6,7 @@
 //! an interrupted run keeps everything it measured.
 
 use crate::engine::{EngineInfo, ModelFiles};
-use crate::stats::Summary;
+use crate::measure::stats::Summary;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -36,15 +36,15 @@ impl ModelIdentity {
         let sha256 = match std::fs::read_to_string(&sidecar) {
             Ok(s) if s.lines().nth(1) == Some(key.as_str()) => s.lines().next().unwrap_or_default().to_string(),
             _ => {
-                let sum = crate::fixtures::sha256_file(&files.gguf)?;
+                let sum = crate::model::fixtures::sha256_file(&files.gguf)?;
                 std::fs::write(&sidecar, format!("{sum}\n{key}\n")).ok();
                 sum
             }
         };
-        let g = crate::gguf::GgufFile::open(&files.gguf)?;
+        let g = crate::model::gguf::GgufFile::open(&files.gguf)?;
         let description = g
             .get("general.name")
-            .and_then(crate::gguf::Value::as_str)
+            .and_then(crate::model::gguf::Value::as_str)
             .unwrap_or("(no general.name)")
             .to_string();
         Ok(Self { name: files.name.clone(), path: files.gguf.clone(), bytes: meta.len(), sha256, description })
@@ -168,16 +168,16 @@ impl RunDir {
         Ok(())
     }
 
-    /// Write `environment.json` unless an earlier bench of the same run already did.
     /// The background telemetry of one case, sample by sample (`telemetry.jsonl`): what the
     /// report plots over time. `t` is seconds since the case's first measured batch.
-    pub fn telemetry(&self, scenario: &str, engine: &str, case: &str, samples: &[crate::telemetry::Sample]) -> Result<()> {
+    pub fn telemetry(&self, scenario: &str, engine: &str, case: &str, samples: &[crate::measure::telemetry::Sample]) -> Result<()> {
         for s in samples {
             self.append("telemetry.jsonl", &serde_json::json!({"scenario": scenario, "engine": engine, "case": case, "sample": s}))?;
         }
         Ok(())
     }
 
+    /// Write `environment.json` unless an earlier bench of the same run already did.
     pub fn environment(&self, env: &serde_json::Value) -> Result<()> {
         let path = self.dir.join("environment.json");
         if !path.exists() {
@@ -188,6 +188,15 @@ impl RunDir {
 
     pub fn path(&self, file: &str) -> PathBuf {
         self.dir.join(file)
+    }
+
+    /// Where Criterion writes its estimates and pages in this process, as Criterion decides it:
+    /// `CRITERION_HOME`, else `<cargo target dir>/criterion`.
+    pub fn criterion_dir() -> PathBuf {
+        match std::env::var_os("CRITERION_HOME") {
+            Some(d) => PathBuf::from(d),
+            None => std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| "target".into()).join("criterion"),
+        }
     }
 }
 

@@ -1,13 +1,18 @@
 //! Engines against the reference engine, on real data: SmolLM2-135M-Instruct (real weights,
 //! Q8_0), its chat template, and the real Llama 3.2 tokenizer on the generated 1B model.
 
-use llm_bench::check::{self, ReferenceAnswer, AGREE_TOKENS, GENERATE};
+use llm_bench::engines::check::{self, ReferenceAnswer, AGREE_TOKENS, GENERATE};
 use llm_bench::engine::{generate_tokens, Device, Engine, ModelFiles};
 use llm_bench::engines::reference::Reference;
-use llm_bench::fixtures::Fixture;
-use llm_bench::gguf::GgufFile;
-use llm_bench::tokenizer;
+use llm_bench::model::fixtures::Fixture;
+use llm_bench::model::gguf::GgufFile;
+use llm_bench::model::tokenizer;
 use std::sync::OnceLock;
+
+/// The suite's engine in its default configuration, as the registry loads it.
+fn variant(name: &str) -> &'static llm_bench::engines::Variant {
+    llm_bench::engines::Variant::named(name).unwrap()
+}
 
 struct Smol {
     files: ModelFiles,
@@ -51,8 +56,8 @@ fn reference_engine_answers_like_the_real_model() {
 #[test]
 fn candle_cpu_matches_the_reference_on_smollm2() {
     let s = smol();
-    let mut candle = llm_bench::engines::candle::Candle::load(&s.files.gguf, Device::Cpu).unwrap();
-    let a = check::compare(&mut candle, &s.answer).unwrap();
+    let mut candle = variant("candle").load(&s.files, Device::Cpu).unwrap();
+    let a = check::compare(candle.as_mut(), &s.answer).unwrap();
     eprintln!("{a}");
     assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
     // Candle quantizes activations to 8 bits inside its CPU Q8_0 matmul, the reference keeps
@@ -64,15 +69,14 @@ fn candle_cpu_matches_the_reference_on_smollm2() {
 #[cfg(feature = "candle")]
 #[test]
 fn candle_batch_of_equal_prompts_matches_single_requests() {
-    use llm_bench::engines::candle::Candle;
     let s = smol();
-    let mut candle = Candle::load(&s.files.gguf, Device::Cpu).unwrap();
-    let single = generate_tokens(&mut candle, &s.answer.prompt, 8).unwrap();
+    let mut candle = variant("candle").load(&s.files, Device::Cpu).unwrap();
+    let single = generate_tokens(candle.as_mut(), &s.answer.prompt, 8).unwrap();
     // A second, different prompt of the same length: the prompt with its first user token changed.
     let mut other = s.answer.prompt.clone();
     let i = other.len() - 8;
     other[i] = other[i] + 1;
-    let single_other = generate_tokens(&mut candle, &other, 8).unwrap();
+    let single_other = generate_tokens(candle.as_mut(), &other, 8).unwrap();
     let batch = candle
         .generate(&[s.answer.prompt.clone(), other], &llm_bench::engine::GenerateOptions::greedy(8), &mut |_| {})
         .unwrap();
@@ -87,16 +91,15 @@ fn candle_batch_of_equal_prompts_matches_single_requests() {
 #[cfg(feature = "candle")]
 #[test]
 fn generated_1b_model_loads_in_candle_with_finite_logits_matching_the_reference() {
-    use llm_bench::engines::candle::Candle;
     let files = Fixture::Llama1B.files().unwrap();
     let g = GgufFile::open(&files.gguf).unwrap();
-    let cfg = llm_bench::llama::LlamaConfig::from_gguf(&g).unwrap();
+    let cfg = llm_bench::model::llama::LlamaConfig::from_gguf(&g).unwrap();
     assert_eq!((cfg.n_layers, cfg.hidden, cfg.ffn, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.vocab),
                (16, 2048, 8192, 32, 8, 64, 128_256));
     assert!(cfg.tied_embeddings && cfg.rope_freq_factors.is_some());
     let tok = tokenizer::load(&files.tokenizer).unwrap();
-    let prompt = llm_bench::workload::prompt(&tok, cfg.bos_token, 12).unwrap();
-    let mut candle = Candle::load(&files.gguf, Device::Cpu).unwrap();
+    let prompt = llm_bench::run::workload::prompt(&tok, cfg.bos_token, 12).unwrap();
+    let mut candle = variant("candle").load(&files, Device::Cpu).unwrap();
     let logits = candle.logits(&prompt).unwrap();
     assert_eq!(logits.len(), 128_256);
     assert!(logits.iter().all(|x| x.is_finite()), "non-finite logits");
@@ -112,8 +115,8 @@ fn generated_1b_model_loads_in_candle_with_finite_logits_matching_the_reference(
 #[test]
 fn lmrs_design_matches_the_reference_on_smollm2() {
     let s = smol();
-    let mut lmrs = llm_bench::engines::lmrs::LmRs::load(&s.files.gguf).unwrap();
-    let a = check::compare(&mut lmrs, &s.answer).unwrap();
+    let mut lmrs = variant("lmrs").load(&s.files, Device::Cpu).unwrap();
+    let a = check::compare(lmrs.as_mut(), &s.answer).unwrap();
     eprintln!("{a}");
     assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
     // int8 activations in groups of 64 (SmolLM2's width 576 is not a multiple of 128).
@@ -125,8 +128,8 @@ fn lmrs_design_matches_the_reference_on_smollm2() {
 #[test]
 fn mistralrs_cpu_matches_the_reference_on_smollm2_past_end_of_sequence() {
     let s = smol();
-    let mut m = llm_bench::engines::mistralrs::MistralRs::load(&s.files.gguf, &s.files.tokenizer, Device::Cpu).unwrap();
-    let a = check::compare(&mut m, &s.answer).unwrap();
+    let mut m = variant("mistralrs").load(&s.files, Device::Cpu).unwrap();
+    let a = check::compare(m.as_mut(), &s.answer).unwrap();
     eprintln!("{a}");
     // The reference answer contains <|im_end|> (checked above): mistral.rs went on past it.
     assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
@@ -138,7 +141,7 @@ fn mistralrs_cpu_matches_the_reference_on_smollm2_past_end_of_sequence() {
     let mut other = s.answer.prompt.clone();
     let i = other.len() - 8;
     other[i] += 1;
-    let single_other = generate_tokens(&mut m, &other, 8).unwrap();
+    let single_other = generate_tokens(m.as_mut(), &other, 8).unwrap();
     let mut events = Vec::new();
     let batch = m
         .generate(&[s.answer.prompt.clone(), other], &llm_bench::engine::GenerateOptions::greedy(8), &mut |e| events.push(e))
@@ -156,7 +159,7 @@ fn mistralrs_cpu_matches_the_reference_on_smollm2_past_end_of_sequence() {
 #[test]
 fn burn_ndarray_matches_the_reference_on_smollm2_and_batches_like_single_requests() {
     let s = smol();
-    let mut b = llm_bench::engines::burn::load(&s.files.gguf, Device::Cpu).unwrap();
+    let mut b = variant("burn").load(&s.files, Device::Cpu).unwrap();
     let a = check::compare(b.as_mut(), &s.answer).unwrap();
     eprintln!("{a}");
     assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
@@ -179,11 +182,11 @@ fn burn_ndarray_matches_the_reference_on_smollm2_and_batches_like_single_request
 #[test]
 fn torch_baseline_cpu_matches_the_reference_on_smollm2() {
     let s = smol();
-    let mut t = llm_bench::engines::torch::Torch::load(&s.files.gguf, Device::Cpu).unwrap();
-    let a = check::compare(&mut t, &s.answer).unwrap();
+    let mut t = variant("torch").load(&s.files, Device::Cpu).unwrap();
+    let a = check::compare(t.as_mut(), &s.answer).unwrap();
     eprintln!("{a}");
     assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
-    assert!(a.engine.version.starts_with("torch "), "{}", a.engine.version);
+    assert!(a.engine.version.starts_with("transformers 5."), "{}", a.engine.version);
     assert!(a.engine.precision.contains("f32"), "{}", a.engine.precision);
     assert!(a.passed, "{a}");
 
@@ -191,6 +194,15 @@ fn torch_baseline_cpu_matches_the_reference_on_smollm2() {
     let out = t.generate(&[s.answer.prompt.clone()], &llm_bench::engine::GenerateOptions::greedy(5), &mut |e| events.push(e)).unwrap();
     assert_eq!(out[0], a.tokens[..5].to_vec());
     assert_eq!(events.iter().map(|e| e.index).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+
+    // A batch of two different prompts of equal length (transformers' attention mask, no padding)
+    // gives each what it gets alone.
+    let mut other = s.answer.prompt.clone();
+    let i = other.len() - 8;
+    other[i] += 1;
+    let single_other = generate_tokens(t.as_mut(), &other, 5).unwrap();
+    let batch = t.generate(&[s.answer.prompt.clone(), other], &llm_bench::engine::GenerateOptions::greedy(5), &mut |_| {}).unwrap();
+    assert_eq!(batch, vec![a.tokens[..5].to_vec(), single_other]);
 }
 
 /// A Python exception inside the model is a Rust error carrying the Python traceback.
@@ -198,7 +210,28 @@ fn torch_baseline_cpu_matches_the_reference_on_smollm2() {
 #[test]
 fn torch_error_names_python_exceptions_with_their_traceback() {
     let s = smol();
-    let mut t = llm_bench::engines::torch::Torch::load(&s.files.gguf, Device::Cpu).unwrap();
+    let mut t = variant("torch").load(&s.files, Device::Cpu).unwrap();
     let e = t.logits(&[u32::MAX - 1]).unwrap_err().to_string();
-    assert!(e.contains("Traceback") && e.contains("python_baseline/llama.py"), "{e}");
+    assert!(e.contains("Traceback") && e.contains("python_baseline/transformers_baseline.py"), "{e}");
+}
+
+/// `torch-compile`'s model (the suite's Llama with a static KV cache): on the CPU the same
+/// static-cache decode step runs uncompiled, so its math is checked here; the compiled step is
+/// checked on the GPU by `llm-bench check cuda`.
+#[cfg(feature = "torch")]
+#[test]
+fn torch_static_cache_model_matches_the_reference_and_batches_like_single_requests() {
+    let s = smol();
+    let mut t = llm_bench::engines::torch::Torch::load(&s.files.gguf, Device::Cpu, variant("torch-compile")).unwrap();
+    let a = check::compare(&mut t, &s.answer).unwrap();
+    eprintln!("{a}");
+    assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
+    assert!(a.engine.notes.contains("uncompiled"), "{}", a.engine.notes);
+    assert!(a.passed, "{a}");
+    let mut other = s.answer.prompt.clone();
+    let i = other.len() - 8;
+    other[i] += 1;
+    let single_other = generate_tokens(&mut t, &other, 6).unwrap();
+    let batch = t.generate(&[s.answer.prompt.clone(), other], &llm_bench::engine::GenerateOptions::greedy(6), &mut |_| {}).unwrap();
+    assert_eq!(batch, vec![a.tokens[..6].to_vec(), single_other]);
 }

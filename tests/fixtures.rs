@@ -1,9 +1,9 @@
 //! The fixtures are what they claim to be: the real Llama 3.2 tokenizer, a generated model with
 //! the real model's layout, and the same bytes from the same seed.
 
-use llm_bench::fixtures::{self, Fixture};
-use llm_bench::gguf::{GgmlType, GgufFile, Value};
-use llm_bench::tokenizer;
+use llm_bench::model::fixtures::{self, Fixture};
+use llm_bench::model::gguf::{GgmlType, GgufFile, Value};
+use llm_bench::model::tokenizer;
 
 #[test]
 fn llama_tokenizer_is_the_real_llama3_tokenizer() {

@@ -7,8 +7,8 @@
 //! what is sent to a GPU machine small (each bench binary would carry them again).
 
 use anyhow::{bail, Result};
-use llm_bench::fixtures::{self, Fixture};
-use llm_bench::scenarios::Scenario;
+use llm_bench::model::fixtures::{self, Fixture};
+use llm_bench::run::scenarios::Scenario;
 
 #[path = "../../benches/concurrent_load.rs"]
 mod concurrent_load;
@@ -50,8 +50,10 @@ const USAGE: &str = "usage:
                                                       each engine loaded once; with a budget, cases that would not fit
                                                       are recorded as skipped with their estimated cost (LLM_BENCH_*
                                                       variables as for the benches; Criterion output as for cargo bench)
-  llm-bench check [cpu|cuda|cuda:N]                   every built engine against the reference engine on SmolLM2
-                                                      (greedy tokens and logits); exits 1 if one disagrees
+  llm-bench check [cpu|cuda|cuda:N]                   every built engine variant against the reference engine on
+                                                      SmolLM2 (greedy tokens and logits); exits 1 if one disagrees
+  llm-bench engines                                   every engine variant: its configuration, where it is documented,
+                                                      whether this binary has it (LLM_BENCH_ENGINES takes these names)
   <scenario> [criterion args]                         started through a link named single_request, sustained_throughput,
                                                       concurrent_load, memory_efficiency or long_context: that bench";
 
@@ -86,8 +88,8 @@ fn run() -> Result<()> {
         }
         Some("model") => {
             let files = fixtures::benchmark_model()?;
-            let g = llm_bench::gguf::GgufFile::open(&files.gguf)?;
-            let cfg = llm_bench::llama::LlamaConfig::from_gguf(&g)?;
+            let g = llm_bench::model::gguf::GgufFile::open(&files.gguf)?;
+            let cfg = llm_bench::model::llama::LlamaConfig::from_gguf(&g)?;
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"files": files, "config": cfg}))?);
             Ok(())
         }
@@ -130,7 +132,7 @@ fn run() -> Result<()> {
         }
         Some("compare") => {
             let (Some(a), Some(b)) = (args.get(1), args.get(2)) else { bail!("compare needs two run directories\n{USAGE}") };
-            print!("{}", llm_bench::compare::compare(std::path::Path::new(a), std::path::Path::new(b))?);
+            print!("{}", llm_bench::report::compare::compare(std::path::Path::new(a), std::path::Path::new(b))?);
             Ok(())
         }
         Some("suite") => {
@@ -150,9 +152,17 @@ fn run() -> Result<()> {
             if scenarios.is_empty() {
                 scenarios = Scenario::ALL.to_vec();
             }
-            llm_bench::scenarios::suite(&scenarios, budget)
+            llm_bench::run::scenarios::suite(&scenarios, budget)
         }
         Some("check") => check(args.get(1).map(String::as_str).unwrap_or("cpu")),
+        Some("engines") => {
+            for v in llm_bench::engines::VARIANTS {
+                let built = if v.built() { "built".to_string() } else { format!("not built (--features {})", v.engine.name()) };
+                let gpu = if v.gpu_only { ", GPU only" } else { "" };
+                println!("{:<16} {built}{gpu}\n  {}\n  source: {}", v.name, v.config, v.source);
+            }
+            Ok(())
+        }
         _ => {
             println!("{USAGE}");
             Ok(())
@@ -173,30 +183,30 @@ fn parse_gpu(device: &str) -> Result<Option<usize>> {
 
 /// One request per built engine (`LLM_BENCH_ENGINES` filters), timed by the host clock.
 fn generate(prompt_tokens: usize, new_tokens: usize, device: &str) -> Result<()> {
-    use llm_bench::engines::EngineKind;
     let gpu = parse_gpu(device)?;
+    let variants = llm_bench::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
     let files = fixtures::benchmark_model()?;
-    let g = llm_bench::gguf::GgufFile::open(&files.gguf)?;
-    let cfg = llm_bench::llama::LlamaConfig::from_gguf(&g)?;
-    let tok = llm_bench::tokenizer::load(&files.tokenizer)?;
-    let prompt = llm_bench::workload::prompt(&tok, cfg.bos_token, prompt_tokens)?;
-    let selected = std::env::var("LLM_BENCH_ENGINES").unwrap_or_default();
+    let g = llm_bench::model::gguf::GgufFile::open(&files.gguf)?;
+    let cfg = llm_bench::model::llama::LlamaConfig::from_gguf(&g)?;
+    let tok = llm_bench::model::tokenizer::load(&files.tokenizer)?;
+    let prompt = llm_bench::run::workload::prompt(&tok, cfg.bos_token, prompt_tokens)?;
     println!("model {}: prompt {prompt_tokens} tokens, {new_tokens} new tokens", files.name);
-    for kind in EngineKind::ALL.into_iter().filter(|k| k.built()) {
-        if !selected.is_empty() && !selected.split(',').any(|s| s == kind.name()) {
+    for v in variants.into_iter().filter(|v| v.built()) {
+        let dev = v.device(gpu);
+        if let Some(why) = v.unsupported(dev) {
+            println!("{} on {dev}: skipped — {why}", v.name);
             continue;
         }
-        let dev = kind.device(gpu);
-        let result = kind.load(&files, dev).and_then(|mut e| {
-            let t = llm_bench::harness::run_requests(e.as_mut(), std::slice::from_ref(&prompt), new_tokens)?;
+        let result = v.load(&files, dev).and_then(|mut e| {
+            let t = llm_bench::run::requests::run_requests(e.as_mut(), std::slice::from_ref(&prompt), new_tokens)?;
             Ok((t, e.memory()))
         });
         match result {
             Ok((t, mem)) => {
-                let r = &t.records("generate", kind.name(), "one", 0, prompt_tokens)[0];
+                let r = &t.records("generate", v.name, "one", 0, prompt_tokens)[0];
                 println!(
                     "{} on {dev}: TTFT {:.1} ms, total {:.1} ms, decode {} tok/s, weights {:.2} GB, KV cache {:.2} GB",
-                    kind.name(),
+                    v.name,
                     r.ttft_ms,
                     r.total_ms,
                     r.decode_tok_s().map_or("—".into(), |v| format!("{v:.1}")),
@@ -204,41 +214,46 @@ fn generate(prompt_tokens: usize, new_tokens: usize, device: &str) -> Result<()>
                     mem.kv_cache_bytes as f64 / 1e9
                 );
             }
-            Err(e) => println!("{} on {dev}: FAILED — {e:#}", kind.name()),
+            Err(e) => println!("{} on {dev}: FAILED — {e:#}", v.name),
         }
     }
     Ok(())
 }
 
-/// Run the SmolLM2 agreement check for every built engine on `device`.
+/// Run the SmolLM2 agreement check for every built engine variant on `device`
+/// (`LLM_BENCH_ENGINES` selects).
 fn check(device: &str) -> Result<()> {
-    use llm_bench::engines::EngineKind;
     let gpu = parse_gpu(device)?;
+    let variants = llm_bench::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
     let files = Fixture::SmolLm2.files()?;
     let started = std::time::Instant::now();
-    let reference = llm_bench::check::reference_answer(&files)?;
-    let tok = llm_bench::tokenizer::load(&files.tokenizer)?;
+    let reference = llm_bench::engines::check::reference_answer(&files)?;
+    let tok = llm_bench::model::tokenizer::load(&files.tokenizer)?;
     println!(
         "reference engine (f32, CPU, {:.1}s): {:?}",
         started.elapsed().as_secs_f64(),
-        llm_bench::tokenizer::decode(&tok, &reference.tokens)?
+        llm_bench::model::tokenizer::decode(&tok, &reference.tokens)?
     );
     let mut failed = Vec::new();
-    for kind in EngineKind::ALL.into_iter().filter(|k| k.built()) {
-        let dev = kind.device(gpu);
-        let outcome = kind.load(&files, dev).and_then(|mut e| llm_bench::check::compare(e.as_mut(), &reference));
+    for v in variants.into_iter().filter(|v| v.built()) {
+        let dev = v.device(gpu);
+        if let Some(why) = v.unsupported(dev) {
+            println!("{} on {dev}: not checked — {why}", v.name);
+            continue;
+        }
+        let outcome = v.load(&files, dev).and_then(|mut e| llm_bench::engines::check::compare(e.as_mut(), &reference));
         match outcome {
             Ok(a) => {
                 println!("{a}");
-                println!("  tokens: {:?}", llm_bench::tokenizer::decode(&tok, &a.tokens)?);
+                println!("  tokens: {:?}", llm_bench::model::tokenizer::decode(&tok, &a.tokens)?);
                 println!("  json: {}", serde_json::to_string(&a)?);
                 if !a.passed {
-                    failed.push(kind.name());
+                    failed.push(v.name);
                 }
             }
             Err(e) => {
-                println!("{} on {dev}: FAIL — {e:#}", kind.name());
-                failed.push(kind.name());
+                println!("{} on {dev}: FAIL — {e:#}", v.name);
+                failed.push(v.name);
             }
         }
     }

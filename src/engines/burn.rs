@@ -2,7 +2,7 @@
 //!
 //! Burn has no GGUF loader and no published Llama, so the model is written here from burn-nn's
 //! `Embedding`, `RmsNorm`, `RotaryEncoding`, `Linear` and `SwiGlu`, and its weights are read with
-//! the suite's own GGUF reader (`crate::gguf`), the same bytes every other engine reads. Attention
+//! the suite's own GGUF reader (`crate::model::gguf`), the same bytes every other engine reads. Attention
 //! is written out on burn tensor ops, as candle.rs does it: a KV cache allocated once per request
 //! batch (rounded up to 512 positions, so 8K-token documents fit), grouped-query attention by
 //! reshaping the queries instead of copying the keys and values once per head, and a causal mask
@@ -18,8 +18,9 @@
 //! softmax are computed in f32 on both backends.
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
-use crate::gguf::GgufFile;
-use crate::llama::{names, LlamaConfig};
+use crate::engines::variant::Variant;
+use crate::model::gguf::GgufFile;
+use crate::model::llama::{names, LlamaConfig};
 use anyhow::{anyhow, bail, ensure, Result};
 use burn::backend::ndarray::{NdArray, NdArrayDevice};
 use burn::module::Param;
@@ -46,7 +47,7 @@ type Gpu = Cuda<f16>;
 const CACHE_ROUNDING: usize = 512;
 
 /// Load the model on the backend that matches the device: the engine the suite runs.
-pub fn load(path: &Path, device: Device) -> Result<Box<dyn Engine>> {
+pub fn load(path: &Path, device: Device, variant: &'static Variant) -> Result<Box<dyn Engine>> {
     let g = GgufFile::open(path)?;
     Ok(match device {
         Device::Cpu => Box::new(Model::<NdArray<f32>>::load(
@@ -54,9 +55,10 @@ pub fn load(path: &Path, device: Device) -> Result<Box<dyn Engine>> {
             device,
             NdArrayDevice::Cpu,
             "burn-ndarray (pure-Rust CPU backend)",
+            variant,
         )?),
         #[cfg(feature = "cuda")]
-        Device::Cuda(i) => Box::new(load_cuda(&g, i)?),
+        Device::Cuda(i) => Box::new(load_cuda(&g, i, variant)?),
         #[cfg(not(feature = "cuda"))]
         Device::Cuda(_) => {
             bail!("Burn was built without CUDA; rebuild with `--features cuda` to run it on a GPU")
@@ -70,13 +72,14 @@ pub fn load(path: &Path, device: Device) -> Result<Box<dyn Engine>> {
 /// says what it needs, at load time instead of inside the first measured request, and the kernels
 /// of both prefill and decode are compiled before anything is timed.
 #[cfg(feature = "cuda")]
-fn load_cuda(g: &GgufFile, index: usize) -> Result<Model<Gpu>> {
+fn load_cuda(g: &GgufFile, index: usize, variant: &'static Variant) -> Result<Model<Gpu>> {
     catch("loading the model on CUDA", || {
         let mut model = Model::<Gpu>::load(
             g,
             Device::Cuda(index),
             CudaDevice::new(index),
-            "burn-cuda (CubeCL kernels compiled by NVRTC at run time)",
+            "burn-cuda (CubeCL kernels compiled by NVRTC at run time, fused and autotuned)",
+            variant,
         )?;
         model.run(&[vec![0, 0]], 2, &mut |_| {})?;
         Ok(model)
@@ -121,6 +124,7 @@ struct Layer<B: Backend> {
 }
 
 struct Model<B: Backend> {
+    variant: &'static Variant,
     cfg: LlamaConfig,
     device: B::Device,
     where_: Device,
@@ -275,7 +279,7 @@ fn attention<B: Backend>(
 }
 
 impl<B: Backend> Model<B> {
-    fn load(g: &GgufFile, where_: Device, device: B::Device, backend: &str) -> Result<Self> {
+    fn load(g: &GgufFile, where_: Device, device: B::Device, backend: &str, variant: &'static Variant) -> Result<Self> {
         let cfg = LlamaConfig::from_gguf(g)?;
         let mut w = Weights::<B> { g, device: &device, elements: 0 };
         let embed_rows = w.rows(names::EMBED)?;
@@ -330,6 +334,7 @@ impl<B: Backend> Model<B> {
             B::name(&device)
         );
         let mut model = Self {
+            variant,
             embed,
             layers,
             output_norm,
@@ -455,13 +460,7 @@ impl<B: Backend> Model<B> {
 
 impl<B: Backend> Engine for Model<B> {
     fn info(&self) -> EngineInfo {
-        EngineInfo {
-            name: "burn".into(),
-            version: format!("burn {}", env!("LLM_BENCH_VERSION_BURN")),
-            device: self.where_,
-            precision: self.precision.clone(),
-            notes: self.notes.clone(),
-        }
+        self.variant.info(self.where_, format!("burn {}", env!("LLM_BENCH_VERSION_BURN")), self.precision.clone(), self.notes.clone())
     }
 
     fn generate(

@@ -8,9 +8,18 @@
 //! Matrices stay in the GGUF's Q8_0 blocks and go through `QMatMul` (on CUDA: candle's MMVQ
 //! kernels for decode and MMQ tiles for prefill); activations, norms, attention and the cache are
 //! f32. The embedding table is dequantized to f32 for the row lookup, as candle's example does.
+//! Activations are kept as `(batch * seq, hidden)`, so every projection is one matrix product
+//! over all rows: candle's dense matmuls (f16, f32) treat a 3-D input as a batch of separate
+//! products that each read the whole weight matrix, which at batch 64 reads it 64 times.
+//!
+//! Two configurations ([`Setting`]): `candle` keeps every matmul on Q8_0 `QMatMul`; `candle-f16`
+//! (GPU) also holds each matrix dequantized to f16 at load, as candle's `QMatMul::TensorF16` /
+//! `CANDLE_DEQUANTIZE_ALL_F16` do, and multiplies more than 8 rows through it (cuBLAS f16 GEMM,
+//! tensor cores) while 8 rows or fewer (decode at small batches) stay on MMVQ.
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
-use crate::llama::{names, LlamaConfig};
+use crate::engines::variant::{Setting, Variant};
+use crate::model::llama::{names, LlamaConfig};
 use anyhow::{ensure, Context, Result};
 use candle_core::quantized::{gguf_file, QMatMul, QTensor};
 use candle_core::{DType, Module, Tensor, D};
@@ -18,10 +27,30 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Rows up to which candle's Q8_0 matmul runs its matrix-vector kernels (MMVQ) on CUDA.
+const MMVQ_MAX_ROWS: usize = 8;
+
+/// One weight matrix `(out, in)`: Q8_0 for `QMatMul`, and for `candle-f16` an f16 copy that
+/// products of more than [`MMVQ_MAX_ROWS`] rows use.
+struct Linear {
+    q: QMatMul,
+    f16: Option<Tensor>,
+}
+
+impl Linear {
+    /// `x` `(rows, in)` -> `(rows, out)`, f32 in and out.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.f16 {
+            Some(w) if x.dim(0)? > MMVQ_MAX_ROWS => Ok(x.to_dtype(DType::F16)?.matmul(&w.t()?)?.to_dtype(DType::F32)?),
+            _ => Ok(self.q.forward(x)?),
+        }
+    }
+}
+
 struct Mlp {
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 impl Mlp {
@@ -33,10 +62,10 @@ impl Mlp {
 
 struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    wo: Linear,
     ffn_norm: Tensor,
     mlp: Mlp,
     /// Keys and values for positions `0..len`, shape `(batch, kv_heads, capacity, head_dim)`.
@@ -45,13 +74,14 @@ struct Layer {
 }
 
 pub struct Candle {
+    variant: &'static Variant,
     cfg: LlamaConfig,
     device: candle_core::Device,
     where_: Device,
     embed: Tensor,
     layers: Vec<Layer>,
     output_norm: Tensor,
-    output: QMatMul,
+    output: Linear,
     /// `cos` and `sin` of every position up to the cache capacity, shape `(positions, head_dim/2)`.
     cos: Tensor,
     sin: Tensor,
@@ -65,7 +95,7 @@ pub struct Candle {
 const CACHE_ROUNDING: usize = 512;
 
 impl Candle {
-    pub fn load(path: &Path, device: Device) -> Result<Self> {
+    pub fn load(path: &Path, device: Device, variant: &'static Variant) -> Result<Self> {
         let cdev = match device {
             Device::Cpu => candle_core::Device::Cpu,
             #[cfg(feature = "cuda")]
@@ -76,7 +106,7 @@ impl Candle {
                 "Candle was built without CUDA; rebuild with `--features cuda` to run it on a GPU"
             ),
         };
-        let cfg = LlamaConfig::from_gguf(&crate::gguf::GgufFile::open(path)?)?;
+        let cfg = LlamaConfig::from_gguf(&crate::model::gguf::GgufFile::open(path)?)?;
         let mut file = std::fs::File::open(path)
             .with_context(|| format!("cannot open model file {}", path.display()))?;
         let content = gguf_file::Content::read(&mut file)
@@ -89,34 +119,37 @@ impl Candle {
             weights_bytes += t.storage_size_in_bytes() as u64;
             Ok(t)
         };
+        let f16 = variant.setting == Setting::F16Batches;
+        let mut f16_bytes = 0u64;
+        let mut linear = |t: Arc<QTensor>| -> Result<Linear> {
+            let w = if f16 { Some(t.dequantize_f16(&cdev)?) } else { None };
+            f16_bytes += w.as_ref().map_or(0, |w| w.elem_count() as u64 * 2);
+            Ok(Linear { q: QMatMul::from_arc(t)?, f16: w })
+        };
         let embed_q = Arc::new(qtensor(names::EMBED)?);
         let embed = embed_q.dequantize(&cdev)?;
-        let output = if cfg.tied_embeddings {
-            QMatMul::from_arc(embed_q)?
-        } else {
-            QMatMul::from_qtensor(qtensor(names::OUTPUT)?)?
-        };
+        let output = if cfg.tied_embeddings { linear(embed_q)? } else { linear(Arc::new(qtensor(names::OUTPUT)?))? };
         let output_norm = qtensor(names::OUTPUT_NORM)?.dequantize(&cdev)?;
         let mut layers = Vec::with_capacity(cfg.n_layers);
         for i in 0..cfg.n_layers {
             let mut q = |what: &str| qtensor(&names::layer(i, what));
+            let attn_norm = q(names::ATTN_NORM)?.dequantize(&cdev)?;
+            let ffn_norm = q(names::FFN_NORM)?.dequantize(&cdev)?;
+            let mut l = |what: &str| -> Result<Linear> { linear(Arc::new(q(what)?)) };
             layers.push(Layer {
-                attn_norm: q(names::ATTN_NORM)?.dequantize(&cdev)?,
-                wq: QMatMul::from_qtensor(q(names::ATTN_Q)?)?,
-                wk: QMatMul::from_qtensor(q(names::ATTN_K)?)?,
-                wv: QMatMul::from_qtensor(q(names::ATTN_V)?)?,
-                wo: QMatMul::from_qtensor(q(names::ATTN_OUT)?)?,
-                ffn_norm: q(names::FFN_NORM)?.dequantize(&cdev)?,
-                mlp: Mlp {
-                    gate: QMatMul::from_qtensor(q(names::FFN_GATE)?)?,
-                    up: QMatMul::from_qtensor(q(names::FFN_UP)?)?,
-                    down: QMatMul::from_qtensor(q(names::FFN_DOWN)?)?,
-                },
+                attn_norm,
+                wq: l(names::ATTN_Q)?,
+                wk: l(names::ATTN_K)?,
+                wv: l(names::ATTN_V)?,
+                wo: l(names::ATTN_OUT)?,
+                ffn_norm,
+                mlp: Mlp { gate: l(names::FFN_GATE)?, up: l(names::FFN_UP)?, down: l(names::FFN_DOWN)? },
                 k_cache: None,
                 v_cache: None,
             });
         }
         let mut engine = Self {
+            variant,
             embed,
             layers,
             output_norm,
@@ -125,7 +158,7 @@ impl Candle {
             sin: Tensor::zeros(1, DType::F32, &cdev)?,
             capacity: 0,
             cache_batch: 0,
-            weights_bytes,
+            weights_bytes: weights_bytes + f16_bytes,
             device: cdev,
             where_: device,
             cfg,
@@ -171,7 +204,8 @@ impl Candle {
         let c = &self.cfg;
         let (hd, nh, nkv) = (c.head_dim, c.n_heads, c.n_kv_heads);
         let group = nh / nkv;
-        let mut x = self.embed.index_select(&tokens.flatten_all()?, 0)?.reshape((b, s, c.hidden))?;
+        // (b*s, hidden): every projection below is one product over all rows.
+        let mut x = self.embed.index_select(&tokens.flatten_all()?, 0)?;
         let cos = self.cos.narrow(0, offset, s)?;
         let sin = self.sin.narrow(0, offset, s)?;
         let total = offset + s;
@@ -208,12 +242,12 @@ impl Candle {
             }
             let att = candle_nn::ops::softmax_last_dim(&att)?;
             let y = att.matmul(&v)?; // (b, nkv, group*s, hd)
-            let y = y.reshape((b, nh, s, hd))?.transpose(1, 2)?.reshape((b, s, c.hidden))?;
+            let y = y.reshape((b, nh, s, hd))?.transpose(1, 2)?.reshape((b * s, c.hidden))?;
             x = (x + l.wo.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &l.ffn_norm, c.rms_eps)?;
             x = (&x + l.mlp.forward(&h)?)?;
         }
-        let x = x.narrow(1, s - 1, 1)?.squeeze(1)?.contiguous()?;
+        let x = x.reshape((b, s, c.hidden))?.narrow(1, s - 1, 1)?.squeeze(1)?.contiguous()?;
         let x = candle_nn::ops::rms_norm(&x, &self.output_norm, c.rms_eps)?;
         Ok(self.output.forward(&x)?)
     }
@@ -221,13 +255,16 @@ impl Candle {
 
 impl Engine for Candle {
     fn info(&self) -> EngineInfo {
-        EngineInfo {
-            name: "candle".into(),
-            version: format!("candle-core {}", env!("LLM_BENCH_VERSION_CANDLE_CORE")),
-            device: self.where_,
-            precision: "weights Q8_0 (QMatMul), activations and KV cache f32".into(),
-            notes: "suite's Llama on candle-core/candle-nn ops; KV cache allocated per request batch".into(),
-        }
+        let precision = match self.variant.setting {
+            Setting::F16Batches => "weights Q8_0 (QMatMul) up to 8 rows and f16 above, activations and KV cache f32",
+            _ => "weights Q8_0 (QMatMul), activations and KV cache f32",
+        };
+        self.variant.info(
+            self.where_,
+            format!("candle-core {}", env!("LLM_BENCH_VERSION_CANDLE_CORE")),
+            precision.into(),
+            "suite's Llama on candle-core/candle-nn ops, activations as (rows, hidden); KV cache allocated per request batch".into(),
+        )
     }
 
     fn generate(

@@ -13,9 +13,10 @@
 //! - Prefill feeds the prompt one token at a time; greedy sampling; one request at a time.
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
-use crate::gguf::GgufFile;
-use crate::llama::ops::{rms_norm_into as rms_norm, rope, silu, softmax};
-use crate::llama::{names, LlamaConfig};
+use crate::engines::variant::Variant;
+use crate::model::gguf::GgufFile;
+use crate::model::llama::ops::{rms_norm_into as rms_norm, rope, silu, softmax};
+use crate::model::llama::{names, LlamaConfig};
 use anyhow::{ensure, Context, Result};
 use rayon::prelude::*;
 use std::path::Path;
@@ -108,6 +109,7 @@ struct Layer {
 }
 
 pub struct LmRs {
+    variant: &'static Variant,
     cfg: LlamaConfig,
     gs: usize,
     embed: QMatrix,
@@ -140,7 +142,7 @@ struct State {
 impl LmRs {
     /// Load a GGUF, converting every matrix to int8 groups. Threads: `LLM_BENCH_LMRS_THREADS`
     /// or every core.
-    pub fn load(path: &Path) -> Result<Self> {
+    pub fn load(path: &Path, variant: &'static Variant) -> Result<Self> {
         let g = GgufFile::open(path)?;
         let cfg = LlamaConfig::from_gguf(&g)?;
         let widths = [cfg.hidden, cfg.ffn, cfg.n_heads * cfg.head_dim];
@@ -179,6 +181,7 @@ impl LmRs {
         let embed = qm(names::EMBED)?;
         let output = if cfg.tied_embeddings { None } else { Some(qm(names::OUTPUT)?) };
         Ok(Self {
+            variant,
             inv_freqs: cfg.inv_freqs(),
             output_norm: g.f32_tensor(names::OUTPUT_NORM)?,
             embed,
@@ -273,13 +276,12 @@ impl LmRs {
 
 impl Engine for LmRs {
     fn info(&self) -> EngineInfo {
-        EngineInfo {
-            name: "lmrs".into(),
-            version: format!("lm.rs design, re-implemented in llm-bench {} (wide {})", env!("CARGO_PKG_VERSION"), env!("LLM_BENCH_VERSION_WIDE")),
-            device: Device::Cpu,
-            precision: format!("weights Q8 symmetric groups of {}, activations int8 groups of {}, KV cache f32", self.gs, self.gs),
-            notes: format!("{} threads; prefill token by token; one request at a time", self.threads),
-        }
+        self.variant.info(
+            Device::Cpu,
+            format!("lm.rs design, re-implemented in llm-bench {} (wide {})", env!("CARGO_PKG_VERSION"), env!("LLM_BENCH_VERSION_WIDE")),
+            format!("weights Q8 symmetric groups of {}, activations int8 groups of {}, KV cache f32", self.gs, self.gs),
+            format!("{} threads; prefill token by token; one request at a time", self.threads),
+        )
     }
 
     fn generate(

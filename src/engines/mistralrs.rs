@@ -5,8 +5,14 @@
 //!   exactly the requested number of tokens. `GgufModelBuilder::build` hard-codes this off, so the
 //!   pipeline and the runner are built here from mistral.rs's loader and `MistralRsBuilder`.
 //! - The prefix cache is off: repeated benchmark prompts must cost what a new prompt costs.
-//! - On CUDA, paged attention with a fixed KV-cache pool (`LLM_BENCH_MISTRALRS_KV_MB`, default
-//!   4096 MB) so mistral.rs does not claim most of the GPU the way its utilisation default does.
+//!
+//! Two configurations ([`Setting`]): `mistralrs` is what `GgufModelBuilder` builds by default,
+//! no paged attention and the default scheduler (sequences of unequal length wait for each
+//! other's turn; mistralrs-bench's `--no_paged_attn`); `mistralrs-paged` (CUDA) is what
+//! mistral.rs's server runs by default on CUDA, paged attention and its scheduler, with a fixed
+//! KV-cache pool (`LLM_BENCH_MISTRALRS_KV_MB`, default 4096 MB) so mistral.rs does not claim most
+//! of the GPU the way its utilisation default does. Its scheduler groups running sequences by
+//! exact length and preempts all groups but one, re-prefilling them (mistral.rs #2024, #2343).
 //!
 //! Requests go through mistral.rs's own scheduler (continuous batching, up to `MAX_SEQS` at once):
 //! a batch handed to `generate` is sent as that many separate streaming requests, as a server's
@@ -21,7 +27,8 @@
 //! logits, ties to the highest index like mistral.rs's own greedy sampler.
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, Scheduled, TokenEvent};
-use crate::gguf::GgufFile;
+use crate::engines::variant::{Setting, Variant};
+use crate::model::gguf::GgufFile;
 use anyhow::{bail, ensure, Context, Result};
 use mistralrs::core::{
     AdapterPaths, AutoDeviceMapParams, Constraint, DefaultSchedulerMethod, DeviceMapSetting,
@@ -34,13 +41,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Most sequences mistral.rs's scheduler runs at once: the suite's largest batch.
-pub const MAX_SEQS: usize = crate::workload::MAX_BATCH;
+pub const MAX_SEQS: usize = crate::engine::MAX_BATCH;
 /// Longest sequence the device mapper plans for: the 8K long-context case plus its new tokens.
 const MAX_SEQ_LEN: usize = 8192 + 512;
 /// Default KV-cache pool for paged attention on CUDA, in MB.
 const DEFAULT_KV_MB: usize = 4096;
 
 pub struct MistralRs {
+    variant: &'static Variant,
     /// mistral.rs is async; its engine runs on threads of its own, this runtime drives requests.
     runtime: tokio::runtime::Runtime,
     runner: Arc<Runner>,
@@ -63,7 +71,7 @@ struct Trace {
 }
 
 impl MistralRs {
-    pub fn load(model: &Path, tokenizer: &Path, device: Device) -> Result<Self> {
+    pub fn load(model: &Path, tokenizer: &Path, device: Device, variant: &'static Variant) -> Result<Self> {
         let weights_bytes = {
             let g = GgufFile::open(model)?;
             g.tensors.values().map(|t| t.byte_len() as u64).sum()
@@ -79,12 +87,13 @@ impl MistralRs {
         // bf16 is what mistral.rs's `auto` picks on GPUs of compute capability 8.0 and newer; on the
         // CPU `auto` would also pick bf16, f32 keeps the CPU engines comparable.
         let dtype = if device.is_gpu() { ModelDType::BF16 } else { ModelDType::F32 };
-        let kv_pool_mb = match device {
-            Device::Cpu => None,
-            Device::Cuda(_) => Some(match std::env::var("LLM_BENCH_MISTRALRS_KV_MB") {
+        let kv_pool_mb = match (device, variant.setting) {
+            (Device::Cpu, _) => None,
+            (Device::Cuda(_), Setting::PagedAttention) => Some(match std::env::var("LLM_BENCH_MISTRALRS_KV_MB") {
                 Ok(v) => v.parse().with_context(|| format!("LLM_BENCH_MISTRALRS_KV_MB={v:?} is not a number of MB"))?,
                 Err(_) => DEFAULT_KV_MB,
             }),
+            (Device::Cuda(_), _) => None,
         };
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -146,7 +155,7 @@ impl MistralRs {
                 .build()
                 .await)
         })?;
-        Ok(Self { runtime, runner, where_: device, dtype, kv_pool_mb, weights_bytes, pending: Mutex::default() })
+        Ok(Self { variant, runtime, runner, where_: device, dtype, kv_pool_mb, weights_bytes, pending: Mutex::default() })
     }
 
     /// Send one streaming request and return its trace as soon as its `n` tokens are known,
@@ -246,18 +255,17 @@ impl Engine for MistralRs {
     fn info(&self) -> EngineInfo {
         let kv = match self.kv_pool_mb {
             Some(mb) => format!("paged attention, fixed KV pool {mb} MB, block 32"),
-            None => "default KV cache (paged attention is CUDA-only)".to_string(),
+            None => "default KV cache and scheduler (no paged attention)".to_string(),
         };
-        EngineInfo {
-            name: "mistralrs".into(),
-            version: format!("mistralrs {}", env!("LLM_BENCH_VERSION_MISTRALRS")),
-            device: self.where_,
-            precision: format!("weights Q8_0 (GGUF), activations {}", self.dtype),
-            notes: format!(
+        self.variant.info(
+            self.where_,
+            format!("mistralrs {}", env!("LLM_BENCH_VERSION_MISTRALRS")),
+            format!("weights Q8_0 (GGUF), activations {}", self.dtype),
+            format!(
                 "own scheduler (continuous batching, up to {MAX_SEQS} sequences), prefix cache off, EOS ignored, {kv}; \
                  tokens timed at the sampler hook"
             ),
-        }
+        )
     }
 
     fn generate(
@@ -368,6 +376,7 @@ impl Scheduled for MistralRs {
     }
 
     fn scheduler(&self) -> String {
-        format!("mistral.rs's own scheduler (continuous batching, up to {MAX_SEQS} sequences)")
+        let kind = if self.kv_pool_mb.is_some() { "paged-attention scheduler" } else { "default scheduler" };
+        format!("mistral.rs's own {kind} (continuous batching, up to {MAX_SEQS} sequences)")
     }
 }

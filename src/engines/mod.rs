@@ -1,4 +1,7 @@
-//! The engines under test, one file each, and the one place that knows which are built.
+//! The engines under test, one file each, the one place that knows which are built (the
+//! registry below), and the agreement check of every engine against the reference.
+//! May use: `crate::engine` and `crate::model` only; engines know nothing of scenarios,
+//! measurement or reports.
 
 #[cfg(feature = "burn")]
 pub mod burn;
@@ -8,88 +11,52 @@ pub mod candle;
 pub mod lmrs;
 #[cfg(feature = "mistralrs")]
 pub mod mistralrs;
+pub mod check;
 pub mod reference;
 pub mod stub;
 #[cfg(feature = "torch")]
 pub mod torch;
 
+pub mod variant;
+
+pub use variant::{listing, select, EngineKind, Setting, Variant, VARIANTS};
+
 use crate::engine::{Device, Engine, ModelFiles};
 use anyhow::Result;
 
-/// Every engine the suite knows, built or not, in report order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineKind {
-    Torch,
-    Lmrs,
-    Candle,
-    Burn,
-    Mistralrs,
-}
-
-impl EngineKind {
-    pub const ALL: [EngineKind; 5] =
-        [EngineKind::Torch, EngineKind::Lmrs, EngineKind::Candle, EngineKind::Burn, EngineKind::Mistralrs];
-
-    /// The name used in Criterion ids and results; also the cargo feature that builds it.
-    pub fn name(self) -> &'static str {
-        match self {
-            EngineKind::Torch => "torch",
-            EngineKind::Lmrs => "lmrs",
-            EngineKind::Candle => "candle",
-            EngineKind::Burn => "burn",
-            EngineKind::Mistralrs => "mistralrs",
+impl Variant {
+    /// Load the engine in this configuration; `Err` says why it cannot run here (not built, no
+    /// GPU, bad model, ...).
+    pub fn load(&'static self, model: &ModelFiles, device: Device) -> Result<Box<dyn Engine>> {
+        if let Some(why) = self.unsupported(device) {
+            anyhow::bail!(why);
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == s)
-    }
-
-    /// Whether this binary was built with the engine.
-    pub fn built(self) -> bool {
-        match self {
-            EngineKind::Torch => cfg!(feature = "torch"),
-            EngineKind::Lmrs => cfg!(feature = "lmrs"),
-            EngineKind::Candle => cfg!(feature = "candle"),
-            EngineKind::Burn => cfg!(feature = "burn"),
-            EngineKind::Mistralrs => cfg!(feature = "mistralrs"),
-        }
-    }
-
-    /// The device this engine is measured on: the GPU when there is one and the engine can use it.
-    pub fn device(self, gpu: Option<usize>) -> Device {
-        match (self, gpu) {
-            (EngineKind::Lmrs, _) | (_, None) => Device::Cpu,
-            (_, Some(i)) => Device::Cuda(i),
-        }
-    }
-
-    /// Load the engine; `Err` says why it cannot run here (not built, no GPU, bad model, ...).
-    pub fn load(self, model: &ModelFiles, device: Device) -> Result<Box<dyn Engine>> {
-        match self {
+        match self.engine {
             #[cfg(feature = "torch")]
-            EngineKind::Torch => Ok(Box::new(torch::Torch::load(&model.gguf, device)?)),
+            EngineKind::Torch => Ok(Box::new(torch::Torch::load(&model.gguf, device, self)?)),
             #[cfg(feature = "candle")]
-            EngineKind::Candle => Ok(Box::new(candle::Candle::load(&model.gguf, device)?)),
+            EngineKind::Candle => Ok(Box::new(candle::Candle::load(&model.gguf, device, self)?)),
             #[cfg(feature = "burn")]
-            EngineKind::Burn => burn::load(&model.gguf, device),
+            EngineKind::Burn => burn::load(&model.gguf, device, self),
             #[cfg(feature = "lmrs")]
             EngineKind::Lmrs => {
                 anyhow::ensure!(device == Device::Cpu, "the lm.rs design runs on the CPU only");
-                Ok(Box::new(lmrs::LmRs::load(&model.gguf)?))
+                Ok(Box::new(lmrs::LmRs::load(&model.gguf, self)?))
             }
             #[cfg(feature = "mistralrs")]
-            EngineKind::Mistralrs => Ok(Box::new(mistralrs::MistralRs::load(&model.gguf, &model.tokenizer, device)?)),
+            EngineKind::Mistralrs => {
+                Ok(Box::new(mistralrs::MistralRs::load(&model.gguf, &model.tokenizer, device, self)?))
+            }
             #[allow(unreachable_patterns)]
             other => {
                 let _ = (model, device);
                 anyhow::bail!(
                     "engine `{}` is not built into this binary; rebuild with `--features {}`",
-                    other.name(),
+                    self.name,
                     other.name()
                 )
             }
         }
     }
+
 }

@@ -6,9 +6,9 @@
 //! textbook softmax over a growing f32 cache. It is never benchmarked.
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
-use crate::gguf::GgufFile;
-use crate::llama::ops::{rope, silu, softmax};
-use crate::llama::{names, LlamaConfig};
+use crate::model::gguf::GgufFile;
+use crate::model::llama::ops::{rope, silu, softmax};
+use crate::model::llama::{names, LlamaConfig};
 use anyhow::{ensure, Result};
 use rayon::prelude::*;
 use std::path::Path;
@@ -142,7 +142,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
-    crate::llama::ops::rms_norm_into(&mut out, x, w, eps);
+    crate::model::llama::ops::rms_norm_into(&mut out, x, w, eps);
     out
 }
 
@@ -158,6 +158,7 @@ impl Engine for Reference {
     fn info(&self) -> EngineInfo {
         EngineInfo {
             name: "reference".into(),
+            config: "plain f32 reference, one token at a time".into(),
             version: format!("llm-bench {}", env!("CARGO_PKG_VERSION")),
             device: Device::Cpu,
             precision: "weights dequantized to f32, activations f32".into(),

@@ -13,6 +13,7 @@ impl Engine for Stub {
     fn info(&self) -> EngineInfo {
         EngineInfo {
             name: "stub".into(),
+            config: "returns at once: the harness's own cost".into(),
             version: format!("llm-bench {}", env!("CARGO_PKG_VERSION")),
             device: Device::Cpu,
             precision: "none".into(),

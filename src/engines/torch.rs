@@ -1,24 +1,31 @@
-//! PyTorch: the suite's plain-PyTorch Llama (python_baseline/llama.py), embedded through PyO3.
+//! PyTorch, embedded through PyO3, in two configurations ([`Setting`]):
 //!
-//! The baseline every Rust engine is compared with: what a team gets from PyTorch before any
-//! tuning. The model is written with standard PyTorch layers and run eagerly (no torch.compile,
-//! no fused or custom kernels, no CUDA graphs), in f16 on a GPU and f32 on the CPU; see the
-//! Python file's docstring. Its source is compiled into this binary, so a bundle runs without the
-//! repository beside it; tracebacks still name `python_baseline/llama.py` and its lines.
+//! - `torch`, the baseline every speedup is divided by: Hugging Face transformers' `generate()`,
+//!   what a team deploys first (python_baseline/transformers_baseline.py). The model is loaded from
+//!   the same GGUF file by transformers' own GGUF loading (dequantized, bf16 on a GPU as its Llama
+//!   3.2 documentation uses, f32 on the CPU), decoded greedily past end-of-sequence, attention as
+//!   transformers' default for the model.
+//! - `torch-compile` (GPU), what a PyTorch team gets by optimizing without leaving PyTorch: the
+//!   suite's own Llama (python_baseline/llama.py) with a static KV cache and its decode step under
+//!   `torch.compile(mode="reduce-overhead")` (CUDA graphs). transformers' documented static-cache +
+//!   `torch.compile` path failed on the GPU machine's versions (transformers 5.17, torch 2.11: "accessing
+//!   tensor output of CUDAGraphs that has been overwritten", its cache's `cumulative_length` is
+//!   mutated in place), so the suite's model carries this variant. Its weights are the suite's GGUF
+//!   reader's: each tensor dequantized to f32 here and handed over as little-endian bytes.
 //!
-//! Weights are read by the suite's GGUF reader (`crate::gguf`), the same bytes every other engine
-//! reads: each tensor is dequantized to f32 here and handed to Python as little-endian bytes and a
-//! shape, outermost dimension first. Each step of a request is one Python call that returns the
-//! new token ids as a list, so the device is synchronised and the ids are on the host when the
-//! call returns; that instant is the token's timestamp.
+//! Both Python files are compiled into this binary, so a bundle runs without the repository beside
+//! it; tracebacks still name them and their lines. Both take a streamer with transformers' protocol
+//! ([`Stamps`]): `put` gets the prompt, then each step's new tokens already on the host; the instant
+//! of each `put` is the tokens' timestamp.
 //!
 //! The Python interpreter is the one this binary was built against (PyO3's `PYO3_PYTHON`). It
 //! takes its prefix from the `python3` first on `PATH`, so an activated venv is used as such;
 //! `VIRTUAL_ENV`'s site-packages are also put on `sys.path` in case `PATH` points elsewhere.
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
-use crate::gguf::GgufFile;
-use crate::llama::{names, LlamaConfig};
+use crate::engines::variant::{Setting, Variant};
+use crate::model::gguf::GgufFile;
+use crate::model::llama::{names, Llama3RopeScaling, LlamaConfig};
 use anyhow::{anyhow, ensure, Context, Result};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -27,11 +34,34 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The model, compiled into the binary.
-const SOURCE: &CStr = pyo3::ffi::c_str!(include_str!("../../python_baseline/llama.py"));
-/// The name tracebacks give the source (its path in the repository).
-const FILE_NAME: &CStr = c"python_baseline/llama.py";
-const MODULE_NAME: &CStr = c"llm_bench_torch_baseline";
+/// A Python module of the baseline, compiled into the binary, and where tracebacks say it is.
+struct Source {
+    code: &'static CStr,
+    /// The name tracebacks give the source (its path in the repository).
+    file: &'static CStr,
+    module: &'static CStr,
+    /// The module, loaded once per process (models of several sizes may be loaded in turn).
+    loaded: &'static PyOnceLock<Py<PyModule>>,
+}
+
+static TRANSFORMERS_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+static COMPILED_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+/// `torch`: transformers' `generate()`.
+const TRANSFORMERS: Source = Source {
+    code: pyo3::ffi::c_str!(include_str!("../../python_baseline/transformers_baseline.py")),
+    file: c"python_baseline/transformers_baseline.py",
+    module: c"llm_bench_transformers_baseline",
+    loaded: &TRANSFORMERS_MODULE,
+};
+
+/// `torch-compile`: the suite's Llama with a static cache and a compiled decode step.
+const COMPILED: Source = Source {
+    code: pyo3::ffi::c_str!(include_str!("../../python_baseline/llama.py")),
+    file: c"python_baseline/llama.py",
+    module: c"llm_bench_torch_compiled",
+    loaded: &COMPILED_MODULE,
+};
 
 /// Run before `import torch`: embedded interpreters have no `sys.argv`, which some libraries read;
 /// `site_dir` (a venv's site-packages, or None) goes before the other site-packages, with its
@@ -69,11 +99,9 @@ pub(crate) fn prepare_interpreter(py: Python<'_>) -> Result<Option<PathBuf>> {
     Ok(venv)
 }
 
-/// The baseline's module, loaded once per process (models of several sizes may be loaded in turn).
-static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-
 pub struct Torch {
-    /// The Python `Baseline` object: the model on its device and its KV cache.
+    variant: &'static Variant,
+    /// The Python `Baseline` object: the model on its device (and, compiled, its caches).
     baseline: Py<PyAny>,
     device: Device,
     version: String,
@@ -82,14 +110,17 @@ pub struct Torch {
 }
 
 impl Torch {
-    pub fn load(path: &Path, device: Device) -> Result<Self> {
+    pub fn load(path: &Path, device: Device, variant: &'static Variant) -> Result<Self> {
         let g = GgufFile::open(path)?;
         let cfg = LlamaConfig::from_gguf(&g)?;
         // The matrices' on-disk format, for the precision line (Q8_0 for the suite's models).
         let weight_type = g.tensor(&names::layer(0, names::ATTN_Q))?.ggml_type;
-        let config_json = serde_json::to_string(&cfg)?;
         Python::attach(|py| -> Result<Self> {
-            let module = baseline_module(py)?;
+            let source = match variant.setting {
+                Setting::Compiled => &COMPILED,
+                _ => &TRANSFORMERS,
+            };
+            let module = load_module(py, source)?;
             let torch = py.import("torch").or_traceback(py)?;
             let torch_device = match device {
                 Device::Cpu => "cpu".to_string(),
@@ -98,37 +129,10 @@ impl Torch {
                     format!("cuda:{i}")
                 }
             };
-            let config = py
-                .import("json")
-                .and_then(|json| json.call_method1("loads", (config_json.as_str(),)))
-                .or_traceback(py)?;
-            let baseline = module
-                .getattr("Baseline")
-                .and_then(|b| b.call1((config, torch_device.as_str())))
-                .or_traceback(py)
-                .with_context(|| format!("the PyTorch baseline cannot be created on {torch_device}"))?;
-            let tensors = baseline
-                .call_method0("tensor_names")
-                .and_then(|t| t.extract::<Vec<String>>())
-                .or_traceback(py)?;
-            for name in &tensors {
-                let info = g.tensor(name)?;
-                let values = g.f32_tensor(name)?;
-                let shape: Vec<usize> = info.dims.iter().rev().copied().collect();
-                let data = PyByteArray::new_with(py, values.len() * 4, |bytes| {
-                    for (b, v) in bytes.chunks_exact_mut(4).zip(&values) {
-                        b.copy_from_slice(&v.to_le_bytes());
-                    }
-                    Ok(())
-                })
-                .or_traceback(py)?;
-                drop(values);
-                baseline
-                    .call_method1("load_tensor", (name.as_str(), data, shape))
-                    .or_traceback(py)
-                    .with_context(|| format!("the PyTorch baseline cannot take tensor {name}"))?;
-            }
-            baseline.call_method0("finish_loading").or_traceback(py)?;
+            let baseline = match variant.setting {
+                Setting::Compiled => compiled_model(py, module, &g, &cfg, &torch_device)?,
+                _ => transformers_model(py, module, path, &cfg, &torch_device)?,
+            };
             let d = baseline.call_method0("describe").or_traceback(py)?;
             let field = |key: &str| -> Result<String> {
                 d.get_item(key).and_then(|v| v.str()).and_then(|s| s.extract::<String>()).or_traceback(py)
@@ -137,41 +141,157 @@ impl Torch {
                 (field("torch")?, field("python")?, field("dtype")?, field("threads")?);
             let dtype = match dtype.as_str() {
                 "float16" => "f16",
+                "bfloat16" => "bf16",
                 "float32" => "f32",
                 other => other,
+            }
+            .to_string();
+            let (version, precision, mut notes) = match variant.setting {
+                Setting::Compiled => (
+                    format!("torch {torch_version} (Python {python})"),
+                    format!("weights {weight_type:?} dequantized to {dtype} by the suite's reader, activations {dtype}"),
+                    format!(
+                        "the suite's Llama (python_baseline/llama.py): static KV cache, decode step under torch.compile(mode=\"reduce-overhead\", \
+                         fullgraph) with CUDA graphs, batch padded to 1/2/4/../64 rows, prefill eager; each new batch size or cache length \
+                         compiles in the case's warm-up request, outside every figure; {}",
+                        field("compile")?
+                    ),
+                ),
+                _ => (
+                    format!("transformers {} + torch {torch_version} (Python {python})", field("transformers")?),
+                    format!("weights {weight_type:?} dequantized to {dtype} by transformers' GGUF loader, activations {dtype}"),
+                    format!(
+                        "Hugging Face transformers generate(), greedy, no end-of-sequence token (exactly max_new_tokens); attention \
+                         `{}` (transformers' default), dynamic KV cache; tokens stamped by a streamer",
+                        field("attention")?
+                    ),
+                ),
             };
-            let mut notes = "eager PyTorch, no torch.compile / fused kernels / CUDA graphs; attention as \
-                             matmul + softmax + matmul; KV cache preallocated per request batch"
-                .to_string();
             if device == Device::Cpu {
                 notes.push_str(&format!("; {threads} CPU threads"));
             }
-            Ok(Self {
-                baseline: baseline.unbind(),
-                device,
-                version: format!("torch {torch_version} (Python {python})"),
-                precision: format!("weights {weight_type:?} dequantized to {dtype}, activations {dtype}"),
-                notes,
-            })
+            Ok(Self { variant, baseline: baseline.unbind(), device, version, precision, notes })
         })
     }
 }
 
-/// The baseline's module, loaded on first use after checking that `import torch` works.
-fn baseline_module(py: Python<'_>) -> Result<&Bound<'_, PyModule>> {
-    let module = MODULE.get_or_try_init(py, || -> Result<Py<PyModule>> {
+/// `torch`'s model: transformers loads the GGUF itself. Llama 3's RoPE scaling, which its GGUF
+/// loader does not read, is passed when the file's `rope_freqs` are Llama 3.2's.
+fn transformers_model<'py>(
+    py: Python<'py>,
+    module: &Bound<'py, PyModule>,
+    path: &Path,
+    cfg: &LlamaConfig,
+    torch_device: &str,
+) -> Result<Bound<'py, PyAny>> {
+    let rope = match &cfg.rope_freq_factors {
+        None => None,
+        Some(factors) => {
+            let s = Llama3RopeScaling::LLAMA_3_2;
+            let expected = s.freq_factors(cfg.head_dim, cfg.rope_theta);
+            ensure!(
+                factors.len() == expected.len() && factors.iter().zip(&expected).all(|(a, b)| (a - b).abs() <= 1e-3 * b.abs()),
+                "the model's rope_freqs are not Llama 3.2's scaling; the transformers baseline cannot reproduce them"
+            );
+            Some(serde_json::json!({
+                "rope_type": "llama3",
+                "rope_theta": cfg.rope_theta,
+                "factor": s.factor,
+                "low_freq_factor": s.low_freq_factor,
+                "high_freq_factor": s.high_freq_factor,
+                "original_max_position_embeddings": s.original_context,
+            }))
+        }
+    };
+    let rope = match rope {
+        None => py.None().into_bound(py),
+        Some(r) => py.import("json").and_then(|json| json.call_method1("loads", (r.to_string(),))).or_traceback(py)?,
+    };
+    module
+        .getattr("Baseline")
+        .and_then(|b| b.call1((path.to_string_lossy().into_owned(), torch_device, rope)))
+        .or_traceback(py)
+        .with_context(|| format!("transformers cannot load {} on {torch_device}", path.display()))
+}
+
+/// `torch-compile`'s model: the suite's Llama, its tensors handed over from the suite's reader.
+fn compiled_model<'py>(
+    py: Python<'py>,
+    module: &Bound<'py, PyModule>,
+    g: &GgufFile,
+    cfg: &LlamaConfig,
+    torch_device: &str,
+) -> Result<Bound<'py, PyAny>> {
+    let config_json = serde_json::to_string(cfg)?;
+    let config = py.import("json").and_then(|json| json.call_method1("loads", (config_json,))).or_traceback(py)?;
+    let baseline = module
+        .getattr("Baseline")
+        .and_then(|b| b.call1((config, torch_device, true)))
+        .or_traceback(py)
+        .with_context(|| format!("the compiled PyTorch model cannot be created on {torch_device}"))?;
+    let tensors = baseline.call_method0("tensor_names").and_then(|t| t.extract::<Vec<String>>()).or_traceback(py)?;
+    for name in &tensors {
+        let info = g.tensor(name)?;
+        let values = g.f32_tensor(name)?;
+        let shape: Vec<usize> = info.dims.iter().rev().copied().collect();
+        let data = PyByteArray::new_with(py, values.len() * 4, |bytes| {
+            for (b, v) in bytes.chunks_exact_mut(4).zip(&values) {
+                b.copy_from_slice(&v.to_le_bytes());
+            }
+            Ok(())
+        })
+        .or_traceback(py)?;
+        drop(values);
+        baseline
+            .call_method1("load_tensor", (name.as_str(), data, shape))
+            .or_traceback(py)
+            .with_context(|| format!("the compiled PyTorch model cannot take tensor {name}"))?;
+    }
+    baseline.call_method0("finish_loading").or_traceback(py)?;
+    Ok(baseline)
+}
+
+/// A baseline module, loaded on first use after checking that `import torch` works.
+fn load_module<'py>(py: Python<'py>, source: &Source) -> Result<&'py Bound<'py, PyModule>> {
+    let module = source.loaded.get_or_try_init(py, || -> Result<Py<PyModule>> {
         let venv = prepare_interpreter(py)?;
         let globals = PyDict::new(py);
-        globals.set_item("source", SOURCE.to_str().expect("llama.py is UTF-8")).or_traceback(py)?;
-        globals.set_item("file_name", FILE_NAME.to_str().expect("ASCII")).or_traceback(py)?;
+        globals.set_item("source", source.code.to_str().expect("the baseline's Python is UTF-8")).or_traceback(py)?;
+        globals.set_item("file_name", source.file.to_str().expect("ASCII")).or_traceback(py)?;
         py.run(REGISTER_SOURCE, Some(&globals), None).or_traceback(py)?;
         if let Err(e) = py.import("torch") {
             return Err(e).or_traceback(py).context(torch_missing(py, venv.as_deref()));
         }
-        let module = PyModule::from_code(py, SOURCE, FILE_NAME, MODULE_NAME).or_traceback(py)?;
+        let module = PyModule::from_code(py, source.code, source.file, source.module).or_traceback(py)?;
         Ok(module.unbind())
     })?;
     Ok(module.bind(py))
+}
+
+/// The streamer handed to `generate`, with transformers' streamer protocol: `put` is called with
+/// the prompt first, then with each step's new tokens (shape `(batch,)`, already on the host);
+/// each step is stamped with the instant `put` was called.
+#[pyclass]
+#[derive(Default)]
+struct Stamps {
+    prompt_seen: bool,
+    steps: Vec<(Instant, Vec<u32>)>,
+}
+
+#[pymethods]
+impl Stamps {
+    fn put(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let at = Instant::now();
+        if !self.prompt_seen {
+            self.prompt_seen = true;
+            return Ok(());
+        }
+        let ids: Vec<u32> = value.call_method1("reshape", (-1,))?.call_method0("tolist")?.extract()?;
+        self.steps.push((at, ids));
+        Ok(())
+    }
+
+    fn end(&self) {}
 }
 
 /// What to do when `import torch` fails, with what the embedded interpreter is.
@@ -248,13 +368,7 @@ impl<T, E: Into<PyErr>> OrTraceback<T> for std::result::Result<T, E> {
 
 impl Engine for Torch {
     fn info(&self) -> EngineInfo {
-        EngineInfo {
-            name: "torch".into(),
-            version: self.version.clone(),
-            device: self.device,
-            precision: self.precision.clone(),
-            notes: self.notes.clone(),
-        }
+        self.variant.info(self.device, self.version.clone(), self.precision.clone(), self.notes.clone())
     }
 
     fn generate(
@@ -270,22 +384,27 @@ impl Engine for Torch {
             return Ok(outputs);
         }
         Python::attach(|py| -> Result<Vec<Vec<u32>>> {
-            let baseline = self.baseline.bind(py);
-            for index in 0..n {
-                let step = if index == 0 {
-                    baseline.call_method1("prefill", (prompts, n))
-                } else {
-                    baseline.call_method0("decode")
-                };
-                // The call returned a list of ints: the ids are on the host.
-                let at = Instant::now();
-                let tokens = step.and_then(|t| t.extract::<Vec<u32>>()).or_traceback(py)?;
-                ensure!(tokens.len() == b, "the PyTorch baseline returned {} tokens for {b} prompts", tokens.len());
-                for (request, &token) in tokens.iter().enumerate() {
-                    on_token(TokenEvent { request, index, token, at });
+            let stamps = Bound::new(py, Stamps::default()).or_traceback(py)?;
+            let returned: Vec<Vec<u32>> = self
+                .baseline
+                .bind(py)
+                .call_method1("generate", (prompts, n, stamps.clone()))
+                .and_then(|t| t.extract())
+                .or_traceback(py)?;
+            let stamps = stamps.borrow();
+            ensure!(
+                stamps.steps.len() == n && stamps.steps.iter().all(|(_, ids)| ids.len() == b),
+                "the PyTorch baseline streamed {} steps of {:?} tokens, {n} steps of {b} were asked for",
+                stamps.steps.len(),
+                stamps.steps.iter().map(|(_, ids)| ids.len()).collect::<Vec<_>>()
+            );
+            for (index, (at, ids)) in stamps.steps.iter().enumerate() {
+                for (request, &token) in ids.iter().enumerate() {
+                    on_token(TokenEvent { request, index, token, at: *at });
                     outputs[request].push(token);
                 }
             }
+            ensure!(returned == outputs, "the PyTorch baseline returned other tokens than it streamed");
             Ok(outputs)
         })
     }

@@ -4,7 +4,7 @@
 //! tokenizer in metadata (SmolLM2, or a user's checkpoint) gets an equivalent `tokenizer.json`
 //! built from that metadata, so every engine is fed token ids made by one Hugging Face tokenizer.
 
-use crate::gguf::{GgufFile, Value};
+use crate::model::gguf::{GgufFile, Value};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::Path;

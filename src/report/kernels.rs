@@ -131,7 +131,7 @@ pub fn step_rows(lines: &[Value]) -> Vec<StepRow> {
         }
     }
     for e in of_kind(lines, "engine_decode") {
-        let engine = e["engine"].as_str().unwrap_or("?").to_string();
+        let engine = engine_label(e);
         let t = &e["trace"];
         rows.push(StepRow {
             label: engine.clone(),
@@ -153,6 +153,16 @@ pub fn step_rows(lines: &[Value]) -> Vec<StepRow> {
         }
     }
     rows
+}
+
+/// An engine's decode breakdown as named in the tables: the engine, and its batch when more than
+/// one request ran at once (records before batches were recorded ran one).
+fn engine_label(e: &Value) -> String {
+    let engine = e["engine"].as_str().unwrap_or("?");
+    match e["batch"].as_u64() {
+        Some(b) if b > 1 => format!("{engine} (batch {b})"),
+        _ => engine.to_string(),
+    }
 }
 
 /// The Markdown section; empty when the run has no kernels results.
@@ -221,7 +231,7 @@ pub fn write(md: &mut String, lines: &[Value]) -> std::fmt::Result {
             writeln!(
                 md,
                 "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                e["engine"].as_str().unwrap_or("?"),
+                engine_label(e),
                 if e["cupti_loaded_before_untraced"] == true { " (CUPTI loaded)" } else { "" },
                 f(&(e["wall_s_per_step"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
                 f(&(e["inter_token_median_s"].as_f64().unwrap_or(f64::NAN) * 1e3).into(), 3),
@@ -238,7 +248,7 @@ pub fn write(md: &mut String, lines: &[Value]) -> std::fmt::Result {
         for e in &traced {
             let t = &e["trace"];
             if let Some(why) = t["skipped"].as_str() {
-                writeln!(md, "- {}: not traced: {why}", e["engine"].as_str().unwrap_or("?"))?;
+                writeln!(md, "- {}: not traced: {why}", engine_label(e))?;
                 continue;
             }
             let top: Vec<String> = t["top_kernels_per_step"]
@@ -250,7 +260,7 @@ pub fn write(md: &mut String, lines: &[Value]) -> std::fmt::Result {
                         .collect()
                 })
                 .unwrap_or_default();
-            writeln!(md, "- {}, most GPU time per step: {}", e["engine"].as_str().unwrap_or("?"), top.join("; "))?;
+            writeln!(md, "- {}, most GPU time per step: {}", engine_label(e), top.join("; "))?;
         }
         writeln!(md)?;
     }

@@ -19,8 +19,8 @@
 //! with `torch.cuda.Event` around k eager calls, and around a `torch.cuda.CUDAGraph` of k calls
 //! (the host-free view, comparable with the suite's graph timing).
 
-use crate::kernels::{Case, Roof};
-use crate::kernels_cpu::CaseSpec;
+use crate::kernels::cuda::{Case, Roof};
+use crate::kernels::cpu::CaseSpec;
 use anyhow::Result;
 
 /// Every engine equivalent of a matrix case, built or not: `(implementation, case or why not)`.
@@ -95,7 +95,7 @@ fn blank_case(implementation: &str, precision: String, bytes: f64, rows: usize, 
 pub mod candle {
     //! Candle 0.10.2: `candle_core::quantized::QMatMul` on a Q8_0 `QTensor` on the CUDA device.
     use super::*;
-    use crate::kernels_cpu as cpu;
+    use crate::kernels::cpu as cpu;
     use anyhow::{ensure, Context};
     use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
     use candle_core::{Device, Module, Tensor};
@@ -111,7 +111,7 @@ pub mod candle {
         let wb = cpu::q8_0_bytes(rows, cols);
         let copies = rotate_bytes.div_ceil(wb).max(1);
         // QStorage::from_data reads the bytes as 2-byte-aligned Q8_0 blocks: hold them in u16s.
-        let bytes = crate::kernels::random_q8_0(rows, cols, 0xca_d1e);
+        let bytes = crate::kernels::cuda::random_q8_0(rows, cols, 0xca_d1e);
         let words: Vec<u16> = bytes.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]])).collect();
         // SAFETY: `words` is a live Vec of u16; viewing its memory as bytes of the same length is valid.
         let aligned: &[u8] = unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 2) };

@@ -2,7 +2,7 @@
 //!
 //! Criterion's [`Measurement`] trait is the small timing trait: `start` before the work, `end`
 //! after it. Wall-clock time ([`Wall`]) is one implementation, used for engines on the CPU;
-//! CUDA events recorded on the engine's own stream ([`crate::gpu::CudaEventTime`], feature
+//! CUDA events recorded on the engine's own stream ([`crate::measure::cuda_events::CudaEventTime`], feature
 //! `cuda`) are another, used for engines on a GPU, so the Criterion figure is the GPU's view of
 //! the request while the raw records keep the host's wall-clock view beside it. Scenarios are
 //! generic over the measurement; nothing else changes between the two.
@@ -56,25 +56,4 @@ impl EngineClock for Wall {
     fn label(&self) -> &'static str {
         "wall"
     }
-}
-
-/// The clock chosen for one engine.
-pub enum Clock {
-    Wall(Wall),
-    #[cfg(feature = "cuda")]
-    CudaEvents(crate::gpu::CudaEventTime),
-}
-
-/// CUDA events on the engine's stream when it runs on a GPU and exposes its stream; wall time
-/// otherwise.
-pub fn clock_for(engine: &dyn crate::engine::Engine) -> Clock {
-    #[cfg(feature = "cuda")]
-    if let Some(stream) = engine.cuda_stream() {
-        match crate::gpu::CudaEventTime::new(stream) {
-            Ok(c) => return Clock::CudaEvents(c),
-            Err(e) => eprintln!("[llm-bench] CUDA events unavailable ({e:#}); timing {} by wall clock", engine.info().name),
-        }
-    }
-    let _ = engine;
-    Clock::Wall(Wall)
 }

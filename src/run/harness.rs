@@ -2,20 +2,22 @@
 //! report as skipped, Criterion configured for the profile, and turning raw request records into
 //! results once a case is done.
 //!
-//! Load generation (here: `run_requests`) only stamps instants; metrics are computed from the
-//! raw records afterwards (`finish_case`), never inside the timed loop.
+//! Load generation (`crate::run::requests`, `crate::run::batcher`) only stamps instants;
+//! metrics are computed from the raw records afterwards (`finish_case`), never inside the timed
+//! loop.
 
-use crate::engine::{Engine, GenerateOptions, ModelFiles};
-use crate::engines::EngineKind;
-use crate::llama::LlamaConfig;
-use crate::measurement::EngineClock;
+use crate::engine::{Engine, ModelFiles};
+use crate::engines::{Variant, VARIANTS};
+use crate::measure::clock::EngineClock;
+use crate::measure::stats::Summary;
+use crate::measure::{clock_for, Clock};
+use crate::model::llama::LlamaConfig;
 use crate::results::{Metric, ModelIdentity, RequestRecord, ResultRecord, RunDir};
-use crate::stats::Summary;
-use crate::workload::Profile;
+use crate::run::pacer::Pacer;
+use crate::run::requests::{run_requests, Timed};
+use crate::run::workload::Profile;
 use anyhow::{Context, Result};
-use crate::measurement::{clock_for, Clock};
 use criterion::{BenchmarkId, Criterion, SamplingMode};
-use crate::pacer::Pacer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,10 +44,10 @@ impl Harness {
     pub fn open(scenario: &'static str, model: ModelFiles, run: RunDir, pacer: Arc<Pacer>) -> Result<Self> {
         let profile = Profile::from_env()?;
         let identity = ModelIdentity::of(&model)?;
-        let config = LlamaConfig::from_gguf(&crate::gguf::GgufFile::open(&model.gguf)?)?;
-        let tokenizer = crate::tokenizer::load(&model.tokenizer)?;
+        let config = LlamaConfig::from_gguf(&crate::model::gguf::GgufFile::open(&model.gguf)?)?;
+        let tokenizer = crate::model::tokenizer::load(&model.tokenizer)?;
         let gpu = select_gpu()?;
-        let mut env = crate::telemetry::environment();
+        let mut env = crate::measure::telemetry::environment();
         env["model"] = serde_json::to_value(&identity)?;
         env["profile"] = profile.name().into();
         run.environment(&env)?;
@@ -63,31 +65,29 @@ impl Harness {
 
     /// A prompt of exactly `len` tokens, the same ids for every engine.
     pub fn prompt(&self, len: usize) -> Result<Vec<u32>> {
-        crate::workload::prompt(&self.tokenizer, self.config.bos_token, len)
+        crate::run::workload::prompt(&self.tokenizer, self.config.bos_token, len)
     }
 
-    /// Engines to measure: those built and selected (`LLM_BENCH_ENGINES=candle,lmrs`). Every
-    /// other known engine is written to the results as skipped, with the reason.
-    pub fn engines(&self) -> Vec<EngineKind> {
-        let selected: Option<Vec<String>> = std::env::var("LLM_BENCH_ENGINES")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+    /// Engines to measure: the variants built, selected (`LLM_BENCH_ENGINES=candle,candle-f16`)
+    /// and able to run on this run's device. Every other known variant is written to the results
+    /// as skipped, with the reason. An unknown name in `LLM_BENCH_ENGINES` is an error.
+    pub fn engines(&self) -> Result<Vec<&'static Variant>> {
+        let selected = crate::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
         let mut out = Vec::new();
-        for kind in EngineKind::ALL {
-            let reason = if !kind.built() {
-                Some(format!("not built into this binary; rebuild with `--features {}`", kind.name()))
-            } else if selected.as_ref().is_some_and(|s| !s.iter().any(|x| x == kind.name())) {
+        for v in VARIANTS {
+            let reason = if !v.built() {
+                Some(format!("not built into this binary; rebuild with `--features {}`", v.engine.name()))
+            } else if !selected.iter().any(|s| s.name == v.name) {
                 Some("not selected by LLM_BENCH_ENGINES".to_string())
             } else {
-                None
+                v.unsupported(v.device(self.gpu))
             };
             match reason {
-                Some(r) => self.skip(kind.name(), None, &r),
-                None => out.push(kind),
+                Some(r) => self.skip(v.name, None, &r),
+                None => out.push(v),
             }
         }
-        out
+        Ok(out)
     }
 
     /// Load an engine on its device and send it its first requests; a failure comes back as
@@ -98,13 +98,13 @@ impl Harness {
     /// reported as `first_request_s`, kept out of every case's figures, and not used to
     /// predict what later requests cost. A second request, the same again, teaches the pacer
     /// the engine's speed.
-    pub fn load(&self, kind: EngineKind) -> std::result::Result<(Box<dyn Engine>, Startup), String> {
-        let device = kind.device(self.gpu);
-        self.pacer.set_gpu_baseline(crate::telemetry::gpu_memory_used(self.gpu));
+    pub fn load(&self, variant: &'static Variant) -> std::result::Result<(Box<dyn Engine>, Startup), String> {
+        let device = variant.device(self.gpu);
+        self.pacer.set_gpu_baseline(crate::measure::telemetry::gpu_memory_used(self.gpu));
         let started = Instant::now();
-        let mut engine = kind.load(&self.model, device).map_err(|e| format!("failed to load on {device}: {e:#}"))?;
+        let mut engine = variant.load(&self.model, device).map_err(|e| format!("failed to load on {device}: {e:#}"))?;
         let load = started.elapsed();
-        let prompt = self.prompt(crate::workload::HEADLINE_PROMPT_TOKENS).map_err(|e| format!("{e:#}"))?;
+        let prompt = self.prompt(crate::run::workload::HEADLINE_PROMPT_TOKENS).map_err(|e| format!("{e:#}"))?;
         let new_tokens = self.new_tokens.min(PRIMING_NEW_TOKENS);
         let first = Instant::now();
         run_requests(engine.as_mut(), std::slice::from_ref(&prompt), new_tokens)
@@ -112,10 +112,10 @@ impl Harness {
         let first_request = first.elapsed();
         let second = run_requests(engine.as_mut(), std::slice::from_ref(&prompt), new_tokens)
             .map_err(|e| format!("loaded on {device}, but its second request failed: {e:#}"))?;
-        self.pacer.learn(kind.name(), prompt.len(), second.start, &second.tokens);
+        self.pacer.learn(variant.name, prompt.len(), second.start, &second.tokens);
         eprintln!(
             "[llm-bench] loaded {} on {device} in {:.2}s; first request {:.2}s, second {:.2}s ({} prompt, {new_tokens} new tokens)",
-            kind.name(),
+            variant.name,
             load.as_secs_f64(),
             first_request.as_secs_f64(),
             second.start.elapsed().as_secs_f64(),
@@ -193,7 +193,7 @@ impl Harness {
             .warm_up_time(self.profile.warm_up_time())
             .measurement_time(self.profile.measurement_time());
         // `llm-bench suite` has its own arguments; Criterion's would read them as a filter.
-        if crate::scenarios::started_as_bench() {
+        if started_as_bench() {
             c.configure_from_args()
         } else {
             c
@@ -250,6 +250,14 @@ impl Harness {
             eprintln!("[llm-bench] cannot write the results file: {e:#}");
         }
     }
+}
+
+/// Whether this process is a Criterion bench (`cargo bench`, or the bundle's binary started
+/// under a scenario's name) rather than `llm-bench suite`: only a bench takes Criterion's flags.
+pub fn started_as_bench() -> bool {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name != "llm-bench"
 }
 
 /// Request records kept per Criterion sample of a latency case.
@@ -411,7 +419,7 @@ impl Harness {
     /// Bytes of weights a decode step reads: every tensor of the file once (the tied classifier
     /// reads the whole embedding table; the embedding lookup itself reads a few rows).
     pub fn weight_bytes_per_step(&self) -> u64 {
-        crate::gguf::GgufFile::open(&self.model.gguf)
+        crate::model::gguf::GgufFile::open(&self.model.gguf)
             .map(|g| g.tensors.values().map(|t| t.byte_len() as u64).sum())
             .unwrap_or(0)
     }
@@ -454,7 +462,7 @@ impl Harness {
             let mut calls: Vec<(Instant, Vec<RequestRecord>, Vec<f64>)> = Vec::new();
             let mut failure = None;
             let sampler_start = Instant::now();
-            let sampler = crate::telemetry::Sampler::start(self.gpu, Duration::from_millis(100));
+            let sampler = crate::measure::telemetry::Sampler::start(self.gpu, Duration::from_millis(100));
             group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| {
                 b.iter_custom(|iters| {
                     let started = Instant::now();
@@ -490,7 +498,7 @@ impl Harness {
             let samples: Vec<_> = samples
                 .into_iter()
                 .filter(|s| s.t >= from)
-                .map(|s| crate::telemetry::Sample { t: s.t - from, ..s })
+                .map(|s| crate::measure::telemetry::Sample { t: s.t - from, ..s })
                 .collect();
             if let Err(e) = self.run.telemetry(self.scenario, &name, &id, &samples) {
                 eprintln!("[llm-bench] cannot write the telemetry file: {e:#}");
@@ -542,7 +550,7 @@ impl Harness {
 pub struct ConcurrentCase {
     pub figure: String,
     pub label: String,
-    pub load: crate::batcher::Load,
+    pub load: crate::run::batcher::Load,
     /// Requests that make one Criterion iteration (a round of all clients in closed loop).
     pub requests_per_iter: usize,
 }
@@ -557,12 +565,12 @@ impl Harness {
         startup: Startup,
         cases: &[ConcurrentCase],
         prompts: &[Vec<u32>],
-        batcher: &crate::batcher::Batcher,
+        batcher: &crate::run::batcher::Batcher,
     ) {
         match clock_for(engine) {
             Clock::Wall(c) => self.measure_concurrent_with(engine, c, startup, cases, prompts, batcher),
             #[cfg(feature = "cuda")]
-            Clock::CudaEvents(_) => self.measure_concurrent_with(engine, crate::measurement::Wall, startup, cases, prompts, batcher),
+            Clock::CudaEvents(_) => self.measure_concurrent_with(engine, crate::measure::clock::Wall, startup, cases, prompts, batcher),
         }
     }
 
@@ -573,7 +581,7 @@ impl Harness {
         startup: Startup,
         cases: &[ConcurrentCase],
         prompts: &[Vec<u32>],
-        batcher: &crate::batcher::Batcher,
+        batcher: &crate::run::batcher::Batcher,
     ) {
         let name = engine.info().name;
         let mut criterion = self.criterion(clock.clone());
@@ -586,7 +594,7 @@ impl Harness {
         let serve = |engine: &mut dyn Engine, case: &ConcurrentCase, id: &str, sample: usize, count: usize| -> Result<Round> {
             let started = Instant::now();
             let served = match engine.scheduled() {
-                Some(own) => crate::batcher::serve_scheduled(own, case.load, count, self.new_tokens, &prompt)?,
+                Some(own) => crate::run::batcher::serve_scheduled(own, case.load, count, self.new_tokens, &prompt)?,
                 None => batcher.serve(engine, case.load, count, self.new_tokens, &prompt)?,
             };
             let ms = |t: Instant, from: Instant| (t - from).as_secs_f64() * 1e3;
@@ -614,8 +622,8 @@ impl Harness {
             let id = format!("{}/{}", case.figure, case.label);
             let _case = CaseDone(&self.pacer);
             let in_flight = match case.load {
-                crate::batcher::Load::ClosedLoop { clients } => clients.min(batcher.max_batch),
-                crate::batcher::Load::Poisson { .. } => 1,
+                crate::run::batcher::Load::ClosedLoop { clients } => clients.min(batcher.max_batch),
+                crate::run::batcher::Load::Poisson { .. } => 1,
             };
             let rounds = case.requests_per_iter.div_ceil(in_flight);
             let first = self.pacer.rates(&name).map(|r| r.estimate(in_flight, prompts[0].len(), self.new_tokens) * rounds as u32);
@@ -731,56 +739,10 @@ fn select_gpu() -> Result<Option<usize>> {
 
 #[cfg(feature = "cuda")]
 fn default_gpu() -> Option<usize> {
-    crate::gpu::device_count().filter(|&n| n > 0).map(|_| 0)
+    crate::measure::gpu::device_count().filter(|&n| n > 0).map(|_| 0)
 }
 
 #[cfg(not(feature = "cuda"))]
 fn default_gpu() -> Option<usize> {
     None
-}
-
-/// Timings of one `generate` call, stamped by the harness: instants only, no arithmetic.
-pub struct Timed {
-    pub start: Instant,
-    pub end: Instant,
-    /// Per request, the instant each new token arrived.
-    pub tokens: Vec<Vec<Instant>>,
-}
-
-impl Timed {
-    /// Raw records of this call, one per request of the batch.
-    pub fn records(&self, scenario: &str, engine: &str, case: &str, sample: usize, prompt_tokens: usize) -> Vec<RequestRecord> {
-        let ms = |t: Instant| (t - self.start).as_secs_f64() * 1e3;
-        self.tokens
-            .iter()
-            .map(|toks| RequestRecord {
-                scenario: scenario.into(),
-                engine: engine.into(),
-                case: case.into(),
-                sample,
-                prompt_tokens,
-                new_tokens: toks.len(),
-                ttft_ms: toks.first().map_or(f64::NAN, |&t| ms(t)),
-                total_ms: ms(self.end),
-                token_ms: toks.iter().map(|&t| ms(t)).collect(),
-            })
-            .collect()
-    }
-}
-
-/// Run one batch of requests to completion, stamping every token as it arrives.
-pub fn run_requests(engine: &mut dyn Engine, prompts: &[Vec<u32>], new_tokens: usize) -> Result<Timed> {
-    let mut tokens: Vec<Vec<Instant>> = (0..prompts.len()).map(|_| Vec::with_capacity(new_tokens)).collect();
-    let options = GenerateOptions::greedy(new_tokens);
-    let start = Instant::now();
-    let out = engine.generate(prompts, &options, &mut |ev| tokens[ev.request].push(ev.at))?;
-    engine.synchronize()?;
-    let end = Instant::now();
-    anyhow::ensure!(
-        out.iter().all(|o| o.len() == new_tokens),
-        "engine {} returned {:?} tokens, {new_tokens} were asked for",
-        engine.info().name,
-        out.iter().map(Vec::len).collect::<Vec<_>>()
-    );
-    Ok(Timed { start, end, tokens })
 }

@@ -4,15 +4,15 @@
 //! `kernels/llama_ops.cu` holds Q8_0 matrix-vector (decode) and matrix-matrix (prefill) products,
 //! RMSNorm, RoPE, SwiGLU and decode attention, written for sm_90 and the Llama-3.2-1B shapes. It is
 //! compiled here at run time by NVRTC (no build-time nvcc, no headers), and every kernel is
-//! checked against the f64 references of [`crate::kernels_cpu`] before anything is timed
+//! checked against the f64 references of [`crate::kernels::cpu`] before anything is timed
 //! ([`check_all`]). `benches/kernels.rs` times the [`Case`]s built here, and the engines'
-//! equivalents from [`crate::kernels_engines`], with CUDA events.
+//! equivalents from [`crate::kernels::engines`], with CUDA events.
 //!
 //! Everything runs on one stream of our own ([`Kernels::stream`]), with cudarc's per-buffer event
 //! tracking turned off: there is no second stream to synchronise with, and the tracking would put
 //! two event records around every launch, inside the timed region.
 
-use crate::kernels_cpu::{self as cpu, llama_1b, CaseSpec, Check, Rng, StepLaunch};
+use crate::kernels::cpu::{self as cpu, llama_1b, CaseSpec, Check, Rng, StepLaunch};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions};
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The kernels' source, compiled into the binary so that a bundle runs without the repository.
-pub const SOURCE: &str = include_str!("../kernels/llama_ops.cu");
+pub const SOURCE: &str = include_str!("../../kernels/llama_ops.cu");
 
 // Launch constants mirrored from kernels/llama_ops.cu (keep in step with the #defines there).
 /// `MV_WARPS * 32` threads per block on the matvec fast path.

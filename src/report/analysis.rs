@@ -23,7 +23,6 @@ pub const EXPECTED: [(&str, f64, f64, f64); 5] = [
 pub const BASELINE: &str = "torch";
 /// The single-request case label whose figures stand for an engine in the headline tables.
 pub const HEADLINE_PROMPT: &str = "prompt50";
-const _: () = assert!(crate::workload::HEADLINE_PROMPT_TOKENS == 50, "HEADLINE_PROMPT names the headline prompt length");
 /// A GPU-hour's price when none is given: an assumed on-demand H100 price, stated in reports.
 pub const DEFAULT_GPU_PRICE: f64 = 2.50;
 /// Spread (MAD/median) above which a figure is flagged, from the specification (< 5% variance).
@@ -103,6 +102,12 @@ pub struct Analysis {
     pub opportunities: Vec<String>,
 }
 
+/// The engine a variant belongs to, from its name: `candle-f16` is Candle's (the registry's
+/// naming rule, `crate::engines::Variant`; reports read names only).
+pub fn family(engine: &str) -> &str {
+    engine.split('-').next().unwrap_or(engine)
+}
+
 fn metric(r: &Value, k: &str, s: &str) -> Option<f64> {
     r["metrics"][k][s].as_f64()
 }
@@ -135,7 +140,9 @@ pub fn analyse(results: &[Value], env: &Value, tokens: &BTreeMap<(String, String
             names.push(n);
         }
     }
-    names.sort_by_key(|n| EXPECTED.iter().position(|e| e.0 == n).unwrap_or(99));
+    // By engine in the hierarchy's order; an engine's variants (`candle`, `candle-f16`) together,
+    // in the order the run measured them.
+    names.sort_by_key(|n| EXPECTED.iter().position(|e| e.0 == family(n)).unwrap_or(99));
     let engines: Vec<EngineFigures> = names.iter().map(|n| figures(n, &measured, tokens)).collect();
     let gpu_memory_gb = env["gpu"]["devices"][0]["memory_total_bytes"].as_f64().map(|b| b / 1e9);
     let mut a = Analysis {

@@ -9,7 +9,7 @@
 //! Only instants are taken while serving; latencies are computed from the records afterwards.
 
 use crate::engine::{Engine, Scheduled};
-use crate::harness::run_requests;
+use crate::run::requests::run_requests;
 use anyhow::Result;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! Every engine that does not load GGUF by itself builds its model from this description, so a
 //! disagreement between engines is a disagreement in compute, not in how the file was read.
 
-use crate::gguf::{GgufFile, Value};
+use crate::model::gguf::{GgufFile, Value};
 use anyhow::{ensure, Context, Result};
 
 /// Hyper-parameters of a Llama-architecture model.

@@ -70,7 +70,7 @@ fn gpu() -> Value {
 
 #[cfg(feature = "cuda")]
 fn gpu() -> Value {
-    crate::gpu::nvml_snapshot()
+    crate::measure::gpu::nvml_snapshot()
 }
 
 /// One reading of the machine while a case runs.

@@ -5,8 +5,8 @@
 
 use crate::engine::{argmax, generate_tokens, Engine, EngineInfo, ModelFiles};
 use crate::engines::reference::Reference;
-use crate::gguf::GgufFile;
-use crate::tokenizer::{self, Message};
+use crate::model::gguf::GgufFile;
+use crate::model::tokenizer::{self, Message};
 use anyhow::{Context, Result};
 use serde::Serialize;
 

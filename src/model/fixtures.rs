@@ -16,8 +16,8 @@
 //! committed: the cache is rebuilt from the registries and the seeded generator.
 
 use crate::engine::ModelFiles;
-use crate::gguf::{self, GgmlType, GgufFile, TensorData, Value, QK};
-use crate::llama::{names, Llama3RopeScaling};
+use crate::model::gguf::{self, GgmlType, GgufFile, TensorData, Value, QK};
+use crate::model::llama::{names, Llama3RopeScaling};
 use anyhow::{bail, ensure, Context, Result};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -27,10 +27,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const MANIFEST: &str = include_str!("../fixtures/manifest.json");
+const MANIFEST: &str = include_str!("../../fixtures/manifest.json");
 /// The Llama 3.2 chat template. The PyPI tokenizer package carries no template, so the suite
 /// ships the one Llama 3.2 Instruct uses for plain messages (no tool calls).
-pub const LLAMA3_CHAT_TEMPLATE: &str = include_str!("../fixtures/llama3-chat-template.jinja");
+pub const LLAMA3_CHAT_TEMPLATE: &str = include_str!("../../fixtures/llama3-chat-template.jinja");
 
 /// Fixtures are made by one thread of a process at a time (tests run in parallel).
 static LOCK: Mutex<()> = Mutex::new(());
@@ -239,7 +239,7 @@ pub fn user_model(gguf_path: &Path) -> Result<ModelFiles> {
         gguf_path.display()
     );
     let g = GgufFile::open(gguf_path)?;
-    crate::llama::LlamaConfig::from_gguf(&g)?;
+    crate::model::llama::LlamaConfig::from_gguf(&g)?;
     let tokenizer = match std::env::var_os("LLM_BENCH_TOKENIZER") {
         Some(t) => PathBuf::from(t),
         None => {
@@ -248,7 +248,7 @@ pub fn user_model(gguf_path: &Path) -> Result<ModelFiles> {
                 gguf_path.file_stem().unwrap_or_default().to_string_lossy()
             ));
             std::fs::create_dir_all(out.parent().unwrap())?;
-            std::fs::write(&out, crate::tokenizer::tokenizer_json_from_gguf(&g)?)?;
+            std::fs::write(&out, crate::model::tokenizer::tokenizer_json_from_gguf(&g)?)?;
             out
         }
     };
@@ -280,7 +280,7 @@ pub fn smollm2() -> Result<ModelFiles> {
     }
     if !tok.exists() {
         let g = GgufFile::open(&out)?;
-        std::fs::write(&tok, crate::tokenizer::tokenizer_json_from_gguf(&g)?)?;
+        std::fs::write(&tok, crate::model::tokenizer::tokenizer_json_from_gguf(&g)?)?;
     }
     Ok(ModelFiles { name: Fixture::SmolLm2.name().into(), gguf: out, tokenizer: tok })
 }

@@ -11,7 +11,7 @@
 //!
 //! * wall time per step, untraced (medians of 5 pairs, after 2 s of warm-up requests), and the
 //!   median gap between tokens as the host received them: what the engine delivers;
-//! * with CUPTI activity tracing on ([`crate::cupti`]), one pair more: kernel launches and
+//! * with CUPTI activity tracing on ([`crate::measure::cupti`]), one pair more: kernel launches and
 //!   copies per step, GPU busy time per step (the union of kernel/copy intervals), and the most
 //!   expensive kernels per step by name;
 //! * GPU busy / wall (how much of a step the GPU works) and the step's fraction of the copy
@@ -21,9 +21,10 @@
 //! Tracing adds host work to every launch, so traced wall times are reported beside the
 //! untraced ones and never replace them.
 
-use crate::cupti::{self, Tracer};
+use crate::measure::cupti::{self, Tracer};
 use crate::engine::Engine;
-use crate::harness::{run_requests, Harness};
+use crate::run::harness::Harness;
+use crate::run::requests::run_requests;
 use anyhow::Result;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -43,24 +44,25 @@ const SAMPLE_PERIOD: std::time::Duration = std::time::Duration::from_millis(50);
 /// Kernels listed per engine, most time per step first.
 const TOP_KERNELS: usize = 8;
 
-/// Wall seconds of one request of `new_tokens`, the engine settled afterwards.
-fn timed(engine: &mut dyn Engine, prompt: &[u32], new_tokens: usize) -> Result<f64> {
-    timed_with_gaps(engine, prompt, new_tokens).map(|(t, _)| t)
+/// Wall seconds of one batch of requests of `new_tokens`, the engine settled afterwards.
+fn timed(engine: &mut dyn Engine, prompts: &[Vec<u32>], new_tokens: usize) -> Result<f64> {
+    timed_with_gaps(engine, prompts, new_tokens).map(|(t, _)| t)
 }
 
-/// The same, and the median gap between consecutive new tokens as the host received them (the
-/// scenario benches' inter-token latency, for comparison with the per-step mean).
-fn timed_with_gaps(engine: &mut dyn Engine, prompt: &[u32], new_tokens: usize) -> Result<(f64, f64)> {
+/// The same, and the median gap between consecutive new tokens of the first request as the
+/// host received them (the scenario benches' inter-token latency, for comparison with the
+/// per-step mean).
+fn timed_with_gaps(engine: &mut dyn Engine, prompts: &[Vec<u32>], new_tokens: usize) -> Result<(f64, f64)> {
     let started = Instant::now();
-    let t = run_requests(engine, std::slice::from_ref(&prompt.to_vec()), new_tokens)?;
+    let t = run_requests(engine, prompts, new_tokens)?;
     let wall = started.elapsed().as_secs_f64();
     engine.settle()?;
     let gaps: Vec<f64> = t.tokens[0].windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
-    Ok((wall, crate::kernels_cpu::median(&gaps)))
+    Ok((wall, crate::kernels::cpu::median(&gaps)))
 }
 
 /// Activity records of one request, traced.
-fn traced(engine: &mut dyn Engine, tracer: &Tracer, prompt: &[u32], new_tokens: usize) -> Result<(f64, Vec<cupti::Activity>)> {
+fn traced(engine: &mut dyn Engine, tracer: &Tracer, prompt: &[Vec<u32>], new_tokens: usize) -> Result<(f64, Vec<cupti::Activity>)> {
     engine.synchronize()?;
     tracer.start()?;
     let t = timed(engine, prompt, new_tokens);
@@ -69,8 +71,9 @@ fn traced(engine: &mut dyn Engine, tracer: &Tracer, prompt: &[u32], new_tokens: 
     Ok((t?, records))
 }
 
-/// The breakdown of one loaded engine: one JSON record (also printed). `copy_bandwidth` in
-/// bytes/s, `model_bytes` the Q8_0 file's weight bytes read per step.
+/// The breakdown of one loaded engine at `batch` requests of the headline prompt (the same
+/// prompt in every row): one JSON record (also printed). `copy_bandwidth` in bytes/s,
+/// `model_bytes` the Q8_0 file's weight bytes read per step.
 ///
 /// CUPTI is loaded (`tracer`) only after the untraced measurement: once loaded into a process it
 /// may add work to every CUDA call, traced or not. An engine measured after another in the same
@@ -82,9 +85,10 @@ pub fn measure(
     tracer: &dyn Fn() -> std::result::Result<&'static Tracer, String>,
     copy_bandwidth: f64,
     model_bytes: f64,
+    batch: usize,
 ) -> Result<Value> {
     let name = engine.info().name;
-    let prompt = h.prompt(crate::workload::HEADLINE_PROMPT_TOKENS)?;
+    let prompt = vec![h.prompt(crate::run::workload::HEADLINE_PROMPT_TOKENS)?; batch.max(1)];
     let steps = DECODE_STEPS as f64;
     let cupti_loaded_before = cupti::loaded();
 
@@ -98,7 +102,7 @@ pub fn measure(
     let (mut one, mut many, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
     // What the GPU and this process did meanwhile (NVML and /proc, sampled on another thread),
     // to compare with the scenario benches' conditions when the two disagree.
-    let sampler = crate::telemetry::Sampler::start(h.gpu, SAMPLE_PERIOD);
+    let sampler = crate::measure::telemetry::Sampler::start(h.gpu, SAMPLE_PERIOD);
     for _ in 0..PAIRS {
         one.push(timed(engine, &prompt, 1)?);
         let (t, gap) = timed_with_gaps(engine, &prompt, 1 + DECODE_STEPS)?;
@@ -106,9 +110,9 @@ pub fn measure(
         gaps.push(gap);
     }
     let samples = sampler.stop();
-    let med = |f: &dyn Fn(&crate::telemetry::Sample) -> Option<f64>| {
+    let med = |f: &dyn Fn(&crate::measure::telemetry::Sample) -> Option<f64>| {
         let v: Vec<f64> = samples.iter().filter_map(f).collect();
-        (!v.is_empty()).then(|| crate::kernels_cpu::median(&v))
+        (!v.is_empty()).then(|| crate::kernels::cpu::median(&v))
     };
     let conditions = json!({
         "samples": samples.len(),
@@ -118,7 +122,7 @@ pub fn measure(
         "gpu_power_w_median": med(&|s| s.gpu_power_w),
         "process_cpu_cores_median": med(&|s| Some(s.cpu_cores)),
     });
-    let wall = (crate::kernels_cpu::median(&many) - crate::kernels_cpu::median(&one)) / steps;
+    let wall = (crate::kernels::cpu::median(&many) - crate::kernels::cpu::median(&one)) / steps;
     let engine_bytes = engine.memory().weights_bytes as f64;
     let frac = |bytes: f64, t: f64| (bytes > 0.0 && t > 0.0).then(|| bytes / t / copy_bandwidth);
     let mut out = json!({
@@ -126,10 +130,11 @@ pub fn measure(
         "run": h.run.run,
         "engine": name,
         "model": {"name": h.identity.name, "sha256": h.identity.sha256, "description": h.identity.description},
-        "prompt_tokens": prompt.len(),
+        "batch": prompt.len(),
+        "prompt_tokens": prompt[0].len(),
         "decode_steps": DECODE_STEPS,
         "wall_s_per_step": wall,
-        "inter_token_median_s": crate::kernels_cpu::median(&gaps),
+        "inter_token_median_s": crate::kernels::cpu::median(&gaps),
         "warm_up_requests": warm_ups,
         "untraced_conditions": conditions,
         "cupti_loaded_before_untraced": cupti_loaded_before,
@@ -141,11 +146,11 @@ pub fn measure(
         "wall_fraction_of_copy_bandwidth_engine_bytes": frac(engine_bytes, wall),
     });
     eprintln!(
-        "[llm-bench] kernels/decode breakdown, {name}: {:.3} ms per step (wall, untraced{}; median inter-token gap {:.3} ms; {:.3} of copy bandwidth on {:.2} GB); \
+        "[llm-bench] kernels/decode breakdown, {name} batch {batch}: {:.3} ms per step (wall, untraced{}; median inter-token gap {:.3} ms; {:.3} of copy bandwidth on {:.2} GB); \
          meanwhile SM clock {} MHz, GPU busy {}% (NVML), process CPU {} cores (medians)",
         wall * 1e3,
         if cupti_loaded_before { ", CUPTI already loaded" } else { "" },
-        crate::kernels_cpu::median(&gaps) * 1e3,
+        crate::kernels::cpu::median(&gaps) * 1e3,
         frac(model_bytes, wall).unwrap_or(f64::NAN),
         model_bytes / 1e9,
         fmt_opt(out["untraced_conditions"]["gpu_sm_clock_mhz_median"].as_f64(), 0),
@@ -204,7 +209,7 @@ pub fn measure(
         },
     });
     eprintln!(
-        "[llm-bench] kernels/decode breakdown, {name}: {:.1} launches and {:.1} copies per step, GPU busy {:.3} ms of {:.3} ms traced ({:.0}%), \
+        "[llm-bench] kernels/decode breakdown, {name} batch {batch}: {:.1} launches and {:.1} copies per step, GPU busy {:.3} ms of {:.3} ms traced ({:.0}%), \
          {:.3} of copy bandwidth by busy time; top kernel {}",
         out["trace"]["launches_per_step"].as_f64().unwrap_or(f64::NAN),
         out["trace"]["copies_per_step"].as_f64().unwrap_or(f64::NAN),

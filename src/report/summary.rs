@@ -1,7 +1,7 @@
 //! Printers of a run's results file. `results.jsonl` is the one truth; this renders it (and
 //! Criterion's own estimates, read from its output directory) as Markdown, JSON and a
 //! self-contained HTML page with charts. The analysis (speedups, cost, criteria, guidance) is
-//! computed once ([`crate::analysis`]) and printed by all three.
+//! computed once ([`crate::report::analysis`]) and printed by all three.
 
 use crate::results::read_results;
 use anyhow::{Context, Result};
@@ -62,7 +62,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { gpu_price_per_hour: crate::analysis::DEFAULT_GPU_PRICE }
+        Self { gpu_price_per_hour: crate::report::analysis::DEFAULT_GPU_PRICE }
     }
 }
 
@@ -72,7 +72,7 @@ pub fn summarize(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<(String
 }
 
 /// The summary of one run: Markdown text, the JSON document with the same rows, and the analysis.
-pub fn summarize_with(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<(String, Value, crate::analysis::Analysis)> {
+pub fn summarize_with(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<(String, Value, crate::report::analysis::Analysis)> {
     summarize_results(run_dir, &run_results(run_dir)?, criterion_dir, options)
 }
 
@@ -86,7 +86,7 @@ fn run_results(run_dir: &Path) -> Result<Vec<Value>> {
     read_results(&path).with_context(|| format!("{} is not a run directory of llm-bench (no results.jsonl or kernels.jsonl)", run_dir.display()))
 }
 
-fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&Path>, options: Options) -> Result<(String, Value, crate::analysis::Analysis)> {
+fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&Path>, options: Options) -> Result<(String, Value, crate::report::analysis::Analysis)> {
     let env: Value = std::fs::read_to_string(run_dir.join("environment.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -113,7 +113,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     } else {
         writeln!(md, "- GPU: none ({})", env["gpu"]["reason"].as_str().unwrap_or("not recorded"))?;
     }
-    let kernel_lines = crate::kernels_report::read(run_dir);
+    let kernel_lines = crate::report::kernels::read(run_dir);
     // A kernels-only run names its model in the engines' decode lines.
     let model = match &env["model"] {
         m if m.is_object() => m.clone(),
@@ -128,8 +128,8 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
         model["sha256"].as_str().unwrap_or("?")
     )?;
     writeln!(md, "- profile: {}\n", env["profile"].as_str().unwrap_or("?"))?;
-    let tokens = crate::analysis::tokens_per_request(&read_requests(run_dir));
-    let analysis = crate::analysis::analyse(&results, &env, &tokens, options.gpu_price_per_hour);
+    let tokens = crate::report::analysis::tokens_per_request(&read_requests(run_dir));
+    let analysis = crate::report::analysis::analyse(&results, &env, &tokens, options.gpu_price_per_hour);
     let any_measured = results.iter().any(|r| r["status"] == "measured");
     if any_measured {
         write_coverage(&mut md, &results)?;
@@ -140,7 +140,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     }
 
     write_startup(&mut md, &results)?;
-    crate::kernels_report::write(&mut md, &kernel_lines)?;
+    crate::report::kernels::write(&mut md, &kernel_lines)?;
     if kernel_lines.is_empty() {
         writeln!(md, "Per-kernel analysis (kernel launches and GPU busy time per decode step, the kernels' fraction of the roofline next to each engine's) is not in this run: it comes from the kernels bench (`cargo bench --features cuda,candle,burn,torch,mistralrs --bench kernels`).\n")?;
     }
@@ -156,7 +156,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
         let m = &r["metrics"];
         let f = |k: &str, s: &str| m[k][s].as_f64();
         // The harness's own figures are microseconds: keep their digits.
-        let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| if v.abs() < 0.1 { crate::compare::significant(v) } else { format!("{v:.2}") });
+        let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| if v.abs() < 0.1 { crate::report::compare::significant(v) } else { format!("{v:.2}") });
         let (scenario, engine, case) = (r["scenario"].as_str().unwrap_or(""), r["engine"].as_str().unwrap_or(""), r["case"].as_str().unwrap_or(""));
         let crit = criterion_dir.and_then(|d| criterion_estimates(d, &format!("{scenario}/{engine}"), case));
         let crit_text = crit.as_ref().map_or("—".to_string(), |c| {
@@ -294,8 +294,9 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     for e in &engines {
         writeln!(
             md,
-            "- **{}** — {} on {}; {}; {}",
+            "- **{}**{} — {} on {}; {}; {}",
             e["name"].as_str().unwrap_or("?"),
+            e["config"].as_str().filter(|c| !c.is_empty()).map_or(String::new(), |c| format!(" (configuration: {c})")),
             e["version"].as_str().unwrap_or("?"),
             e["device"].as_str().unwrap_or("?"),
             e["precision"].as_str().unwrap_or("?"),
@@ -345,14 +346,64 @@ pub fn write_summary(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<()>
 
 /// Write `summary.md`, `summary.json` and `summary.html` into the run directory.
 pub fn write_reports(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<()> {
+    render(run_dir, criterion_dir, options).map(|_| ())
+}
+
+/// What a bench or suite prints when it ends: the summaries written, then a compact table of
+/// what the run measured (engine × headline figures, cases measured and skipped) and where
+/// `summary.html` is.
+pub fn render_and_tell(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<String> {
+    let (results, analysis) = render(run_dir, criterion_dir, Options::default())?;
+    let mut out = String::new();
+    let cell = |v: Option<f64>, d: usize| v.map_or("—".to_string(), |v| format!("{v:.d$}"));
+    writeln!(out, "\n{:<18} {:<7} {:>10} {:>10} {:>11} {:>9} {:>9} {:>8}", "engine", "device", "TTFT ms", "decode t/s", "best t/s", "peak GB", "measured", "skipped")?;
+    let counts = |engine: &str, status: &str| {
+        results.iter().filter(|r| r["engine"] == engine && r["status"] == status && !r["reason"].as_str().is_some_and(|x| x.starts_with("not selected"))).count()
+    };
+    for e in &analysis.engines {
+        writeln!(
+            out,
+            "{:<18} {:<7} {:>10} {:>10} {:>11} {:>9} {:>9} {:>8}",
+            e.engine,
+            e.device,
+            cell(e.ttft_ms, 1),
+            cell(e.decode_tok_s, 0),
+            cell(e.best_tok_s(), 0),
+            cell(e.peak_vram_gb, 2),
+            counts(&e.engine, "measured"),
+            counts(&e.engine, "skipped")
+        )?;
+    }
+    let mut unmeasured: Vec<String> = Vec::new();
+    for r in results.iter().filter(|r| r["status"] == "skipped") {
+        let engine = r["engine"].as_str().unwrap_or("?");
+        let reason = r["reason"].as_str().unwrap_or("");
+        if reason.starts_with("not selected") || analysis.engines.iter().any(|e| e.engine == engine) {
+            continue;
+        }
+        let line = format!("{engine}: {reason}");
+        if !unmeasured.contains(&line) {
+            unmeasured.push(line);
+        }
+    }
+    for line in unmeasured {
+        writeln!(out, "not measured: {line}")?;
+    }
+    writeln!(out, "TTFT and decode at the {}-token prompt; best t/s: the highest output rate of any case; skipped cases are listed with their reasons in the summary.", 50)?;
+    writeln!(out, "summary: {}", run_dir.join("summary.html").display())?;
+    Ok(out)
+}
+
+/// Render every summary of a run; the results read and the analysis, for the caller to print.
+fn render(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<(Vec<Value>, crate::report::analysis::Analysis)> {
     let results = run_results(run_dir)?;
     let (md, doc, analysis) = summarize_results(run_dir, &results, criterion_dir, options)?;
     std::fs::write(run_dir.join("summary.md"), &md).context("cannot write summary.md")?;
     std::fs::write(run_dir.join("summary.json"), serde_json::to_string_pretty(&doc)?)?;
     let kernel_lines = doc["kernels"].as_array().cloned().unwrap_or_default();
     let charts = charts(run_dir, &results, &kernel_lines, &analysis);
-    std::fs::write(run_dir.join("summary.html"), crate::html::page(&md, &charts)).context("cannot write summary.html")?;
-    Ok(())
+    std::fs::write(run_dir.join("summary.html"), crate::report::html::page(&md, &charts)).context("cannot write summary.html")?;
+    Ok((results, analysis))
 }
 
 fn opt(v: Option<f64>, d: usize) -> String {
@@ -360,10 +411,10 @@ fn opt(v: Option<f64>, d: usize) -> String {
 }
 
 /// The analysis sections of the Markdown summary.
-fn write_analysis(md: &mut String, a: &crate::analysis::Analysis) -> Result<()> {
-    use crate::analysis::{cost, speedup, EXPECTED};
+fn write_analysis(md: &mut String, a: &crate::report::analysis::Analysis) -> Result<()> {
+    use crate::report::analysis::{cost, speedup, EXPECTED};
     writeln!(md, "## Engines at a glance\n")?;
-    writeln!(md, "Single-request figures at a {}-token prompt (`single_request/<engine>/ttft|total/{}`); best rate over the sustained and concurrent cases; peak GPU memory over the memory-efficiency cases; MBU at batch 1.\n", 50, crate::analysis::HEADLINE_PROMPT)?;
+    writeln!(md, "Single-request figures at a {}-token prompt (`single_request/<engine>/ttft|total/{}`); best rate over the sustained and concurrent cases; peak GPU memory over the memory-efficiency cases; MBU at batch 1.\n", 50, crate::report::analysis::HEADLINE_PROMPT)?;
     writeln!(md, "| engine | device | TTFT median ms | TTFT p95 ms | request ms (new tokens) | decode tok/s | best output tok/s | GPU util % (sustained) | peak GPU memory GB | MBU % |")?;
     writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
     for e in &a.engines {
@@ -387,7 +438,7 @@ fn write_analysis(md: &mut String, a: &crate::analysis::Analysis) -> Result<()> 
     writeln!(md, "Measured: TTFT speedup = the baseline's time to first token ÷ the engine's; latency speedup = the baseline's request time ÷ the engine's (same 50-token prompt, same new tokens); throughput speedup = decode tok/s ÷ the baseline's. Expected: the specification's hierarchy (inference time, tok/s, speedup), shown for comparison only.\n")?;
     writeln!(md, "| engine | expected ms | expected tok/s | expected speedup | measured TTFT ms | measured decode tok/s | TTFT speedup | latency speedup | throughput speedup |")?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
-    let base_ttft = a.engines.iter().find(|e| e.engine == crate::analysis::BASELINE).and_then(|b| b.ttft_ms);
+    let base_ttft = a.engines.iter().find(|e| e.engine == crate::report::analysis::BASELINE).and_then(|b| b.ttft_ms);
     for (name, ms, toks, sp) in EXPECTED {
         let e = a.engines.iter().find(|e| e.engine == name);
         let (lat, thr) = e.map_or((None, None), |e| speedup(a, e));
@@ -436,8 +487,8 @@ fn write_analysis(md: &mut String, a: &crate::analysis::Analysis) -> Result<()> 
 }
 
 /// The charts of the HTML page, as (title, SVG) pairs; a chart without data is left out.
-fn charts(run_dir: &Path, results: &[Value], kernel_lines: &[Value], a: &crate::analysis::Analysis) -> Vec<(String, String)> {
-    use crate::plots::{bars, lines};
+fn charts(run_dir: &Path, results: &[Value], kernel_lines: &[Value], a: &crate::report::analysis::Analysis) -> Vec<(String, String)> {
+    use crate::report::plots::{bars, lines};
     let measured: Vec<&Value> = results.iter().filter(|r| r["status"] == "measured" && r["engine"] != "stub").collect();
     let series = |scenario: &str, prefix: &str, metric: &str, stat: &str| -> Vec<(String, Vec<(f64, f64)>)> {
         let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
@@ -473,7 +524,7 @@ fn charts(run_dir: &Path, results: &[Value], kernel_lines: &[Value], a: &crate::
     out.push(("Fraction of the bandwidth roofline".to_string(), bars("Model bandwidth utilisation at batch 1", "% of measured copy bandwidth", &mbu, Some((100.0, "roofline (copy bandwidth)")))));
     // The kernels bench: the suite's decode-step matvecs (graph replay), then each engine's
     // whole decode step by GPU busy time and by wall time.
-    let steps = crate::kernels_report::step_rows(kernel_lines);
+    let steps = crate::report::kernels::step_rows(kernel_lines);
     let ours: Vec<(String, f64)> = steps
         .iter()
         .filter(|r| r.label.starts_with("llm-bench (") && r.how.ends_with("CUDA graph"))
@@ -501,7 +552,7 @@ fn charts(run_dir: &Path, results: &[Value], kernel_lines: &[Value], a: &crate::
 }
 
 /// GPU utilisation over time of each engine's largest sustained batch, from `telemetry.jsonl`.
-fn telemetry_series(run_dir: &Path, a: &crate::analysis::Analysis) -> Vec<(String, Vec<(f64, f64)>)> {
+fn telemetry_series(run_dir: &Path, a: &crate::report::analysis::Analysis) -> Vec<(String, Vec<(f64, f64)>)> {
     let text = std::fs::read_to_string(run_dir.join("telemetry.jsonl")).unwrap_or_default();
     let rows: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let mut out = Vec::new();

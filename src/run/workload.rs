@@ -11,6 +11,10 @@ use tokenizers::Tokenizer;
 pub const SINGLE_REQUEST_PROMPTS: [usize; 3] = [10, 50, 200];
 /// The prompt length whose figures stand for an engine in the reports' headline tables.
 pub const HEADLINE_PROMPT_TOKENS: usize = 50;
+const _: () = assert!(
+    HEADLINE_PROMPT_TOKENS == 50,
+    "crate::report::analysis::HEADLINE_PROMPT names the headline prompt length"
+);
 /// New tokens per request in the full profile (the specification's N), unless
 /// `LLM_BENCH_NEW_TOKENS` says otherwise.
 pub const DEFAULT_NEW_TOKENS: usize = 128;
@@ -26,8 +30,8 @@ pub const SUSTAINED_PROMPT: usize = 128;
 pub const CONCURRENT_CLIENTS: [usize; 5] = [1, 10, 25, 50, 100];
 /// Poisson request rates (requests per second) of the concurrent-load scenario's open-loop sweep.
 pub const POISSON_RATES: [f64; 3] = [2.0, 8.0, 32.0];
-/// The shared batcher's largest batch.
-pub const MAX_BATCH: usize = 64;
+/// The largest batch any scenario hands an engine (the engine seam's constant).
+pub use crate::engine::MAX_BATCH;
 /// Batch sizes of the memory-efficiency scenario.
 pub const MEMORY_BATCHES: [usize; 3] = [1, 8, 32];
 /// Context lengths of the long-context scenario.
@@ -173,7 +177,7 @@ pub fn document(min_chars: usize) -> String {
 pub fn prompt(tok: &Tokenizer, bos: Option<u32>, len: usize) -> Result<Vec<u32>> {
     ensure!(len >= 2, "a prompt needs at least 2 tokens");
     // About 4 characters per token in English prose; ask for twice that to be safe.
-    let ids = crate::tokenizer::encode(tok, &document(len * 8))?;
+    let ids = crate::model::tokenizer::encode(tok, &document(len * 8))?;
     let mut out: Vec<u32> = bos.into_iter().collect();
     out.extend(ids.into_iter().take(len - out.len()));
     ensure!(out.len() == len, "the document text gave only {} tokens, {len} wanted", out.len());
@@ -184,7 +188,7 @@ pub fn prompt(tok: &Tokenizer, bos: Option<u32>, len: usize) -> Result<Vec<u32>>
 /// into the document, so a batch does not repeat one prompt (no engine gets repeated work free).
 pub fn prompts(tok: &Tokenizer, bos: Option<u32>, len: usize, count: usize) -> Result<Vec<Vec<u32>>> {
     let body = len - bos.is_some() as usize;
-    let ids = crate::tokenizer::encode(tok, &document((body + 7 * count) * 8))?;
+    let ids = crate::model::tokenizer::encode(tok, &document((body + 7 * count) * 8))?;
     (0..count)
         .map(|i| {
             let mut out: Vec<u32> = bos.into_iter().collect();

@@ -3,7 +3,7 @@
 //! error measure the checks use.
 //!
 //! Compiled without the `cuda` feature so that its tests run in CI on a machine without a GPU;
-//! `crate::kernels` (feature `cuda`) runs the kernels and compares them with these references.
+//! `crate::kernels::cuda` (feature `cuda`) runs the kernels and compares them with these references.
 //!
 //! # How errors are measured
 //!

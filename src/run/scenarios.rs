@@ -1,17 +1,17 @@
-//! The five scenarios as plans: each one's cases (data from [`crate::workload`]) and the harness
+//! The five scenarios as plans: each one's cases (data from [`crate::run::workload`]) and the harness
 //! routine that measures them on a loaded engine. `cargo bench --bench <scenario>` runs one
 //! scenario over every engine ([`bench`]); `llm-bench suite` runs every scenario engine by engine
 //! in one process ([`suite`]), so each engine is loaded once and the quick profile fits one GPU
 //! call. Both write the same results records and the same Criterion groups.
 
-use crate::batcher::{Batcher, Load};
+use crate::run::batcher::{Batcher, Load};
 use crate::engine::Engine;
 use crate::engines::EngineKind;
-use crate::fixtures::Fixture;
-use crate::harness::{ConcurrentCase, Harness, LatencyCase, Startup, ThroughputCase};
-use crate::pacer::Pacer;
+use crate::model::fixtures::Fixture;
+use crate::run::harness::{ConcurrentCase, Harness, LatencyCase, Startup, ThroughputCase};
+use crate::run::pacer::Pacer;
 use crate::results::RunDir;
-use crate::workload::*;
+use crate::run::workload::*;
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,14 +51,6 @@ impl Scenario {
     }
 }
 
-/// Whether this process is a Criterion bench (`cargo bench`, or the bundle's binary started
-/// under a scenario's name) rather than `llm-bench suite`: only a bench takes Criterion's flags.
-pub fn started_as_bench() -> bool {
-    let argv0 = std::env::args().next().unwrap_or_default();
-    let name = std::path::Path::new(&argv0).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    name != "llm-bench"
-}
-
 /// What a plan measures.
 enum Work {
     Latency(Vec<LatencyCase>),
@@ -89,8 +81,8 @@ fn models(s: Scenario, profile: Profile) -> Result<Vec<(String, crate::engine::M
             }
             m
         }
-        Scenario::MemoryEfficiency => vec![("model".to_string(), crate::fixtures::benchmark_model()?)],
-        _ => vec![(String::new(), crate::fixtures::benchmark_model()?)],
+        Scenario::MemoryEfficiency => vec![("model".to_string(), crate::model::fixtures::benchmark_model()?)],
+        _ => vec![(String::new(), crate::model::fixtures::benchmark_model()?)],
     })
 }
 
@@ -121,7 +113,7 @@ impl Plan {
                 Scenario::MemoryEfficiency => {
                     #[cfg(feature = "cuda")]
                     if let (None, Some(gpu)) = (copy_bandwidth, h.gpu) {
-                        copy_bandwidth = crate::gpu::copy_bandwidth(gpu)
+                        copy_bandwidth = crate::measure::gpu::copy_bandwidth(gpu)
                             .inspect(|b| eprintln!("[llm-bench] measured copy bandwidth: {:.0} GB/s (read + write)", b / 1e9))
                             .inspect_err(|e| eprintln!("[llm-bench] cannot measure copy bandwidth: {e:#}"))
                             .ok();
@@ -226,28 +218,51 @@ fn throughput_cases(h: &Harness, figure: &str, label: &str, batches: &[usize]) -
 
 /// `cargo bench --bench <scenario>`: every selected engine in turn, each loaded once per model.
 pub fn bench(s: Scenario) -> Result<()> {
+    // A wrong engine name fails before any model is made or loaded.
+    crate::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
     let run = RunDir::create()?;
     let pacer = Arc::new(Pacer::unlimited());
     for plan in Plan::for_scenario(s, &run, &pacer)? {
-        for kind in plan.harness.engines() {
-            match plan.harness.load(kind) {
+        for variant in plan.harness.engines()? {
+            match plan.harness.load(variant) {
                 Ok((mut engine, startup)) => plan.measure(engine.as_mut(), startup),
-                Err(why) => plan.harness.skip(kind.name(), None, &why),
+                Err(why) => plan.harness.skip(variant.name, None, &why),
             }
         }
         plan.measure_harness_overhead();
     }
+    finish(&run);
     Ok(())
+}
+
+/// The end of every bench and suite: the run's summaries rendered from its results file (all
+/// benches that shared the run id), a compact table of what it measured and where the summary
+/// is. A rendering failure loses nothing: the results stay, and the message says how to render.
+fn finish(run: &RunDir) {
+    let criterion = RunDir::criterion_dir();
+    let criterion = criterion.is_dir().then_some(criterion);
+    match crate::report::render_and_tell(&run.dir, criterion.as_deref()) {
+        Ok(table) => eprintln!("{table}"),
+        Err(e) => eprintln!(
+            "[llm-bench] the results are in {}, but the summary could not be rendered: {e:#}\n\
+             render it again with: llm-bench report {}{}",
+            run.dir.display(),
+            run.dir.display(),
+            criterion.map_or(String::new(), |c| format!(" --criterion {}", c.display()))
+        ),
+    }
 }
 
 /// Engines in the suite's order: fastest first, so time a fast engine leaves unused goes to
 /// the slow ones after it (the pacer splits what is left evenly over the engines still to run).
+/// An engine's variants run one after the other, in the registry's order.
 const SUITE_ORDER: [EngineKind; 5] = [EngineKind::Candle, EngineKind::Mistralrs, EngineKind::Torch, EngineKind::Burn, EngineKind::Lmrs];
 
 /// `llm-bench suite`: the given scenarios, engine by engine, in one process and one run
 /// directory. With a budget, cases that would not fit are recorded as skipped with their
 /// estimated cost; an engine whose turn comes after the deadline is recorded as skipped.
 pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
+    crate::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
     let started = Instant::now();
     let run = RunDir::create()?;
     let pacer = Arc::new(match budget {
@@ -262,9 +277,9 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
     // Every plan records the engines it will not run (not built, not selected).
     let mut engines = Vec::new();
     for plan in &plans {
-        engines = plan.harness.engines();
+        engines = plan.harness.engines()?;
     }
-    engines.sort_by_key(|k| SUITE_ORDER.iter().position(|x| x == k));
+    engines.sort_by_key(|v| SUITE_ORDER.iter().position(|x| *x == v.engine)); // stable: registry order within an engine
     // The harness's own overhead first: cheap, and never crowded out by a slow engine.
     for plan in &plans {
         plan.measure_harness_overhead();
@@ -272,28 +287,28 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
     eprintln!(
         "[llm-bench] suite: {} scenario(s), engines {:?}, profile {}, budget {}",
         scenarios.len(),
-        engines.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        engines.iter().map(|v| v.name).collect::<Vec<_>>(),
         first.harness.profile.name(),
         budget.map_or("none".to_string(), |b| format!("{:.0} s", b.as_secs_f64()))
     );
-    for (i, &kind) in engines.iter().enumerate() {
+    for (i, &variant) in engines.iter().enumerate() {
         pacer.begin_engine(engines.len() - i);
         // Plans on the same model share one load of the engine (or its one failure).
         let mut loaded: Option<(std::path::PathBuf, Result<(Box<dyn Engine>, Startup), String>)> = None;
         for (j, plan) in plans.iter().enumerate() {
             let h = &plan.harness;
             if pacer.left() == Some(Duration::ZERO) {
-                h.skip(kind.name(), None, "the suite's time budget (--budget) was spent before this scenario's turn on this engine");
+                h.skip(variant.name, None, "the suite's time budget (--budget) was spent before this scenario's turn on this engine");
                 continue;
             }
             if loaded.as_ref().is_none_or(|(path, _)| *path != h.model.gguf) {
                 drop(loaded.take()); // free the previous model's memory before loading the next
-                loaded = Some((h.model.gguf.clone(), h.load(kind)));
+                loaded = Some((h.model.gguf.clone(), h.load(variant)));
             }
             let (engine, startup) = match loaded.as_mut().map(|l| &mut l.1) {
                 Some(Ok((engine, t))) => (engine, *t),
                 Some(Err(why)) => {
-                    h.skip(kind.name(), None, why);
+                    h.skip(variant.name, None, why);
                     continue;
                 }
                 None => unreachable!("loaded above"),
@@ -303,5 +318,6 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
         }
     }
     eprintln!("[llm-bench] suite done in {:.0} s; results in {}", started.elapsed().as_secs_f64(), run.dir.display());
+    finish(&run);
     Ok(())
 }

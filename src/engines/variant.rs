@@ -1,0 +1,233 @@
+//! The engines and their configurations as data: which libraries the suite knows, the variants
+//! it runs each in, and the selection `LLM_BENCH_ENGINES` makes. Nothing here loads an engine
+//! (the registry in `mod.rs` does), so the adapters can read their variant without a cycle.
+
+use crate::engine::Device;
+use anyhow::Result;
+
+/// Every engine library the suite knows, built or not, in report order. Each is one cargo
+/// feature and one adapter file; its configurations are [`Variant`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Torch,
+    Lmrs,
+    Candle,
+    Burn,
+    Mistralrs,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 5] =
+        [EngineKind::Torch, EngineKind::Lmrs, EngineKind::Candle, EngineKind::Burn, EngineKind::Mistralrs];
+
+    /// The library's name; also the cargo feature that builds it and its plain variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Torch => "torch",
+            EngineKind::Lmrs => "lmrs",
+            EngineKind::Candle => "candle",
+            EngineKind::Burn => "burn",
+            EngineKind::Mistralrs => "mistralrs",
+        }
+    }
+
+    /// Whether this binary was built with the engine.
+    pub fn built(self) -> bool {
+        match self {
+            EngineKind::Torch => cfg!(feature = "torch"),
+            EngineKind::Lmrs => cfg!(feature = "lmrs"),
+            EngineKind::Candle => cfg!(feature = "candle"),
+            EngineKind::Burn => cfg!(feature = "burn"),
+            EngineKind::Mistralrs => cfg!(feature = "mistralrs"),
+        }
+    }
+}
+
+/// What a variant changes in its engine, for the adapter to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// The engine as its documentation runs it by default for this workload.
+    Default,
+    /// Candle: Q8_0 `QMatMul` (MMVQ) up to 8 rows, f16 weights and cuBLAS GEMMs above.
+    F16Batches,
+    /// mistral.rs: paged attention and its scheduler.
+    PagedAttention,
+    /// PyTorch: the suite's Llama with a static KV cache and its decode step under
+    /// `torch.compile(mode="reduce-overhead")`.
+    Compiled,
+}
+
+/// An engine as the suite runs it: one library in one configuration. Its name is what results,
+/// reports and Criterion ids say (`<engine>` for the default, `<engine>-<what changed>` for
+/// another configuration: reports group variants under the part before the first `-`).
+#[derive(Debug)]
+pub struct Variant {
+    pub name: &'static str,
+    pub engine: EngineKind,
+    pub setting: Setting,
+    /// The configuration in one line, as every result's engine info repeats it.
+    pub config: &'static str,
+    /// Where the engine documents this configuration.
+    pub source: &'static str,
+    /// Only runs on a GPU (on the CPU the variant is recorded as skipped, with the reason).
+    pub gpu_only: bool,
+}
+
+/// Every variant, in report order (each engine's default first).
+pub const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "torch",
+        engine: EngineKind::Torch,
+        setting: Setting::Default,
+        config: "Hugging Face transformers generate() (eager, default attention, dynamic cache), bf16 on the GPU, f32 on the CPU",
+        source: "transformers' Llama docs (from_pretrained with gguf_file, generate); the specification's unoptimized baseline",
+        gpu_only: false,
+    },
+    Variant {
+        name: "torch-compile",
+        engine: EngineKind::Torch,
+        setting: Setting::Compiled,
+        config: "the suite's Llama with a static KV cache, decode step torch.compile(mode=\"reduce-overhead\") (CUDA graphs), f16",
+        source: "PyTorch torch.compile docs (reduce-overhead: CUDA graphs); the static-cache pattern of gpt-fast and transformers' StaticCache",
+        gpu_only: true,
+    },
+    Variant {
+        name: "lmrs",
+        engine: EngineKind::Lmrs,
+        setting: Setting::Default,
+        config: "lm.rs design: int8 weights and activations, all cores, CPU only",
+        source: "github.com/samuel-vitorino/lm.rs README",
+        gpu_only: false,
+    },
+    Variant {
+        name: "candle",
+        engine: EngineKind::Candle,
+        setting: Setting::Default,
+        config: "Q8_0 QMatMul throughout (CUDA: MMVQ up to 8 rows, MMQ tiles above), f32 activations and KV cache",
+        source: "candle-core quantized::QMatMul, candle-examples quantized",
+        gpu_only: false,
+    },
+    Variant {
+        name: "candle-f16",
+        engine: EngineKind::Candle,
+        setting: Setting::F16Batches,
+        config: "Q8_0 QMatMul (MMVQ) up to 8 rows; above, weights dequantized to f16 at load and cuBLAS f16 GEMMs \
+                 over all rows at once; f32 activations and KV cache",
+        source: "candle-core QMatMul::TensorF16 / forward_via_f16 and CANDLE_DEQUANTIZE_ALL_F16 (candle #2136)",
+        gpu_only: true,
+    },
+    Variant {
+        name: "burn",
+        engine: EngineKind::Burn,
+        setting: Setting::Default,
+        config: "burn-cuda with its default features (kernel fusion, autotune), f16; burn-ndarray f32 on the CPU",
+        source: "burn-cuda's default features (std, fusion, autotune)",
+        gpu_only: false,
+    },
+    Variant {
+        name: "mistralrs",
+        engine: EngineKind::Mistralrs,
+        setting: Setting::Default,
+        config: "GGUF pipeline, default scheduler (no paged attention; up to 64 sequences, unequal lengths wait), bf16",
+        source: "mistralrs GgufModelBuilder default (no paged attention); mistralrs-bench --no_paged_attn",
+        gpu_only: false,
+    },
+    Variant {
+        name: "mistralrs-paged",
+        engine: EngineKind::Mistralrs,
+        setting: Setting::PagedAttention,
+        config: "GGUF pipeline, paged attention (block 32, fixed 4096 MB pool) and its scheduler, bf16",
+        source: "mistralrs-server's default on CUDA (paged attention); PagedAttentionMeta scheduler",
+        gpu_only: true,
+    },
+];
+
+impl Variant {
+    /// The variant called `name`, if this suite knows one.
+    pub fn named(name: &str) -> Option<&'static Variant> {
+        VARIANTS.iter().find(|v| v.name == name)
+    }
+
+    /// Whether this binary was built with the variant's engine.
+    pub fn built(&self) -> bool {
+        self.engine.built()
+    }
+
+    /// The engine library the variant belongs to, from its name (`candle-f16` -> `candle`).
+    pub fn family(name: &str) -> &str {
+        name.split('-').next().unwrap_or(name)
+    }
+
+    /// The device this variant is measured on: the GPU when there is one and the engine can use it.
+    pub fn device(&self, gpu: Option<usize>) -> Device {
+        match (self.engine, gpu) {
+            (EngineKind::Lmrs, _) | (_, None) => Device::Cpu,
+            (_, Some(i)) => Device::Cuda(i),
+        }
+    }
+
+    /// Why the variant cannot run on `device` before anything is loaded, if it cannot.
+    pub fn unsupported(&self, device: Device) -> Option<String> {
+        (self.gpu_only && !device.is_gpu()).then(|| {
+            format!("`{}` is a GPU configuration ({}); on the CPU the engine runs as `{}`", self.name, self.config, self.engine.name())
+        })
+    }
+
+    /// The engine info every result of this variant carries: the adapter's `info` with the
+    /// variant's name and configuration.
+    pub fn info(&self, device: Device, version: String, precision: String, notes: String) -> crate::engine::EngineInfo {
+        crate::engine::EngineInfo { name: self.name.into(), config: self.config.into(), version, device, precision, notes }
+    }
+}
+
+/// The variants `LLM_BENCH_ENGINES` selects (comma-separated names; empty or unset: all), in
+/// report order. An unknown name is an error that lists what this binary has.
+pub fn select(list: Option<&str>) -> Result<Vec<&'static Variant>> {
+    let Some(list) = list.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(VARIANTS.iter().collect()) };
+    let wanted: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let unknown: Vec<&str> = wanted.iter().copied().filter(|w| Variant::named(w).is_none()).collect();
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "LLM_BENCH_ENGINES names {} this suite does not know: {}. Engines and variants: {}",
+            if unknown.len() == 1 { "an engine" } else { "engines" },
+            unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "),
+            listing()
+        );
+    }
+    Ok(VARIANTS.iter().filter(|v| wanted.contains(&v.name)).collect())
+}
+
+/// Every variant with whether it is built (and which feature builds it), on one line.
+pub fn listing() -> String {
+    VARIANTS
+        .iter()
+        .map(|v| if v.built() { v.name.to_string() } else { format!("{} (not built: --features {})", v.name, v.engine.name()) })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_is_named_for_its_engine() {
+        for v in VARIANTS {
+            assert_eq!(Variant::family(v.name), v.engine.name(), "{}", v.name);
+            assert_eq!(Variant::named(v.name).map(|x| x.name), Some(v.name));
+        }
+        for k in EngineKind::ALL {
+            let default = VARIANTS.iter().find(|v| v.engine == k).unwrap();
+            assert_eq!((default.name, default.setting), (k.name(), Setting::Default), "each engine's first variant is its default");
+        }
+    }
+
+    #[test]
+    fn unknown_engine_names_are_refused_with_the_list() {
+        let e = select(Some("candle,mistral")).unwrap_err().to_string();
+        assert!(e.contains("`mistral`") && e.contains("mistralrs-paged") && e.contains("candle-f16"), "{e}");
+        assert_eq!(select(Some(" candle-f16 , burn")).unwrap().iter().map(|v| v.name).collect::<Vec<_>>(), ["candle-f16", "burn"]);
+        assert_eq!(select(None).unwrap().len(), VARIANTS.len());
+    }
+}
