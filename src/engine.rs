@@ -138,6 +138,13 @@ pub trait Engine: Send {
         Ok(())
     }
 
+    /// The longest sequence (prompt plus new tokens) the engine can hold, where it allocates for
+    /// a fixed one; `None` when only the model's trained context limits it. Checked before a
+    /// request is made, so a case that cannot fit is recorded as not runnable with the reason.
+    fn context_limit(&self) -> Option<usize> {
+        None
+    }
+
     /// Engines with a request scheduler of their own (continuous batching) serve concurrent
     /// requests themselves; the concurrent-load scenario then hands them each request directly
     /// instead of going through the suite's batcher.

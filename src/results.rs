@@ -106,6 +106,10 @@ pub enum ResultRecord {
         /// Relative spread (MAD / median) of the case's main figure.
         spread: f64,
         profile: String,
+        /// Set when the case was measured with fewer requests than Criterion's samples (the
+        /// run's time budget), with how many and why; its figures come from the raw requests.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reduced: Option<String>,
     },
     Skipped {
         run: String,
@@ -114,6 +118,13 @@ pub enum ResultRecord {
         case: Option<String>,
         reason: String,
     },
+}
+
+/// Held while a line is appended to a run's files, so that a run stopped by Ctrl-C
+/// (`crate::run::interrupt`) never leaves half a line.
+pub fn write_lock() -> std::sync::MutexGuard<'static, ()> {
+    static WRITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    WRITE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The directory of one run; appends records as they come.
@@ -144,6 +155,12 @@ impl RunDir {
     }
 
     fn append(&self, file: &str, line: &impl Serialize) -> Result<()> {
+        let _whole_lines = write_lock();
+        self.append_locked(file, line)
+    }
+
+    /// Append with [`write_lock`] already held.
+    fn append_locked(&self, file: &str, line: &impl Serialize) -> Result<()> {
         let path = self.dir.join(file);
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -161,6 +178,11 @@ impl RunDir {
         self.append("results.jsonl", r)
     }
 
+    /// [`RunDir::record`] with [`write_lock`] already held (the Ctrl-C handler's last record).
+    pub fn record_locked(&self, r: &ResultRecord) -> Result<()> {
+        self.append_locked("results.jsonl", r)
+    }
+
     pub fn requests(&self, records: &[RequestRecord]) -> Result<()> {
         for r in records {
             self.append("requests.jsonl", r)?;
@@ -175,6 +197,44 @@ impl RunDir {
             self.append("telemetry.jsonl", &serde_json::json!({"scenario": scenario, "engine": engine, "case": case, "sample": s}))?;
         }
         Ok(())
+    }
+
+    /// Set `environment.json`'s `section.key` (e.g. `calibration.end`), keeping everything else.
+    pub fn amend_environment(&self, section: &str, key: &str, value: serde_json::Value) -> Result<()> {
+        let path = self.dir.join("environment.json");
+        let mut env: serde_json::Value = match std::fs::read_to_string(&path) {
+            Ok(t) => serde_json::from_str(&t).with_context(|| format!("{} is not JSON", path.display()))?,
+            Err(_) => serde_json::json!({}),
+        };
+        if !env[section].is_object() {
+            env[section] = serde_json::json!({});
+        }
+        env[section][key] = value;
+        std::fs::write(&path, serde_json::to_string_pretty(&env)?).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Note this process in `processes.jsonl` (once per process and run directory): a run that
+    /// spans processes, device calls, binaries or GPUs says so in its report.
+    pub fn process(&self, gpu_uuid: Option<String>) -> Result<()> {
+        static NOTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+        let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
+        if noted.contains(&self.dir) {
+            return Ok(());
+        }
+        noted.push(self.dir.clone());
+        self.append(
+            "processes.jsonl",
+            &serde_json::json!({
+                "pid": std::process::id(),
+                "started_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                "git_commit": crate::measure::telemetry::git_commit(),
+                "gpu_uuid": gpu_uuid,
+                "host": std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()),
+                // The device machine's call this process ran in, where the caller names one.
+                "call": std::env::var("LLM_BENCH_CALL").ok().filter(|c| !c.is_empty()),
+                "command": std::env::args().collect::<Vec<_>>(),
+            }),
+        )
     }
 
     /// Write `environment.json` unless an earlier bench of the same run already did.
@@ -198,6 +258,44 @@ impl RunDir {
             None => std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| "target".into()).join("criterion"),
         }
     }
+}
+
+/// `(scenario, engine, case)` of every measured record of a run so far: what a resumed run
+/// (`llm-bench suite --resume`, `LLM_BENCH_RESUME=1`) does not measure again.
+pub fn measured_cases(dir: &Path) -> std::collections::BTreeSet<(String, String, String)> {
+    read_results(&dir.join("results.jsonl"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r["status"] == "measured")
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            (s("scenario"), s("engine"), s("case"))
+        })
+        .collect()
+}
+
+/// The records of a run as its reports read them: a skip that a later measured record of the
+/// same case (or, for a whole engine's skip, of the same engine and scenario) made good, in a
+/// resumed run, is left out.
+pub fn current_records(records: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    let measured: Vec<(String, String, String)> = records
+        .iter()
+        .filter(|r| r["status"] == "measured")
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            (s("scenario"), s("engine"), s("case"))
+        })
+        .collect();
+    records
+        .into_iter()
+        .filter(|r| {
+            if r["status"] != "skipped" {
+                return true;
+            }
+            let (scenario, engine) = (r["scenario"].as_str().unwrap_or(""), r["engine"].as_str().unwrap_or(""));
+            !measured.iter().any(|(s, e, c)| s == scenario && e == engine && r["case"].as_str().is_none_or(|rc| rc == c))
+        })
+        .collect()
 }
 
 /// Read a results file back (for reports and tests).

@@ -235,3 +235,23 @@ fn torch_static_cache_model_matches_the_reference_and_batches_like_single_reques
     let batch = t.generate(&[s.answer.prompt.clone(), other], &llm_bench::engine::GenerateOptions::greedy(6), &mut |_| {}).unwrap();
     assert_eq!(batch, vec![a.tokens[..6].to_vec(), single_other]);
 }
+
+/// llama.cpp on the CPU: the same greedy tokens as the reference on SmolLM2 past end-of-sequence,
+/// and a batch of two sequences in one `llama_batch` gives each what it gets alone.
+#[cfg(feature = "llamacpp")]
+#[test]
+fn llamacpp_cpu_matches_the_reference_and_batches_like_single_requests() {
+    let s = smol();
+    let mut l = variant("llamacpp").load(&s.files, Device::Cpu).unwrap();
+    let a = check::compare(l.as_mut(), &s.answer).unwrap();
+    eprintln!("{a}");
+    assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
+    assert!(a.engine.version.starts_with("llama.cpp"), "{}", a.engine.version);
+    assert!(a.passed, "{a}");
+    let mut other = s.answer.prompt.clone();
+    let i = other.len() - 8;
+    other[i] += 1;
+    let single_other = generate_tokens(l.as_mut(), &other, 6).unwrap();
+    let batch = l.generate(&[s.answer.prompt.clone(), other], &llm_bench::engine::GenerateOptions::greedy(6), &mut |_| {}).unwrap();
+    assert_eq!(batch, vec![a.tokens[..6].to_vec(), single_other]);
+}

@@ -45,11 +45,16 @@ const USAGE: &str = "usage:
                                                       summary.json in the run dir; Criterion's estimates and links
                                                       from DIR (its output, e.g. target/criterion); default price $2.50/h
   llm-bench summary <run dir> [criterion dir]         the same with the default price
-  llm-bench compare <run A> <run B>                   every figure both runs measured: change and a noise-aware verdict
-  llm-bench suite [--budget SECONDS] [scenario ...]   every scenario (or those named), engine by engine in one process:
+  llm-bench compare <run A> <run B> [--pair X=Y ...]  every figure both runs measured: change and a noise-aware verdict;
+                                                      --pair compares A's engine X with B's engine Y (e.g. candle=candle-f16,
+                                                      also within one run given twice); the hosts' calibrations first
+  llm-bench suite [--budget SECONDS] [--resume RUN_DIR] [scenario ...]
+                                                      every scenario (or those named), engine by engine in one process:
                                                       each engine loaded once; with a budget, cases that would not fit
                                                       are recorded as skipped with their estimated cost (LLM_BENCH_*
-                                                      variables as for the benches; Criterion output as for cargo bench)
+                                                      variables as for the benches; Criterion output as for cargo bench);
+                                                      --resume continues a run cut short: only cases it has not measured,
+                                                      appended to its files (benches: LLM_BENCH_RESUME=1, same LLM_BENCH_RUN)
   llm-bench check [cpu|cuda|cuda:N]                   every built engine variant against the reference engine on
                                                       SmolLM2 (greedy tokens and logits); exits 1 if one disagrees
   llm-bench engines                                   every engine variant: its configuration, where it is documented,
@@ -132,7 +137,14 @@ fn run() -> Result<()> {
         }
         Some("compare") => {
             let (Some(a), Some(b)) = (args.get(1), args.get(2)) else { bail!("compare needs two run directories\n{USAGE}") };
-            print!("{}", llm_bench::report::compare::compare(std::path::Path::new(a), std::path::Path::new(b))?);
+            let mut pairs = Vec::new();
+            let mut rest = args[3..].iter();
+            while let Some(o) = rest.next() {
+                let pair = rest.next().filter(|_| o == "--pair").and_then(|p| p.split_once('='));
+                let Some((x, y)) = pair else { bail!("compare takes `--pair A_ENGINE=B_ENGINE` after the two runs, not `{o}`\n{USAGE}") };
+                pairs.push((x.to_string(), y.to_string()));
+            }
+            print!("{}", llm_bench::report::compare::compare_paired(std::path::Path::new(a), std::path::Path::new(b), &pairs)?);
             Ok(())
         }
         Some("suite") => {
@@ -140,7 +152,23 @@ fn run() -> Result<()> {
             let mut scenarios = Vec::new();
             let mut rest = args[1..].iter();
             while let Some(a) = rest.next() {
-                if a == "--budget" {
+                if a == "--resume" {
+                    let dir = rest.next().ok_or_else(|| anyhow::anyhow!("--resume needs the run directory to continue\n{USAGE}"))?;
+                    let dir = std::path::Path::new(dir);
+                    anyhow::ensure!(
+                        dir.join("results.jsonl").is_file(),
+                        "--resume {}: no results.jsonl there; give the run directory a suite or bench wrote (it prints it at the start)",
+                        dir.display()
+                    );
+                    // SAFETY: set before any thread of this process exists.
+                    unsafe {
+                        std::env::set_var("LLM_BENCH_OUT", dir);
+                        std::env::set_var("LLM_BENCH_RESUME", "1");
+                        if let Some(id) = dir.file_name() {
+                            std::env::set_var("LLM_BENCH_RUN", id);
+                        }
+                    }
+                } else if a == "--budget" {
                     let v = rest.next().and_then(|v| v.parse::<f64>().ok()).filter(|v| *v > 0.0);
                     let v = v.ok_or_else(|| anyhow::anyhow!("--budget needs a number of seconds\n{USAGE}"))?;
                     budget = Some(std::time::Duration::from_secs_f64(v));
@@ -188,6 +216,17 @@ fn generate(prompt_tokens: usize, new_tokens: usize, device: &str) -> Result<()>
     let files = fixtures::benchmark_model()?;
     let g = llm_bench::model::gguf::GgufFile::open(&files.gguf)?;
     let cfg = llm_bench::model::llama::LlamaConfig::from_gguf(&g)?;
+    if prompt_tokens + new_tokens > cfg.context_length {
+        bail!(
+            "a prompt of {prompt_tokens} tokens plus {new_tokens} new ones is {} positions, more than the {} the model {} ({}) \
+             was trained for; ask for at most {} tokens in all",
+            prompt_tokens + new_tokens,
+            cfg.context_length,
+            files.name,
+            files.gguf.display(),
+            cfg.context_length
+        );
+    }
     let tok = llm_bench::model::tokenizer::load(&files.tokenizer)?;
     let prompt = llm_bench::run::workload::prompt(&tok, cfg.bos_token, prompt_tokens)?;
     println!("model {}: prompt {prompt_tokens} tokens, {new_tokens} new tokens", files.name);
@@ -198,6 +237,16 @@ fn generate(prompt_tokens: usize, new_tokens: usize, device: &str) -> Result<()>
             continue;
         }
         let result = v.load(&files, dev).and_then(|mut e| {
+            let need = prompt_tokens + new_tokens;
+            let limit = e.context_limit().map_or(cfg.context_length, |l| l.min(cfg.context_length));
+            anyhow::ensure!(
+                need <= limit,
+                "a prompt of {prompt_tokens} tokens plus {new_tokens} new ones is {need} positions, more than the {limit} that {} \
+                 with {} holds (the model's trained context is {}); ask for fewer tokens",
+                v.name,
+                files.name,
+                cfg.context_length
+            );
             let t = llm_bench::run::requests::run_requests(e.as_mut(), std::slice::from_ref(&prompt), new_tokens)?;
             Ok((t, e.memory()))
         });

@@ -268,6 +268,10 @@ impl Engine for MistralRs {
         )
     }
 
+    fn context_limit(&self) -> Option<usize> {
+        Some(MAX_SEQ_LEN)
+    }
+
     fn generate(
         &mut self,
         prompts: &[Vec<u32>],

@@ -7,6 +7,8 @@
 pub mod burn;
 #[cfg(feature = "candle")]
 pub mod candle;
+#[cfg(feature = "llamacpp")]
+pub mod llamacpp;
 #[cfg(feature = "lmrs")]
 pub mod lmrs;
 #[cfg(feature = "mistralrs")]
@@ -47,6 +49,8 @@ impl Variant {
             EngineKind::Mistralrs => {
                 Ok(Box::new(mistralrs::MistralRs::load(&model.gguf, &model.tokenizer, device, self)?))
             }
+            #[cfg(feature = "llamacpp")]
+            EngineKind::Llamacpp => Ok(Box::new(llamacpp::LlamaCpp::load(&model.gguf, device, self)?)),
             #[allow(unreachable_patterns)]
             other => {
                 let _ = (model, device);

@@ -47,6 +47,10 @@ struct Source {
 static TRANSFORMERS_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 static COMPILED_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
+/// Positions `torch-compile`'s model holds (its rotary table, made once at a fixed address:
+/// `positions` in python_baseline/llama.py's `finish_loading`).
+const COMPILED_POSITIONS: usize = 16384;
+
 /// `torch`: transformers' `generate()`.
 const TRANSFORMERS: Source = Source {
     code: pyo3::ffi::c_str!(include_str!("../../python_baseline/transformers_baseline.py")),
@@ -369,6 +373,10 @@ impl<T, E: Into<PyErr>> OrTraceback<T> for std::result::Result<T, E> {
 impl Engine for Torch {
     fn info(&self) -> EngineInfo {
         self.variant.info(self.device, self.version.clone(), self.precision.clone(), self.notes.clone())
+    }
+
+    fn context_limit(&self) -> Option<usize> {
+        (self.variant.setting == Setting::Compiled).then_some(COMPILED_POSITIONS)
     }
 
     fn generate(

@@ -15,11 +15,12 @@ pub enum EngineKind {
     Candle,
     Burn,
     Mistralrs,
+    Llamacpp,
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 5] =
-        [EngineKind::Torch, EngineKind::Lmrs, EngineKind::Candle, EngineKind::Burn, EngineKind::Mistralrs];
+    pub const ALL: [EngineKind; 6] =
+        [EngineKind::Torch, EngineKind::Lmrs, EngineKind::Candle, EngineKind::Burn, EngineKind::Mistralrs, EngineKind::Llamacpp];
 
     /// The library's name; also the cargo feature that builds it and its plain variant's name.
     pub fn name(self) -> &'static str {
@@ -29,6 +30,7 @@ impl EngineKind {
             EngineKind::Candle => "candle",
             EngineKind::Burn => "burn",
             EngineKind::Mistralrs => "mistralrs",
+            EngineKind::Llamacpp => "llamacpp",
         }
     }
 
@@ -40,6 +42,7 @@ impl EngineKind {
             EngineKind::Candle => cfg!(feature = "candle"),
             EngineKind::Burn => cfg!(feature = "burn"),
             EngineKind::Mistralrs => cfg!(feature = "mistralrs"),
+            EngineKind::Llamacpp => cfg!(feature = "llamacpp"),
         }
     }
 }
@@ -140,6 +143,14 @@ pub const VARIANTS: &[Variant] = &[
         config: "GGUF pipeline, paged attention (block 32, fixed 4096 MB pool) and its scheduler, bf16",
         source: "mistralrs-server's default on CUDA (paged attention); PagedAttentionMeta scheduler",
         gpu_only: true,
+    },
+    Variant {
+        name: "llamacpp",
+        engine: EngineKind::Llamacpp,
+        setting: Setting::Default,
+        config: "llama.cpp (llama-cpp-2): all layers on the GPU, flash attention auto, CUDA graphs, one llama_batch of sequences per batch",
+        source: "llama.cpp's defaults (llama_context_default_params) and its batched/parallel examples",
+        gpu_only: false,
     },
 ];
 

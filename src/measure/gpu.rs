@@ -72,3 +72,70 @@ pub fn copy_bandwidth(ordinal: usize) -> Result<f64> {
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Ok(rates[2])
 }
+
+/// Host-side latencies of the GPU path, for the run's host calibration
+/// (`crate::measure::host`): launching an empty kernel (the call returning, the kernel queued),
+/// launching it and waiting for it (a round trip), and 4 bytes copied host to device and back,
+/// each the median (and 10th/90th percentiles) of [`LATENCY_SAMPLES`] timed one by one after a
+/// warm-up. These are the costs an engine bound by host work pays hundreds of times per token.
+pub fn launch_latency(ordinal: usize) -> Result<Value> {
+    use cudarc::driver::{LaunchConfig, PushKernelArg};
+    use std::time::Instant;
+    const LATENCY_SAMPLES: usize = 2000;
+    let ctx = CudaContext::new(ordinal).context("cannot open the CUDA device to time launches")?;
+    // Like the kernels bench: no per-buffer event tracking, so a launch is only a launch.
+    unsafe { ctx.disable_event_tracking() };
+    let stream = ctx.new_stream()?;
+    let ptx = cudarc::nvrtc::compile_ptx("extern \"C\" __global__ void empty(int x) { (void)x; }")
+        .map_err(|e| anyhow::anyhow!("NVRTC could not compile the empty kernel: {e:?}"))?;
+    let f = ctx.load_module(ptx)?.load_function("empty")?;
+    let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (32, 1, 1), shared_mem_bytes: 0 };
+    let arg = 0i32;
+    let launch = || -> Result<()> {
+        unsafe { stream.launch_builder(&f).arg(&arg).launch(cfg) }?;
+        Ok(())
+    };
+    let mut device = stream.alloc_zeros::<u32>(1)?;
+    let host = [7u32];
+    let summary = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        json!({"median_us": at(0.5), "p10_us": at(0.1), "p90_us": at(0.9)})
+    };
+    let mut time = |what: &mut dyn FnMut() -> Result<()>| -> Result<Vec<f64>> {
+        for _ in 0..100 {
+            what()?;
+        }
+        stream.synchronize()?;
+        (0..LATENCY_SAMPLES)
+            .map(|_| {
+                let t = Instant::now();
+                what()?;
+                Ok(t.elapsed().as_secs_f64() * 1e6)
+            })
+            .collect()
+    };
+    let launch_only = time(&mut || launch())?;
+    stream.synchronize()?;
+    let round_trip = time(&mut || {
+        launch()?;
+        Ok(stream.synchronize()?)
+    })?;
+    let h2d = time(&mut || {
+        stream.memcpy_htod(&host, &mut device)?;
+        Ok(stream.synchronize()?)
+    })?;
+    let d2h = time(&mut || {
+        let v = stream.clone_dtoh(&device)?;
+        stream.synchronize()?;
+        std::hint::black_box(v);
+        Ok(())
+    })?;
+    Ok(json!({
+        "samples": LATENCY_SAMPLES,
+        "empty_kernel_launch": summary(launch_only),
+        "launch_and_synchronize": summary(round_trip),
+        "copy_4_bytes_host_to_device": summary(h2d),
+        "copy_4_bytes_device_to_host": summary(d2h),
+    }))
+}

@@ -10,6 +10,7 @@ pub mod cuda_events;
 pub mod cupti;
 #[cfg(feature = "cuda")]
 pub mod gpu;
+pub mod host;
 pub mod stats;
 pub mod telemetry;
 

@@ -107,6 +107,20 @@ fn process_cpu_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The GPU's UUID (NVML), the identity that tells two machines of one GPU model apart.
+pub fn gpu_uuid(gpu: Option<usize>) -> Option<String> {
+    #[cfg(feature = "cuda")]
+    {
+        let n = nvml_wrapper::Nvml::init().ok()?;
+        n.device_by_index(gpu? as u32).ok()?.uuid().ok()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = gpu;
+        None
+    }
+}
+
 /// GPU memory in use on the device now (NVML), if there is a GPU to ask.
 pub fn gpu_memory_used(gpu: Option<usize>) -> Option<u64> {
     #[cfg(feature = "cuda")]

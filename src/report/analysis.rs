@@ -99,6 +99,9 @@ pub struct Analysis {
     pub criteria: Vec<Criterion>,
     pub flags: Vec<String>,
     pub guidance: Vec<String>,
+    /// The answer first: per question a team asks, the best engine, its figure, the best other
+    /// engine and the gap (computed from the figures; see [`verdict`]).
+    pub verdict: Vec<String>,
     pub opportunities: Vec<String>,
 }
 
@@ -152,11 +155,13 @@ pub fn analyse(results: &[Value], env: &Value, tokens: &BTreeMap<(String, String
         criteria: Vec::new(),
         flags: flags(results),
         guidance: Vec::new(),
+        verdict: Vec::new(),
         opportunities: Vec::new(),
         engines,
     };
     a.criteria = criteria(&a);
     a.guidance = guidance(&a);
+    a.verdict = verdicts(&a);
     a.opportunities = opportunities(&a);
     a
 }
@@ -227,6 +232,9 @@ fn flags(results: &[Value]) -> Vec<String> {
         let spread = r["spread"].as_f64().unwrap_or(0.0);
         if spread > MAX_SPREAD {
             out.push(format!("{id}: spread {:.1}% (MAD/median) is above {:.0}%", spread * 100.0, MAX_SPREAD * 100.0));
+        }
+        if let Some(why) = r["reduced"].as_str() {
+            out.push(format!("{id}: measured with fewer samples than Criterion's: {why}"));
         }
         let n = r["samples"].as_u64().unwrap_or(0) as usize;
         if r["profile"] == "full" && r["scenario"] == "single_request" && n < MIN_SAMPLES_FULL {
@@ -316,6 +324,40 @@ fn best_by<'a>(a: &'a Analysis, key: impl Fn(&EngineFigures) -> Option<f64>, low
     let mut v: Vec<(&EngineFigures, f64)> = a.engines.iter().filter_map(|e| key(e).map(|k| (e, k))).collect();
     v.sort_by(|x, y| if lowest { x.1.partial_cmp(&y.1).unwrap() } else { y.1.partial_cmp(&x.1).unwrap() });
     v
+}
+
+/// One line per question: the best engine (variant) by a figure, the best of the other engines
+/// (variants of the same engine are not its competitors) and how far behind it is.
+fn verdicts(a: &Analysis) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = |question: &str, unit: &str, lowest: bool, key: &dyn Fn(&EngineFigures) -> Option<f64>, digits: usize, extra: &dyn Fn(&EngineFigures) -> String| {
+        let ranked = best_by(a, key, lowest);
+        let Some((best, v)) = ranked.first() else { return };
+        let runner = ranked.iter().find(|(e, _)| family(&e.engine) != family(&best.engine));
+        let gap = runner.map_or("no other engine measured it".to_string(), |(e, w)| {
+            let ratio = if lowest { w / v } else { v / w };
+            format!("next: {} at {w:.digits$} {unit} ({ratio:.2}× {})", e.engine, if lowest { "slower" } else { "behind" })
+        });
+        out.push(format!("**{question}**: {} — {v:.digits$} {unit}{}; {gap}.", best.engine, extra(best)));
+    };
+    let none = |_: &EngineFigures| String::new();
+    line("Interactive latency (time to first token, 50-token prompt)", "ms", true, &|e| e.ttft_ms, 1, &none);
+    line("Streaming one answer (decode, one request)", "tok/s", false, &|e| e.decode_tok_s, 0, &|e| {
+        match (e.mbu_pct, e.bytes_per_step_gb, e.copy_bandwidth_gbs) {
+            (Some(m), _, _) => format!(" ({m:.0}% of the copy-bandwidth floor at batch 1)"),
+            _ => String::new(),
+        }
+    });
+    line("Batch throughput (best output rate of any case)", "tok/s", false, &|e| e.best_tok_s(), 0, &|e| {
+        e.sustained_case.as_ref().map_or(String::new(), |c| format!(" (best sustained case {c})"))
+    });
+    line(&format!("Cost (per 1M output tokens at ${:.2}/GPU-hour, best measured rate)", a.gpu_price_per_hour), "$", true, &|e| cost(a, e).0, 3, &none);
+    line("Memory (peak GPU memory in the memory-efficiency cases)", "GB", true, &|e| e.peak_vram_gb, 2, &none);
+    // Engines are ranked at one context length: the longest any engine measured.
+    let longest = a.engines.iter().flat_map(|e| e.long_context_ttft.iter().map(|x| x.0)).fold(0.0, f64::max);
+    let at_longest = move |e: &EngineFigures| e.long_context_ttft.iter().find(|x| x.0 == longest).map(|x| x.1);
+    line(&format!("Long context (time to first token, {longest:.0}-token context)"), "ms", true, &at_longest, 0, &none);
+    out
 }
 
 fn guidance(a: &Analysis) -> Vec<String> {

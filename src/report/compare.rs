@@ -99,8 +99,25 @@ pub fn changes(a: &[Value], b: &[Value]) -> Vec<Change> {
 
 /// The comparison as Markdown.
 pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
+    compare_paired(run_a, run_b, &[])
+}
+
+/// The comparison with engines paired across the runs: `(x, y)` compares run A's engine `x` with
+/// run B's engine `y` (e.g. a configuration against another, `candle` vs `candle-f16`, also within
+/// one run given twice). B's `y` records stand in for `x`; B's own `x` and A's `y` are left out.
+pub fn compare_paired(run_a: &Path, run_b: &Path, pairs: &[(String, String)]) -> Result<String> {
     let read = |d: &Path| read_results(&d.join("results.jsonl")).with_context(|| format!("{} is not a run directory (no results.jsonl)", d.display()));
-    let (a, b) = (read(run_a)?, read(run_b)?);
+    let (mut a, mut b) = (read(run_a)?, read(run_b)?);
+    if !pairs.is_empty() {
+        let engine = |r: &Value| r["engine"].as_str().unwrap_or("").to_string();
+        a.retain(|r| !pairs.iter().any(|(_, y)| engine(r) == *y));
+        b.retain(|r| !pairs.iter().any(|(x, _)| engine(r) == *x));
+        for r in &mut b {
+            if let Some((x, _)) = pairs.iter().find(|(_, y)| engine(r) == *y) {
+                r["engine"] = x.clone().into();
+            }
+        }
+    }
     let env = |d: &Path| -> Value {
         std::fs::read_to_string(d.join("environment.json")).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).unwrap_or(Value::Null)
     };
@@ -111,6 +128,9 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
     let ((ma, ua), (mb, ub)) = (machine(&ea), machine(&eb));
     writeln!(md, "- A: `{}` (commit {}; {ma})", run_a.display(), commit(&ea))?;
     writeln!(md, "- B: `{}` (commit {}; {mb})", run_b.display(), commit(&eb))?;
+    for (x, y) in pairs {
+        writeln!(md, "- paired: A's `{x}` against B's `{y}` (case ids below name A's engine)")?;
+    }
     writeln!(md, "- a change is called when Welch's |t| ≥ {T_CRITICAL} on the means and the median moved by at least {:.0}%\n", MIN_CHANGE * 100.0)?;
     if ua.is_none() || ub.is_none() || ua != ub {
         writeln!(
@@ -122,16 +142,19 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
         )?;
     }
     let ch = changes(&a, &b);
+    write_host(&mut md, &ea, &eb, &a, &b, &ch)?;
     let count = |v: &str| ch.iter().filter(|c| c.verdict == v).count();
     writeln!(md, "{} figures in both runs: {} better, {} worse, {} within noise.\n", ch.len(), count("better"), count("worse"), count("no change (within noise)"))?;
-    writeln!(md, "| figure | case | A median | B median | change | Welch t | verdict |")?;
-    writeln!(md, "|---|---|---:|---:|---:|---:|---|")?;
+    writeln!(md, "| figure | case | bound by (B) | A median | B median | change | Welch t | verdict |")?;
+    writeln!(md, "|---|---|---|---:|---:|---:|---:|---|")?;
     for c in &ch {
+        let bound_b = b.iter().find(|r| r["status"] == "measured" && key(r) == c.id).map_or("?", crate::report::host::bound);
         writeln!(
             md,
-            "| {} | {} | {} | {} | {:+.1}% | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:+.1}% | {} | {} |",
             c.figure,
             c.id,
+            bound_b,
             significant(c.a),
             significant(c.b),
             c.change * 100.0,
@@ -153,6 +176,67 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
         }
     }
     Ok(md)
+}
+
+/// The hosts side by side (the runs' host calibrations), then which of the changed figures come
+/// from cases bound by host work and which from GPU-bound ones: a slower host moves the first and
+/// leaves the second.
+fn write_host(md: &mut String, ea: &Value, eb: &Value, a: &[Value], b: &[Value], ch: &[Change]) -> Result<()> {
+    use crate::report::host::{bound, figure, FIGURES};
+    let rows: Vec<(&str, &str, f64, f64)> = FIGURES
+        .iter()
+        .filter_map(|(path, label, unit)| Some((*label, *unit, figure(ea, path)?, figure(eb, path)?)))
+        .collect();
+    if rows.is_empty() {
+        writeln!(md, "Host calibration: not recorded by {} (runs before it existed).\n", if figure(ea, &["cpu_workload_ns_per_iteration"]).is_none() { "run A" } else { "run B" })?;
+        return Ok(());
+    }
+    writeln!(md, "## The hosts (calibration at the start of each run; lower is faster)\n")?;
+    writeln!(md, "| host figure | A | B | B vs A |")?;
+    writeln!(md, "|---|---:|---:|---:|")?;
+    for (label, unit, x, y) in &rows {
+        writeln!(md, "| {label} ({unit}) | {} | {} | {:+.1}% |", significant(*x), significant(*y), (y - x) / x * 100.0)?;
+    }
+    let find = |v: &[Value], id: &str| v.iter().find(|r| r["status"] == "measured" && key(r) == id).cloned();
+    let class = |c: &Change| -> &'static str {
+        let (ra, rb) = (find(a, &c.id), find(b, &c.id));
+        match (ra.as_ref().map(bound), rb.as_ref().map(bound)) {
+            (Some(x), Some(y)) if x == y => x,
+            (Some("unknown"), Some(y)) | (Some(y), Some("unknown")) => y,
+            (Some(_), Some(_)) => "mixed",
+            _ => "unknown",
+        }
+    };
+    let cpu = rows.iter().find(|r| r.0.starts_with("CPU")).map(|r| (r.3 - r.2) / r.2);
+    let launch = rows.iter().find(|r| r.0 == "launch + synchronize").map(|r| (r.3 - r.2) / r.2);
+    let pct = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:+.0}%", v * 100.0));
+    let changed: Vec<&Change> = ch.iter().filter(|c| c.verdict != "no change (within noise)").collect();
+    let by = |k: &str| changed.iter().filter(|c| class(c) == k).count();
+    let gpu_bound: Vec<f64> = ch.iter().filter(|c| class(c) == "GPU").map(|c| c.change.abs()).collect();
+    let mut gpu_sorted = gpu_bound.clone();
+    gpu_sorted.sort_by(f64::total_cmp);
+    writeln!(
+        md,
+        "\nB's host against A's: CPU workload {}, launch + synchronize {}. Of the {} changed figures, {} are in host-bound cases, {} in GPU-bound ones, {} in cases bound by both, {} unclassified (no samples, CPU engines, or classified differently in the two runs). {}\n",
+        pct(cpu),
+        pct(launch),
+        changed.len(),
+        by("host"),
+        by("GPU"),
+        by("both"),
+        changed.len() - by("host") - by("GPU") - by("both"),
+        if gpu_sorted.is_empty() {
+            "No figure of a GPU-bound case is in both runs.".to_string()
+        } else {
+            format!(
+                "Figures of GPU-bound cases moved by {:.1}% at the median ({} figures): where the hosts differ and those agree, the host explains the host-bound changes.",
+                gpu_sorted[gpu_sorted.len() / 2] * 100.0,
+                gpu_sorted.len()
+            )
+        }
+    )?;
+    writeln!(md, "Classification: {}.\n", crate::report::host::rule())?;
+    Ok(())
 }
 
 /// The machine a run's environment record describes, in words, and its first GPU's UUID (the

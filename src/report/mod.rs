@@ -5,9 +5,11 @@
 
 pub mod analysis;
 pub mod compare;
+pub mod host;
 pub mod html;
 pub mod kernels;
 pub mod plots;
+pub mod slo;
 pub mod summary;
 
 pub use summary::{render_and_tell, summarize, summarize_with, write_reports, write_summary, Options};

@@ -83,7 +83,9 @@ fn run_results(run_dir: &Path) -> Result<Vec<Value>> {
     if !path.exists() && run_dir.join("kernels.jsonl").exists() {
         return Ok(Vec::new());
     }
-    read_results(&path).with_context(|| format!("{} is not a run directory of llm-bench (no results.jsonl or kernels.jsonl)", run_dir.display()))
+    read_results(&path)
+        .map(crate::results::current_records)
+        .with_context(|| format!("{} is not a run directory of llm-bench (no results.jsonl or kernels.jsonl)", run_dir.display()))
 }
 
 fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&Path>, options: Options) -> Result<(String, Value, crate::report::analysis::Analysis)> {
@@ -94,6 +96,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     let mut md = String::new();
     let run = results.first().and_then(|r| r["run"].as_str()).unwrap_or("?");
     writeln!(md, "# llm-bench run `{run}`\n")?;
+    write_provenance(&mut md, run_dir)?;
     let gpu = &env["gpu"]["devices"][0];
     writeln!(md, "- git commit: `{}`", env["git_commit"].as_str().unwrap_or("?"))?;
     writeln!(md, "- host: {} ({} logical CPUs), {}", env["host"]["cpu"].as_str().unwrap_or("?"), env["host"]["logical_cpus"], env["host"]["os"].as_str().unwrap_or("?"))?;
@@ -113,6 +116,9 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     } else {
         writeln!(md, "- GPU: none ({})", env["gpu"]["reason"].as_str().unwrap_or("not recorded"))?;
     }
+    if let Some(line) = crate::report::host::calibration_line(&env) {
+        writeln!(md, "{line}")?;
+    }
     let kernel_lines = crate::report::kernels::read(run_dir);
     // A kernels-only run names its model in the engines' decode lines.
     let model = match &env["model"] {
@@ -128,9 +134,17 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
         model["sha256"].as_str().unwrap_or("?")
     )?;
     writeln!(md, "- profile: {}\n", env["profile"].as_str().unwrap_or("?"))?;
-    let tokens = crate::report::analysis::tokens_per_request(&read_requests(run_dir));
+    let requests = read_requests(run_dir);
+    let tokens = crate::report::analysis::tokens_per_request(&requests);
     let analysis = crate::report::analysis::analyse(&results, &env, &tokens, options.gpu_price_per_hour);
     let any_measured = results.iter().any(|r| r["status"] == "measured");
+    if !analysis.verdict.is_empty() {
+        writeln!(md, "## Verdict (computed from this run's figures)\n")?;
+        for v in &analysis.verdict {
+            writeln!(md, "- {v}")?;
+        }
+        writeln!(md)?;
+    }
     if any_measured {
         write_coverage(&mut md, &results)?;
     }
@@ -140,6 +154,8 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     }
 
     write_startup(&mut md, &results)?;
+    write_host_bound(&mut md, &results)?;
+    write_goodput(&mut md, &results, &requests)?;
     crate::report::kernels::write(&mut md, &kernel_lines)?;
     if kernel_lines.is_empty() {
         writeln!(md, "Per-kernel analysis (kernel launches and GPU busy time per decode step, the kernels' fraction of the roofline next to each engine's) is not in this run: it comes from the kernels bench (`cargo bench --features cuda,candle,burn,torch,mistralrs --bench kernels`).\n")?;
@@ -172,7 +188,8 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
             md,
             "| {scenario} | {engine} | {} | {case} | {} | {} | {} | {} | {} | {} | {} | {:.1}% | {} | {crit_text} |",
             r["device"].as_str().unwrap_or("?"),
-            r["samples"],
+            // A case measured with fewer requests than Criterion's samples is flagged (⚑; why: Validity).
+            if r["reduced"].is_string() { format!("{} ⚑", r["samples"]) } else { r["samples"].to_string() },
             fmt(f("ttft_ms", "median")),
             fmt(f("ttft_ms", "p95")),
             fmt(f("total_ms", "median")),
@@ -184,7 +201,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
         )?;
         rows.push(json!({"scenario": scenario, "engine": engine, "case": case, "device": r["device"],
                          "engine_info": r["engine_info"], "metrics": m, "samples": r["samples"],
-                         "spread": r["spread"], "timer": r["timer"], "criterion": crit}));
+                         "spread": r["spread"], "timer": r["timer"], "criterion": crit, "reduced": r["reduced"]}));
     }
     let with_telemetry: Vec<&Value> =
         results.iter().filter(|r| r["status"] == "measured" && r["metrics"]["output_tok_s"].is_object()).collect();
@@ -404,6 +421,124 @@ fn render(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Res
     let charts = charts(run_dir, &results, &kernel_lines, &analysis);
     std::fs::write(run_dir.join("summary.html"), crate::report::html::page(&md, &charts)).context("cannot write summary.html")?;
     Ok((results, analysis))
+}
+
+/// Where a run's records come from (`processes.jsonl`): how many processes, device calls,
+/// binaries and GPUs; a warning first when more than one binary or GPU made them, since figures
+/// from different binaries or machines are not comparable.
+fn write_provenance(md: &mut String, run_dir: &Path) -> Result<()> {
+    let lines: Vec<Value> = std::fs::read_to_string(run_dir.join("processes.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let distinct = |k: &str| -> Vec<String> {
+        let mut v: Vec<String> = lines.iter().filter_map(|l| l[k].as_str().map(str::to_string)).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let (commits, gpus, calls) = (distinct("git_commit"), distinct("gpu_uuid"), distinct("call"));
+    if commits.len() > 1 {
+        writeln!(md, "**Warning: this run's records come from {} binaries** ({}): figures of different commits are side by side.\n", commits.len(), commits.iter().map(|c| format!("`{}`", &c[..c.len().min(12)])).collect::<Vec<_>>().join(", "))?;
+    }
+    if gpus.len() > 1 {
+        writeln!(md, "**Warning: this run's records come from {} GPUs** ({}): machines of one GPU model differ by tens of percent where engines are bound by host work; compare only figures of one GPU.\n", gpus.len(), gpus.join(", "))?;
+    }
+    writeln!(
+        md,
+        "- records from {} process(es){}, {} binary(ies), {} GPU(s)",
+        lines.len(),
+        if calls.is_empty() { String::new() } else { format!(" in {} device call(s)", calls.len()) },
+        commits.len(),
+        gpus.len().max(usize::from(lines.iter().any(|l| l["gpu_uuid"].is_null())))
+    )?;
+    Ok(())
+}
+
+/// Goodput of every concurrent-load case under each latency bound (`crate::report::slo`): the
+/// share of its requests that met the bound, and those requests' rate and output tokens per
+/// second, from the raw per-request records.
+fn write_goodput(md: &mut String, results: &[Value], requests: &[Value]) -> Result<()> {
+    let cases: Vec<&Value> = results.iter().filter(|r| r["status"] == "measured" && r["scenario"] == "concurrent_load").collect();
+    if cases.is_empty() {
+        return Ok(());
+    }
+    let slos = crate::report::slo::slos()?;
+    writeln!(md, "## Goodput under latency bounds\n")?;
+    writeln!(
+        md,
+        "Bounds: {}. A request meets a bound when its own TTFT and its time per output token (after the first) are both within it; goodput counts those requests and their output tokens. A case holds a bound when its p99s are within it. Your own bound: `LLM_BENCH_SLO=ttft_p99=300ms,tpot_p99=20ms llm-bench report <run dir>`.\n",
+        slos.iter().map(|s| format!("`{}` p99 TTFT ≤ {} ms, p99 TPOT ≤ {} ms", s.name, s.ttft_p99_ms, s.tpot_p99_ms)).collect::<Vec<_>>().join("; ")
+    )?;
+    write!(md, "| engine | case | p99 TTFT ms | p99 TPOT ms |")?;
+    for s in &slos {
+        write!(md, " `{}`: met % / goodput tok/s / req/s |", s.name)?;
+    }
+    writeln!(md)?;
+    writeln!(md, "|---|---|---:|---:|{}", "---|".repeat(slos.len()))?;
+    for r in cases {
+        let (engine, case) = (r["engine"].as_str().unwrap_or(""), r["case"].as_str().unwrap_or(""));
+        let mine: Vec<&Value> = requests.iter().filter(|q| q["scenario"] == "concurrent_load" && q["engine"] == engine && q["case"] == case).collect();
+        let Some(first) = slos.first().and_then(|s| crate::report::slo::attainment(&mine, s)) else { continue };
+        let tok_s = r["metrics"]["output_tok_s"]["median"].as_f64();
+        let per_request = mine.iter().filter_map(|q| q["new_tokens"].as_f64()).sum::<f64>() / mine.len().max(1) as f64;
+        write!(md, "| {engine} | {case} | {:.0} | {:.1} |", first.ttft_p99_ms, first.tpot_p99_ms)?;
+        for s in &slos {
+            let a = crate::report::slo::attainment(&mine, s).expect("requests exist");
+            let good = tok_s.map(|t| t * a.met_tokens);
+            write!(
+                md,
+                " {:.0}%{} / {} / {} |",
+                a.met * 100.0,
+                if a.holds { " ✓" } else { "" },
+                opt(good, 0),
+                opt(good.filter(|_| per_request > 0.0).map(|g| g / per_request), 2)
+            )?;
+        }
+        writeln!(md)?;
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
+/// Per engine, what bound its batch-1 decode (the headline single-request case): the host or
+/// the GPU, with the samples that say so. Engines bound by host work run at the speed of the
+/// machine's CPU, which the header's calibration measures.
+fn write_host_bound(md: &mut String, results: &[Value]) -> Result<()> {
+    let case = format!("total/{}", crate::report::analysis::HEADLINE_PROMPT);
+    let rows: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["status"] == "measured" && r["scenario"] == "single_request" && r["case"] == case.as_str() && r["engine"] != "stub")
+        .filter(|r| r["metrics"]["cpu_cores"].is_object())
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(md, "## Host or GPU bound, one request
+")?;
+    writeln!(md, "`single_request/<engine>/{case}`; {}. An engine bound by the host runs at the speed of one of its cores: compare such figures only between runs on one machine, or against the host calibration in the header.
+", crate::report::host::rule())?;
+    writeln!(md, "| engine | device | inter-token ms | process CPU cores | GPU busy % (NVML) | bound by |")?;
+    writeln!(md, "|---|---|---:|---:|---:|---|")?;
+    for r in rows {
+        let m = &r["metrics"];
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            r["engine"].as_str().unwrap_or("?"),
+            r["device"].as_str().unwrap_or("?"),
+            opt(m["inter_token_ms"]["median"].as_f64(), 2),
+            opt(m["cpu_cores"]["mean"].as_f64(), 2),
+            opt(m["gpu_util_pct"]["mean"].as_f64(), 0),
+            crate::report::host::bound(r)
+        )?;
+    }
+    writeln!(md)?;
+    Ok(())
 }
 
 fn opt(v: Option<f64>, d: usize) -> String {

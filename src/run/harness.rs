@@ -36,6 +36,9 @@ pub struct Harness {
     pub new_tokens: usize,
     /// Decides which cases fit the run's time budget (every case, without one).
     pub pacer: Arc<Pacer>,
+    /// Cases already measured in this run directory, `(engine, case)` of this scenario, when the
+    /// run resumes (`LLM_BENCH_RESUME=1`, `llm-bench suite --resume`): they are not measured again.
+    pub done: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Harness {
@@ -47,10 +50,15 @@ impl Harness {
         let config = LlamaConfig::from_gguf(&crate::model::gguf::GgufFile::open(&model.gguf)?)?;
         let tokenizer = crate::model::tokenizer::load(&model.tokenizer)?;
         let gpu = select_gpu()?;
-        let mut env = crate::measure::telemetry::environment();
-        env["model"] = serde_json::to_value(&identity)?;
-        env["profile"] = profile.name().into();
-        run.environment(&env)?;
+        run.process(crate::measure::telemetry::gpu_uuid(gpu))?;
+        if !run.path("environment.json").exists() {
+            let mut env = crate::measure::telemetry::environment();
+            env["model"] = serde_json::to_value(&identity)?;
+            env["profile"] = profile.name().into();
+            // The host's speed before the first engine (again after the last: `scenarios::finish`).
+            env["calibration"] = serde_json::json!({"start": crate::measure::host::calibrate(gpu)});
+            run.environment(&env)?;
+        }
         eprintln!(
             "[llm-bench] {scenario}: model {} ({}), profile {}, device {}, results in {}",
             identity.name,
@@ -60,7 +68,15 @@ impl Harness {
             run.dir.display()
         );
         let new_tokens = profile.new_tokens()?;
-        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer })
+        let done: std::collections::BTreeSet<(String, String)> = if resuming() {
+            crate::results::measured_cases(&run.dir).into_iter().filter(|(s, _, _)| s == scenario).map(|(_, e, c)| (e, c)).collect()
+        } else {
+            Default::default()
+        };
+        if !done.is_empty() {
+            eprintln!("[llm-bench] {scenario}: resuming {}: {} case(s) already measured there are not measured again", run.dir.display(), done.len());
+        }
+        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer, done })
     }
 
     /// A prompt of exactly `len` tokens, the same ids for every engine.
@@ -100,10 +116,13 @@ impl Harness {
     /// the engine's speed.
     pub fn load(&self, variant: &'static Variant) -> std::result::Result<(Box<dyn Engine>, Startup), String> {
         let device = variant.device(self.gpu);
+        self.current(variant.name, None);
         self.pacer.set_gpu_baseline(crate::measure::telemetry::gpu_memory_used(self.gpu));
         let started = Instant::now();
         let mut engine = variant.load(&self.model, device).map_err(|e| format!("failed to load on {device}: {e:#}"))?;
         let load = started.elapsed();
+        // Loading may have replaced the SIGINT handler (torch's import does): Ctrl-C is ours again.
+        crate::run::interrupt::install();
         let prompt = self.prompt(crate::run::workload::HEADLINE_PROMPT_TOKENS).map_err(|e| format!("{e:#}"))?;
         let new_tokens = self.new_tokens.min(PRIMING_NEW_TOKENS);
         let first = Instant::now();
@@ -136,28 +155,66 @@ impl Harness {
     }
 
     /// A case's warm-up: one call outside Criterion, which also finds a failing case before it
-    /// can spoil a figure and tells what measuring the case will cost; `Some(reason)` when it
-    /// does not fit the pacer's share. When the first call does not fit but leaves room for a
-    /// second, the second decides (the first may have paid one-time costs: kernels compiled for
-    /// new shapes, memory pools growing).
-    fn warm_up(&self, once: &mut dyn FnMut() -> Result<Duration>, measurement: Duration) -> Result<Option<String>> {
+    /// can spoil a figure and tells what measuring the case will cost. When Criterion's samples
+    /// do not fit the pacer's share of the run, the case is measured with as many requests as
+    /// do (at least one: a figure from fewer samples, flagged, rather than no figure); only a
+    /// case whose one request would not finish in what is left of the run is skipped. When the
+    /// first call does not fit, a second one decides (the first may have paid one-time costs:
+    /// kernels compiled for new shapes, memory pools growing).
+    fn warm_up(&self, once: &mut dyn FnMut() -> Result<Duration>, measurement: Duration) -> Result<Mode> {
         let first = once()?;
-        let fits = |t: Duration| self.pacer.over(self.criterion_cost(t, measurement), "measuring it");
-        match fits(first) {
-            None => Ok(None),
-            Some(why) if self.pacer.over(first, "").is_some() => Ok(Some(why)),
-            Some(_) => {
-                let second = once()?;
-                Ok(fits(first.min(second)))
-            }
+        let fits = |t: Duration| self.pacer.over(self.criterion_cost(t, measurement), "measuring it with Criterion");
+        if fits(first).is_none() {
+            return Ok(Mode::Criterion);
         }
+        let left = self.pacer.left().unwrap_or(Duration::MAX);
+        if first > left {
+            return Ok(Mode::Skip(format!(
+                "one request took {:.1} s, more than the {:.1} s left of the run's time budget (a larger --budget measures it)",
+                first.as_secs_f64(),
+                left.as_secs_f64()
+            )));
+        }
+        let one = if self.pacer.over(first, "").is_some() { first } else { first.min(once()?) };
+        let Some(why) = fits(one) else { return Ok(Mode::Criterion) };
+        let share = self.pacer.share().unwrap_or(Duration::MAX);
+        let n = ((share.as_secs_f64() / one.as_secs_f64().max(1e-9)) as usize).clamp(1, self.samples().saturating_sub(1).max(1));
+        Ok(Mode::Few(
+            n,
+            format!(
+                "{n} request(s) instead of Criterion's {} samples (figures from the raw requests, no Criterion estimate): {why}",
+                self.samples()
+            ),
+        ))
     }
 
     /// Why a case must be skipped before its first request: that request alone, estimated from
-    /// the engine's earlier requests, would not fit the case's share of the time budget.
+    /// the engine's earlier requests, would not finish in what is left of the run's time budget.
     fn first_request_too_slow(&self, engine: &str, batch: usize, prompt: usize, new_tokens: usize) -> Option<String> {
         let estimate = self.pacer.rates(engine)?.estimate(batch, prompt, new_tokens);
-        self.pacer.over(estimate, "its first request alone")
+        let left = self.pacer.left()?;
+        (estimate > left).then(|| {
+            format!(
+                "its first request alone is estimated at {:.1} s (from this engine's earlier requests), more than the {:.1} s \
+                 left of the run's time budget (a larger --budget measures it)",
+                estimate.as_secs_f64(),
+                left.as_secs_f64()
+            )
+        })
+    }
+
+    /// Why a request of `prompt` + `new_tokens` tokens cannot run on `engine` with this model:
+    /// longer than the model's trained context or than what the engine allocates.
+    pub fn context_problem(&self, engine: &dyn Engine, prompt: usize, new_tokens: usize) -> Option<String> {
+        let need = prompt + new_tokens;
+        let model = self.config.context_length;
+        let (limit, whose) = match engine.context_limit() {
+            Some(e) if e < model => (e, format!("{} allocates for", engine.info().name)),
+            _ => (model, format!("the model {} was trained for", self.identity.name)),
+        };
+        (need > limit).then(|| {
+            format!("not runnable: a prompt of {prompt} tokens plus {new_tokens} new ones is {need} positions, more than the {limit} {whose}")
+        })
     }
 
     /// Record that an engine (or one case of it) was not measured, and why.
@@ -200,6 +257,23 @@ impl Harness {
         }
     }
 
+    /// Whether Criterion's command-line filter (`cargo bench --bench x -- <filter> [--exact]`, a
+    /// regular expression over `<scenario>/<engine>/<case>`) keeps this case; cases it leaves out
+    /// are skipped before their warm-up request, so a filtered run costs only what it measures.
+    /// `llm-bench suite` takes no Criterion arguments and keeps every case.
+    fn criterion_selects(&self, engine: &str, case: &str) -> bool {
+        if !started_as_bench() {
+            return true;
+        }
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let full = format!("{}/{engine}/{case}", self.scenario);
+        match criterion_filter(&args) {
+            None => true,
+            Some((f, true)) => f == full,
+            Some((f, false)) => regex::Regex::new(&f).map_or(true, |r| r.is_match(&full)),
+        }
+    }
+
     /// Flat sampling: every sample runs the same number of requests, which for requests that
     /// take milliseconds to seconds is what a latency figure should be.
     pub fn sampling() -> SamplingMode {
@@ -215,6 +289,7 @@ impl Harness {
         case: &str,
         records: Vec<RequestRecord>,
         extra: BTreeMap<String, Metric>,
+        reduced: Option<String>,
     ) {
         if records.is_empty() {
             return; // filtered out by the command line, nothing ran
@@ -245,11 +320,18 @@ impl Harness {
             metrics,
             spread,
             profile: self.profile.name().into(),
+            reduced,
         };
         if let Err(e) = self.run.requests(&records).and_then(|_| self.run.record(&rec)) {
             eprintln!("[llm-bench] cannot write the results file: {e:#}");
         }
     }
+}
+
+/// Whether this run continues an earlier one in the same run directory: `LLM_BENCH_RESUME=1`
+/// (set by `llm-bench suite --resume <run dir>`).
+pub fn resuming() -> bool {
+    std::env::var("LLM_BENCH_RESUME").is_ok_and(|v| v == "1")
 }
 
 /// Whether this process is a Criterion bench (`cargo bench`, or the bundle's binary started
@@ -259,6 +341,29 @@ pub fn started_as_bench() -> bool {
     let name = std::path::Path::new(&argv0).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     name != "llm-bench"
 }
+
+/// Criterion's filter among a bench's arguments and whether `--exact` is set: the first argument
+/// that is neither a flag nor a flag's value.
+fn criterion_filter(args: &[String]) -> Option<(String, bool)> {
+    const WITH_VALUE: [&str; 14] = [
+        "--save-baseline", "--baseline", "--baseline-lenient", "--load-baseline", "--sample-size", "--warm-up-time",
+        "--measurement-time", "--nresamples", "--noise-threshold", "--confidence-level", "--significance-level",
+        "--profile-time", "--plotting-backend", "--output-format",
+    ];
+    let exact = args.iter().any(|a| a == "--exact");
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        if WITH_VALUE.contains(&a.as_str()) || a == "--color" || a == "-c" {
+            rest.next();
+        } else if !a.starts_with('-') {
+            return Some((a.clone(), exact));
+        }
+    }
+    None
+}
+
+/// How often the GPU and the process are sampled during a latency case.
+const LATENCY_SAMPLE_PERIOD: Duration = Duration::from_millis(100);
 
 /// Request records kept per Criterion sample of a latency case.
 const MAX_RECORDS_PER_SAMPLE: usize = 64;
@@ -309,8 +414,15 @@ impl Harness {
         group.sampling_mode(Self::sampling());
         for case in cases {
             let id = case.id();
-            let _case = CaseDone(&self.pacer);
+            let _case = self.case_starts(&name, &id);
+            if !self.criterion_selects(&name, &id) || self.is_done(&name, &id) {
+                continue; // left out by Criterion's filter, or measured before this run resumed
+            }
             let prompt = std::slice::from_ref(&case.prompt);
+            if let Some(why) = self.context_problem(engine, case.prompt.len(), case.new_tokens) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
             if let Some(why) = self.first_request_too_slow(&name, 1, case.prompt.len(), case.new_tokens) {
                 self.skip(&name, Some(&id), &why);
                 continue;
@@ -321,9 +433,10 @@ impl Harness {
                 self.learn(&name, &t, case.prompt.len());
                 Ok(started.elapsed())
             };
-            match self.warm_up(&mut once, self.profile.measurement_time()) {
-                Ok(None) => {}
-                Ok(Some(why)) => {
+            let few = match self.warm_up(&mut once, self.profile.measurement_time()) {
+                Ok(Mode::Criterion) => None,
+                Ok(Mode::Few(n, why)) => Some((n, why)),
+                Ok(Mode::Skip(why)) => {
                     self.skip(&name, Some(&id), &why);
                     continue;
                 }
@@ -331,36 +444,49 @@ impl Harness {
                     self.skip(&name, Some(&id), &format!("request failed: {e:#}"));
                     continue;
                 }
-            }
+            };
             let mut calls: Vec<Vec<RequestRecord>> = Vec::new();
             let mut failure = None;
-            group.bench_function(BenchmarkId::new(case.figure, &case.label), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    let mut records = Vec::new();
-                    for _ in 0..iters {
-                        let mark = clock.start();
-                        match run_requests(engine, prompt, case.new_tokens) {
-                            Ok(t) => {
-                                total += clock.end(mark);
-                                if let Err(e) = engine.settle() {
-                                    failure.get_or_insert(e);
-                                }
-                                // Microsecond requests (the stub) run thousands of times per
-                                // sample; a bounded number of records per sample is plenty.
-                                if records.len() < MAX_RECORDS_PER_SAMPLE {
-                                    records.extend(t.records(self.scenario, &name, &id, calls.len(), case.prompt.len()));
-                                }
-                            }
-                            Err(e) => {
+            // What the GPU and this process did meanwhile: whether the engine is bound by the
+            // host (one core busy, the GPU partly idle) or by the GPU, from NVML and /proc.
+            let sampler = crate::measure::telemetry::Sampler::start(self.gpu, LATENCY_SAMPLE_PERIOD);
+            let mut routine = |iters: u64| {
+                let mut total = Duration::ZERO;
+                let mut records = Vec::new();
+                for _ in 0..iters {
+                    let mark = clock.start();
+                    match run_requests(engine, prompt, case.new_tokens) {
+                        Ok(t) => {
+                            total += clock.end(mark);
+                            if let Err(e) = engine.settle() {
                                 failure.get_or_insert(e);
                             }
+                            // Microsecond requests (the stub) run thousands of times per
+                            // sample; a bounded number of records per sample is plenty.
+                            if records.len() < MAX_RECORDS_PER_SAMPLE {
+                                records.extend(t.records(self.scenario, &name, &id, calls.len(), case.prompt.len()));
+                            }
+                        }
+                        Err(e) => {
+                            failure.get_or_insert(e);
                         }
                     }
-                    calls.push(records);
-                    total
-                })
-            });
+                }
+                calls.push(records);
+                total
+            };
+            match &few {
+                None => {
+                    group.bench_function(BenchmarkId::new(case.figure, &case.label), |b| b.iter_custom(&mut routine));
+                }
+                // Fewer requests than Criterion's samples fit the case's share: timed one by one.
+                Some((n, _)) => {
+                    for _ in 0..*n {
+                        routine(1);
+                    }
+                }
+            }
+            let samples = sampler.stop();
             if let Some(e) = failure {
                 self.skip(&name, Some(&id), &format!("request failed during measurement: {e:#}"));
                 continue;
@@ -377,8 +503,15 @@ impl Harness {
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
             .collect();
+            let mut put = |k: &str, unit: &'static str, v: Vec<f64>| {
+                if let Some(summary) = Summary::of(&v) {
+                    extra.insert(k.to_string(), Metric { unit, summary });
+                }
+            };
+            put("cpu_cores", "cores", samples.iter().map(|s| s.cpu_cores).collect());
+            put("gpu_util_pct", "%", samples.iter().filter_map(|s| s.gpu_util_pct).collect());
             extra.extend(startup.metrics());
-            self.finish_case(engine, clock.label(), &id, records, extra);
+            self.finish_case(engine, clock.label(), &id, records, extra, few.map(|(_, why)| why));
         }
         group.finish();
         criterion.final_summary();
@@ -433,8 +566,15 @@ impl Harness {
         group.measurement_time(run.duration);
         for case in cases {
             let id = format!("{}/{}", case.figure, case.label);
-            let _case = CaseDone(&self.pacer);
+            let _case = self.case_starts(&name, &id);
+            if !self.criterion_selects(&name, &id) || self.is_done(&name, &id) {
+                continue; // left out by Criterion's filter, or measured before this run resumed
+            }
             let prompt_len = case.prompts[0].len();
+            if let Some(why) = self.context_problem(engine, prompt_len, case.new_tokens) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
             if let Some(why) = self.first_request_too_slow(&name, case.prompts.len(), prompt_len, case.new_tokens) {
                 self.skip(&name, Some(&id), &why);
                 continue;
@@ -445,9 +585,10 @@ impl Harness {
                 self.learn(&name, &t, prompt_len);
                 Ok(started.elapsed())
             };
-            match self.warm_up(&mut once, run.duration) {
-                Ok(None) => {}
-                Ok(Some(why)) => {
+            let few = match self.warm_up(&mut once, run.duration) {
+                Ok(Mode::Criterion) => None,
+                Ok(Mode::Few(n, why)) => Some((n, why)),
+                Ok(Mode::Skip(why)) => {
                     self.skip(&name, Some(&id), &why);
                     continue;
                 }
@@ -455,7 +596,7 @@ impl Harness {
                     self.skip(&name, Some(&id), &format!("batch failed: {e:#}"));
                     continue;
                 }
-            }
+            };
             let tokens_per_batch = (case.prompts.len() * case.new_tokens) as u64;
             group.throughput(criterion::Throughput::Elements(tokens_per_batch));
             // Per Criterion call: its start, its requests, and (tokens, seconds) of each batch.
@@ -463,30 +604,39 @@ impl Harness {
             let mut failure = None;
             let sampler_start = Instant::now();
             let sampler = crate::measure::telemetry::Sampler::start(self.gpu, Duration::from_millis(100));
-            group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| {
-                b.iter_custom(|iters| {
-                    let started = Instant::now();
-                    let (mut total, mut records, mut rates) = (Duration::ZERO, Vec::new(), Vec::new());
-                    for _ in 0..iters {
-                        let mark = clock.start();
-                        match run_requests(engine, &case.prompts, case.new_tokens) {
-                            Ok(t) => {
-                                total += clock.end(mark);
-                                if let Err(e) = engine.settle() {
-                                    failure.get_or_insert(e);
-                                }
-                                rates.push(tokens_per_batch as f64 / (t.end - t.start).as_secs_f64());
-                                records.extend(t.records(self.scenario, &name, &id, calls.len(), case.prompts[0].len()));
-                            }
-                            Err(e) => {
+            let mut routine = |iters: u64| {
+                let started = Instant::now();
+                let (mut total, mut records, mut rates) = (Duration::ZERO, Vec::new(), Vec::new());
+                for _ in 0..iters {
+                    let mark = clock.start();
+                    match run_requests(engine, &case.prompts, case.new_tokens) {
+                        Ok(t) => {
+                            total += clock.end(mark);
+                            if let Err(e) = engine.settle() {
                                 failure.get_or_insert(e);
                             }
+                            rates.push(tokens_per_batch as f64 / (t.end - t.start).as_secs_f64());
+                            records.extend(t.records(self.scenario, &name, &id, calls.len(), case.prompts[0].len()));
+                        }
+                        Err(e) => {
+                            failure.get_or_insert(e);
                         }
                     }
-                    calls.push((started, records, rates));
-                    total
-                })
-            });
+                }
+                calls.push((started, records, rates));
+                total
+            };
+            match &few {
+                None => {
+                    group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| b.iter_custom(&mut routine));
+                }
+                // Fewer requests than Criterion's samples fit the case's share: timed one by one.
+                Some((n, _)) => {
+                    for _ in 0..*n {
+                        routine(1);
+                    }
+                }
+            }
             let samples = sampler.stop();
             if let Some(e) = failure {
                 self.skip(&name, Some(&id), &format!("batch failed during measurement: {e:#}"));
@@ -538,7 +688,7 @@ impl Harness {
             }
             let records = measured.into_iter().flat_map(|c| c.1).collect();
             extra.extend(startup.metrics());
-            self.finish_case(engine, clock.label(), &id, records, extra);
+            self.finish_case(engine, clock.label(), &id, records, extra, few.map(|(_, why)| why));
         }
         group.finish();
         criterion.final_summary();
@@ -620,14 +770,27 @@ impl Harness {
         };
         for case in cases {
             let id = format!("{}/{}", case.figure, case.label);
-            let _case = CaseDone(&self.pacer);
+            let _case = self.case_starts(&name, &id);
+            if !self.criterion_selects(&name, &id) || self.is_done(&name, &id) {
+                continue; // left out by Criterion's filter, or measured before this run resumed
+            }
             let in_flight = match case.load {
                 crate::run::batcher::Load::ClosedLoop { clients } => clients.min(batcher.max_batch),
                 crate::run::batcher::Load::Poisson { .. } => 1,
             };
+            if let Some(why) = self.context_problem(engine, prompts[0].len(), self.new_tokens) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
             let rounds = case.requests_per_iter.div_ceil(in_flight);
             let first = self.pacer.rates(&name).map(|r| r.estimate(in_flight, prompts[0].len(), self.new_tokens) * rounds as u32);
-            if let Some(why) = first.and_then(|t| self.pacer.over(t, "its first round of requests alone")) {
+            let left = self.pacer.left();
+            if let Some((t, left)) = first.zip(left).filter(|(t, left)| t > left) {
+                let why = format!(
+                    "its first round of requests alone is estimated at {:.1} s, more than the {:.1} s left of the run's time budget",
+                    t.as_secs_f64(),
+                    left.as_secs_f64()
+                );
                 self.skip(&name, Some(&id), &why);
                 continue;
             }
@@ -636,9 +799,10 @@ impl Harness {
                 serve(engine, case, &id, 0, case.requests_per_iter)?;
                 Ok(started.elapsed())
             };
-            match self.warm_up(&mut once, self.profile.measurement_time()) {
-                Ok(None) => {}
-                Ok(Some(why)) => {
+            let few = match self.warm_up(&mut once, self.profile.measurement_time()) {
+                Ok(Mode::Criterion) => None,
+                Ok(Mode::Few(n, why)) => Some((n, why)),
+                Ok(Mode::Skip(why)) => {
                     self.skip(&name, Some(&id), &why);
                     continue;
                 }
@@ -646,25 +810,34 @@ impl Harness {
                     self.skip(&name, Some(&id), &format!("serving failed: {e:#}"));
                     continue;
                 }
-            }
+            };
             let mut calls: Vec<(Vec<RequestRecord>, f64, f64)> = Vec::new(); // records, tok/s, mean batch
             let mut failure = None;
-            group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| {
-                b.iter_custom(|iters| {
-                    let count = iters as usize * case.requests_per_iter;
-                    match serve(engine, case, &id, calls.len(), count) {
-                        Ok((records, tok_s, mean_batch, e2e)) => {
-                            calls.push((records, tok_s, mean_batch));
-                            // Criterion divides by `iters`: its figure is the mean per request.
-                            e2e / case.requests_per_iter as u32
-                        }
-                        Err(e) => {
-                            failure.get_or_insert(e);
-                            Duration::from_secs(1)
-                        }
+            let mut routine = |iters: u64| {
+                let count = iters as usize * case.requests_per_iter;
+                match serve(engine, case, &id, calls.len(), count) {
+                    Ok((records, tok_s, mean_batch, e2e)) => {
+                        calls.push((records, tok_s, mean_batch));
+                        // Criterion divides by `iters`: its figure is the mean per request.
+                        e2e / case.requests_per_iter as u32
                     }
-                })
-            });
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        Duration::from_secs(1)
+                    }
+                }
+            };
+            match &few {
+                None => {
+                    group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| b.iter_custom(&mut routine));
+                }
+                // Fewer requests than Criterion's samples fit the case's share: timed one by one.
+                Some((n, _)) => {
+                    for _ in 0..*n {
+                        routine(1);
+                    }
+                }
+            }
             if let Some(e) = failure {
                 self.skip(&name, Some(&id), &format!("serving failed: {e:#}"));
                 continue;
@@ -682,19 +855,51 @@ impl Harness {
 
             let records = measured.into_iter().flat_map(|c| c.0).collect();
             extra.extend(startup.metrics());
-            self.finish_case(engine, "wall", &id, records, extra);
+            self.finish_case(engine, "wall", &id, records, extra, few.map(|(_, why)| why));
         }
         group.finish();
         criterion.final_summary();
     }
 }
 
-/// Marks a case finished for the pacer however its loop iteration ends.
+/// How a case is measured, as its warm-up decided.
+enum Mode {
+    Criterion,
+    /// This many requests (or batches, or rounds), timed outside Criterion, with the reason.
+    Few(usize, String),
+    Skip(String),
+}
+
+/// Marks a case finished for the pacer, and no longer current for Ctrl-C, however its loop
+/// iteration ends.
 struct CaseDone<'a>(&'a Pacer);
 
 impl Drop for CaseDone<'_> {
     fn drop(&mut self) {
         self.0.case_done();
+        crate::run::interrupt::set_current(None);
+    }
+}
+
+impl Harness {
+    /// Whether this run already measured `engine`'s `case` (a resumed run).
+    pub fn is_done(&self, engine: &str, case: &str) -> bool {
+        self.done.contains(&(engine.to_string(), case.to_string()))
+    }
+
+    /// A case starts: what Ctrl-C records as interrupted until its [`CaseDone`] drops.
+    fn case_starts(&self, engine: &str, case: &str) -> CaseDone<'_> {
+        self.current(engine, Some(case));
+        CaseDone(&self.pacer)
+    }
+
+    fn current(&self, engine: &str, case: Option<&str>) {
+        crate::run::interrupt::set_current(Some(crate::run::interrupt::Current {
+            run: self.run.clone(),
+            scenario: self.scenario.into(),
+            engine: engine.into(),
+            case: case.map(Into::into),
+        }));
     }
 }
 
@@ -745,4 +950,24 @@ fn default_gpu() -> Option<usize> {
 #[cfg(not(feature = "cuda"))]
 fn default_gpu() -> Option<usize> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::criterion_filter;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_filter_is_the_first_argument_that_is_no_flag_or_flag_value() {
+        assert_eq!(criterion_filter(&args(&["--bench"])), None);
+        assert_eq!(criterion_filter(&args(&["--bench", "clients/10"])), Some(("clients/10".into(), false)));
+        assert_eq!(
+            criterion_filter(&args(&["--bench", "--save-baseline", "before", "candle/ttft", "--exact"])),
+            Some(("candle/ttft".into(), true))
+        );
+        assert_eq!(criterion_filter(&args(&["--sample-size", "20", "--test"])), None);
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod batcher;
 pub mod harness;
+pub mod interrupt;
 pub mod pacer;
 pub mod requests;
 pub mod scenarios;

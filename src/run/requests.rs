@@ -36,13 +36,27 @@ impl Timed {
     }
 }
 
-/// Run one batch of requests to completion, stamping every token as it arrives.
+/// Run one batch of requests to completion, stamping every token as it arrives. A panic inside
+/// the engine (out of device memory, a failed kernel launch, an index out of range) comes back
+/// as an error naming the engine and its message, so the case is recorded as failed and the run
+/// goes on with the next one.
 pub fn run_requests(engine: &mut dyn Engine, prompts: &[Vec<u32>], new_tokens: usize) -> Result<Timed> {
     let mut tokens: Vec<Vec<Instant>> = (0..prompts.len()).map(|_| Vec::with_capacity(new_tokens)).collect();
     let options = GenerateOptions::greedy(new_tokens);
     let start = Instant::now();
-    let out = engine.generate(prompts, &options, &mut |ev| tokens[ev.request].push(ev.at))?;
-    engine.synchronize()?;
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let out = engine.generate(prompts, &options, &mut |ev| tokens[ev.request].push(ev.at))?;
+        engine.synchronize()?;
+        anyhow::Ok(out)
+    }))
+    .map_err(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        anyhow::anyhow!("engine {} panicked: {message}", engine.info().name)
+    })??;
     let end = Instant::now();
     anyhow::ensure!(
         out.iter().all(|o| o.len() == new_tokens),

@@ -169,6 +169,21 @@ impl Plan {
         }
     }
 
+    /// The Criterion case ids of this plan (`ttft/prompt50`, `batch/32`, ...).
+    pub fn case_ids(&self) -> Vec<String> {
+        match &self.work {
+            Work::Latency(c) => c.iter().map(LatencyCase::id).collect(),
+            Work::Throughput { cases, .. } => cases.iter().map(|c| format!("{}/{}", c.figure, c.label)).collect(),
+            Work::Concurrent { cases, .. } => cases.iter().map(|c| format!("{}/{}", c.figure, c.label)).collect(),
+        }
+    }
+
+    /// Whether a resumed run already measured every case of this plan on `engine`: the engine
+    /// need not be loaded for it.
+    pub fn all_done(&self, engine: &str) -> bool {
+        self.case_ids().iter().all(|c| self.harness.is_done(engine, c))
+    }
+
     /// Measure every case on a loaded engine; results are written case by case.
     pub fn measure(&self, engine: &mut dyn Engine, startup: Startup) {
         let h = &self.harness;
@@ -220,10 +235,15 @@ fn throughput_cases(h: &Harness, figure: &str, label: &str, batches: &[usize]) -
 pub fn bench(s: Scenario) -> Result<()> {
     // A wrong engine name fails before any model is made or loaded.
     crate::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
+    crate::run::interrupt::install();
     let run = RunDir::create()?;
     let pacer = Arc::new(Pacer::unlimited());
-    for plan in Plan::for_scenario(s, &run, &pacer)? {
+    let plans = Plan::for_scenario(s, &run, &pacer)?;
+    for plan in &plans {
         for variant in plan.harness.engines()? {
+            if plan.all_done(variant.name) {
+                continue;
+            }
             match plan.harness.load(variant) {
                 Ok((mut engine, startup)) => plan.measure(engine.as_mut(), startup),
                 Err(why) => plan.harness.skip(variant.name, None, &why),
@@ -231,14 +251,22 @@ pub fn bench(s: Scenario) -> Result<()> {
         }
         plan.measure_harness_overhead();
     }
-    finish(&run);
+    finish(&run, gpu_of(&plans));
     Ok(())
+}
+
+/// The GPU a run's plans measured on, if any.
+fn gpu_of(plans: &[Plan]) -> Option<usize> {
+    plans.first().and_then(|p| p.harness.gpu)
 }
 
 /// The end of every bench and suite: the run's summaries rendered from its results file (all
 /// benches that shared the run id), a compact table of what it measured and where the summary
 /// is. A rendering failure loses nothing: the results stay, and the message says how to render.
-fn finish(run: &RunDir) {
+fn finish(run: &RunDir, gpu: Option<usize>) {
+    if let Err(e) = run.amend_environment("calibration", "end", crate::measure::host::calibrate(gpu)) {
+        eprintln!("[llm-bench] cannot record the host calibration after the run: {e:#}");
+    }
     let criterion = RunDir::criterion_dir();
     let criterion = criterion.is_dir().then_some(criterion);
     match crate::report::render_and_tell(&run.dir, criterion.as_deref()) {
@@ -256,13 +284,15 @@ fn finish(run: &RunDir) {
 /// Engines in the suite's order: fastest first, so time a fast engine leaves unused goes to
 /// the slow ones after it (the pacer splits what is left evenly over the engines still to run).
 /// An engine's variants run one after the other, in the registry's order.
-const SUITE_ORDER: [EngineKind; 5] = [EngineKind::Candle, EngineKind::Mistralrs, EngineKind::Torch, EngineKind::Burn, EngineKind::Lmrs];
+const SUITE_ORDER: [EngineKind; 6] =
+    [EngineKind::Llamacpp, EngineKind::Candle, EngineKind::Mistralrs, EngineKind::Torch, EngineKind::Burn, EngineKind::Lmrs];
 
 /// `llm-bench suite`: the given scenarios, engine by engine, in one process and one run
 /// directory. With a budget, cases that would not fit are recorded as skipped with their
 /// estimated cost; an engine whose turn comes after the deadline is recorded as skipped.
 pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
     crate::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
+    crate::run::interrupt::install();
     let started = Instant::now();
     let run = RunDir::create()?;
     let pacer = Arc::new(match budget {
@@ -297,6 +327,9 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
         let mut loaded: Option<(std::path::PathBuf, Result<(Box<dyn Engine>, Startup), String>)> = None;
         for (j, plan) in plans.iter().enumerate() {
             let h = &plan.harness;
+            if plan.all_done(variant.name) {
+                continue; // a resumed run measured it before
+            }
             if pacer.left() == Some(Duration::ZERO) {
                 h.skip(variant.name, None, "the suite's time budget (--budget) was spent before this scenario's turn on this engine");
                 continue;
@@ -318,6 +351,6 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
         }
     }
     eprintln!("[llm-bench] suite done in {:.0} s; results in {}", started.elapsed().as_secs_f64(), run.dir.display());
-    finish(&run);
+    finish(&run, gpu_of(&plans));
     Ok(())
 }

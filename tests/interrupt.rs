@@ -1,0 +1,68 @@
+//! Ctrl-C on a real run: `llm-bench suite` in a subprocess, interrupted while it measures an
+//! engine (the PyTorch engine when built with `torch`: its embedded Python once turned Ctrl-C into
+//! a `KeyboardInterrupt` and the run went on), must stop within moments with exit code 130, keep
+//! every finished case, record the interrupted one, and leave a results file whose every line
+//! parses.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn results(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a results line does not parse ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_a_suite_with_130_and_keeps_every_finished_case() {
+    let engine = if cfg!(feature = "torch") { "torch" } else { "candle" };
+    let dir = std::env::temp_dir().join(format!("llm-bench-interrupt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .args(["suite", "single_request"])
+        .env("LLM_BENCH_MODEL", "smollm2")
+        .env("LLM_BENCH_ENGINES", engine)
+        .env("LLM_BENCH_NEW_TOKENS", "8")
+        .env("LLM_BENCH_OUT", &dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("llm-bench starts");
+    // Wait for the engine's first measured case: it is loaded and in the middle of the scenario.
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the suite ended ({status}) before {engine} measured a case: {:?}", results(&dir));
+        }
+        if results(&dir).iter().any(|r| r["status"] == "measured" && r["engine"] == engine) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "{engine} measured nothing in 10 minutes");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let finished = results(&dir).iter().filter(|r| r["status"] == "measured").count();
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if sent.elapsed() > Duration::from_secs(20) {
+            child.kill().ok();
+            panic!("the suite was still running 20 s after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(130), "exit status after Ctrl-C: {status}");
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    let after = results(&dir);
+    assert!(after.iter().filter(|r| r["status"] == "measured").count() >= finished, "finished cases were lost");
+    let last = after.last().unwrap();
+    assert_eq!(last["status"], "skipped", "{last}");
+    assert!(last["reason"].as_str().unwrap().contains("interrupted"), "{last}");
+    assert_eq!(last["engine"], engine);
+    std::fs::remove_dir_all(&dir).ok();
+}
