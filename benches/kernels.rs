@@ -13,7 +13,7 @@
 //! 2. the device's copy bandwidth (read + write, `llm_bench::measure::gpu::copy_bandwidth`) and f32 FMA
 //!    rate (`fma_peak`) are measured once: the two roofs;
 //! 3. per case, Criterion times one call per iteration with CUDA events on the implementation's
-//!    stream (`llm_bench::measure::gpu::CudaEventTime`), or the wall clock around a call and a device sync
+//!    stream (`llm_bench::measure::cuda_events::CudaEventTime`), or the wall clock around a call and a device sync
 //!    when the implementation exposes no stream (Burn, torch);
 //! 4. outside Criterion's loop, 50 samples of k back-to-back calls (k at least the number of input
 //!    copies cycled) give the median time per call as the host issues them, and, where possible,
@@ -86,8 +86,8 @@ mod gpu {
     use super::*;
     use criterion::measurement::Measurement;
     use criterion::{BenchmarkId, Criterion};
-    use llm_bench::measure::gpu::CudaEventTime;
-    use llm_bench::kernels::cuda::{self, Case, Kernels, Roof};
+    use llm_bench::measure::cuda_events::CudaEventTime;
+    use llm_bench::kernels::cuda::{self as kernels, Case, Kernels, Roof};
     use llm_bench::kernels::cpu::{self as cpu, llama_1b, CaseSpec};
     use llm_bench::measure::clock::Wall;
     use llm_bench::results::RunDir;

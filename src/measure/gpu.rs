@@ -102,7 +102,7 @@ pub fn launch_latency(ordinal: usize) -> Result<Value> {
         let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
         json!({"median_us": at(0.5), "p10_us": at(0.1), "p90_us": at(0.9)})
     };
-    let mut time = |what: &mut dyn FnMut() -> Result<()>| -> Result<Vec<f64>> {
+    let time = |what: &mut dyn FnMut() -> Result<()>| -> Result<Vec<f64>> {
         for _ in 0..100 {
             what()?;
         }
