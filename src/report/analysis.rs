@@ -331,12 +331,18 @@ fn best_by<'a>(a: &'a Analysis, key: impl Fn(&EngineFigures) -> Option<f64>, low
 fn verdicts(a: &Analysis) -> Vec<String> {
     let mut out = Vec::new();
     let mut line = |question: &str, unit: &str, lowest: bool, key: &dyn Fn(&EngineFigures) -> Option<f64>, digits: usize, extra: &dyn Fn(&EngineFigures) -> String| {
+        // How the runner-up compares, in the figure's own terms.
+        let worse = match (lowest, unit) {
+            (true, "ms") => "slower",
+            (true, _) => "more",
+            (false, _) => "behind",
+        };
         let ranked = best_by(a, key, lowest);
         let Some((best, v)) = ranked.first() else { return };
         let runner = ranked.iter().find(|(e, _)| family(&e.engine) != family(&best.engine));
         let gap = runner.map_or("no other engine measured it".to_string(), |(e, w)| {
             let ratio = if lowest { w / v } else { v / w };
-            format!("next: {} at {w:.digits$} {unit} ({ratio:.2}× {})", e.engine, if lowest { "slower" } else { "behind" })
+            format!("next: {} at {w:.digits$} {unit} ({ratio:.2}× {worse})", e.engine)
         });
         out.push(format!("**{question}**: {} — {v:.digits$} {unit}{}; {gap}.", best.engine, extra(best)));
     };
