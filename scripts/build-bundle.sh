@@ -17,7 +17,7 @@
 # PYO3_PYTHON for the torch feature (default: a shared CPython 3.12, the GPU machine's version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-features="${LLM_BENCH_FEATURES:-cuda,candle,lmrs,mistralrs,burn,torch}"
+features="${LLM_BENCH_FEATURES:-cuda,candle,lmrs,mistralrs,burn,torch,llamacpp}"
 scenarios=(single_request sustained_throughput concurrent_load memory_efficiency long_context kernels)
 cuda_env="$(scripts/cuda-toolchain.sh)" || { echo "[bundle] scripts/cuda-toolchain.sh failed (above)" >&2; exit 1; }
 eval "$cuda_env"
@@ -36,6 +36,23 @@ stage="bundle/stage"
 rm -rf bundle && mkdir -p "$stage/bin" "$stage/wheels"
 cp "$CARGO_TARGET_DIR/release/llm-bench" "$stage/bin/"
 strip "$stage/bin/llm-bench"
+# llama.cpp (feature llamacpp; with cuda it is linked as shared libraries): the CPU build made
+# here, found through LD_LIBRARY_PATH=<bundle>/lib, and the crate's vendored source, from which
+# scripts/device-run.sh builds the CUDA libraries on the GPU machine (scripts/llamacpp-cuda.sh).
+if [[ ",$features," == *,llamacpp,* ]]; then
+  mkdir -p "$stage/lib"
+  sys="$(ls -d "$CARGO_TARGET_DIR"/release/build/llama-cpp-sys-2-*/out/lib* 2>/dev/null | xargs -I{} sh -c 'ls {}/libllama.so* >/dev/null 2>&1 && echo {}' | head -n1)"
+  [ -n "$sys" ] || { echo "[bundle] llama.cpp's shared libraries not found under $CARGO_TARGET_DIR/release/build" >&2; exit 1; }
+  cp -a "$sys"/lib{llama,ggml}*.so* "$stage/lib/"
+  strip --strip-unneeded "$stage"/lib/*.so.* 2>/dev/null || true
+  version="$(grep -A1 'name = "llama-cpp-sys-2"' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p')"
+  src="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/llama-cpp-sys-2-"$version"/llama.cpp | head -n1)"
+  # Only what the CUDA build reads: no models, tests, tools or other GPU backends.
+  tar -C "$(dirname "$src")" $(for d in models tests tools examples docs gguf-py ci pocs grammars \
+      ggml/src/ggml-{vulkan,metal,sycl,cann,opencl,webgpu,hexagon,openvino,musa,hip,zdnn,zendnn,virtgpu,et}; do
+      echo "--exclude=llama.cpp/$d"; done) -cf "$stage/llamacpp-src.tar" llama.cpp
+  echo "llama-cpp-sys-2 $version" >"$stage/LLAMACPP"
+fi
 for s in "${scenarios[@]}"; do ln -s llm-bench "$stage/bin/$s"; done
 # The fixture wheels (the GPU machine has no network), checked against the manifest.
 python3 - "$LLM_BENCH_CACHE/wheels" <<'PY' >&2

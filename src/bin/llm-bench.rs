@@ -48,13 +48,16 @@ const USAGE: &str = "usage:
   llm-bench compare <run A> <run B> [--pair X=Y ...]  every figure both runs measured: change and a noise-aware verdict;
                                                       --pair compares A's engine X with B's engine Y (e.g. candle=candle-f16,
                                                       also within one run given twice); the hosts' calibrations first
-  llm-bench suite [--budget SECONDS] [--resume RUN_DIR] [scenario ...]
+  llm-bench suite [--budget SECONDS] [--resume RUN_DIR] [--plan [--from RUN_DIR ...]] [scenario ...]
                                                       every scenario (or those named), engine by engine in one process:
                                                       each engine loaded once; with a budget, cases that would not fit
                                                       are recorded as skipped with their estimated cost (LLM_BENCH_*
                                                       variables as for the benches; Criterion output as for cargo bench);
                                                       --resume continues a run cut short: only cases it has not measured,
-                                                      appended to its files (benches: LLM_BENCH_RESUME=1, same LLM_BENCH_RUN)
+                                                      appended to its files (benches: LLM_BENCH_RESUME=1, same LLM_BENCH_RUN);
+                                                      --plan prints how long it would take per engine and scenario,
+                                                      estimated from earlier runs (--from, LLM_BENCH_PLAN_FROM), and exits;
+                                                      a suite prints the same estimate first and a progress line per case
   llm-bench check [cpu|cuda|cuda:N]                   every built engine variant against the reference engine on
                                                       SmolLM2 (greedy tokens and logits); exits 1 if one disagrees
   llm-bench engines                                   every engine variant: its configuration, where it is documented,
@@ -150,9 +153,15 @@ fn run() -> Result<()> {
         Some("suite") => {
             let mut budget = None;
             let mut scenarios = Vec::new();
+            let (mut plan, mut from) = (false, Vec::new());
             let mut rest = args[1..].iter();
             while let Some(a) = rest.next() {
-                if a == "--resume" {
+                if a == "--plan" {
+                    plan = true;
+                } else if a == "--from" {
+                    let dir = rest.next().ok_or_else(|| anyhow::anyhow!("--from needs an earlier run directory\n{USAGE}"))?;
+                    from.push(std::path::PathBuf::from(dir));
+                } else if a == "--resume" {
                     let dir = rest.next().ok_or_else(|| anyhow::anyhow!("--resume needs the run directory to continue\n{USAGE}"))?;
                     let dir = std::path::Path::new(dir);
                     anyhow::ensure!(
@@ -180,6 +189,10 @@ fn run() -> Result<()> {
             if scenarios.is_empty() {
                 scenarios = Scenario::ALL.to_vec();
             }
+            if plan {
+                return llm_bench::run::scenarios::plan(&scenarios, &from);
+            }
+            anyhow::ensure!(from.is_empty(), "--from goes with --plan (a suite learns its estimate from LLM_BENCH_PLAN_FROM)\n{USAGE}");
             llm_bench::run::scenarios::suite(&scenarios, budget)
         }
         Some("check") => check(args.get(1).map(String::as_str).unwrap_or("cpu")),

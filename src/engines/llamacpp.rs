@@ -18,6 +18,12 @@
 //! ignored. A token is stamped when its logits are on the host (`llama_get_logits_ith` waits for
 //! the device). The context is made again only when a batch needs more sequences or more room
 //! than it has, so requests of one shape reuse it (and its captured CUDA graphs).
+//!
+//! The CUDA build: with `--features cuda,llamacpp` the binary links llama.cpp's shared libraries
+//! (`dynamic-link`); which libraries it loads decides the backend. On the GPU machine
+//! `scripts/device-run.sh` builds the crate's vendored llama.cpp source there with
+//! `GGML_CUDA=ON`, `CMAKE_CUDA_ARCHITECTURES=90-real` and llama.cpp's other defaults (the
+//! crate's build.rs options otherwise), and puts it first on `LD_LIBRARY_PATH`.
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
 use crate::engines::variant::Variant;
@@ -82,7 +88,10 @@ impl LlamaCpp {
             Device::Cuda(i) => {
                 ensure!(
                     cfg!(feature = "cuda") && backend.supports_gpu_offload(),
-                    "this llama.cpp build has no CUDA backend; rebuild with `--features cuda,llamacpp`"
+                    "the llama.cpp libraries this process loaded have no CUDA backend (no libggml-cuda.so): build llama.cpp's \
+                     source with -DGGML_CUDA=ON -DBUILD_SHARED_LIBS=ON (scripts/llamacpp-cuda.sh does it, and \
+                     scripts/device-run.sh on the GPU machine) and put its library folder first in LD_LIBRARY_PATH; a binary \
+                     needs `--features cuda,llamacpp`"
                 );
                 LlamaModelParams::default().with_n_gpu_layers(u32::MAX).with_main_gpu(i as i32)
             }

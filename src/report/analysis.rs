@@ -21,6 +21,9 @@ pub const EXPECTED: [(&str, f64, f64, f64); 5] = [
 
 /// The engine every speedup is measured against.
 pub const BASELINE: &str = "torch";
+/// The reference most GGUF users know: every engine's decode rate is also shown as a fraction
+/// of this engine's on the same file and GPU.
+pub const LLAMACPP: &str = "llamacpp";
 /// The single-request case label whose figures stand for an engine in the headline tables.
 pub const HEADLINE_PROMPT: &str = "prompt50";
 /// A GPU-hour's price when none is given: an assumed on-demand H100 price, stated in reports.

@@ -39,6 +39,8 @@ pub struct Harness {
     /// Cases already measured in this run directory, `(engine, case)` of this scenario, when the
     /// run resumes (`LLM_BENCH_RESUME=1`, `llm-bench suite --resume`): they are not measured again.
     pub done: std::collections::BTreeSet<(String, String)>,
+    /// When the current case started (its record's `wall_s`).
+    case_started: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Harness {
@@ -76,7 +78,7 @@ impl Harness {
         if !done.is_empty() {
             eprintln!("[llm-bench] {scenario}: resuming {}: {} case(s) already measured there are not measured again", run.dir.display(), done.len());
         }
-        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer, done })
+        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer, done, case_started: Default::default() })
     }
 
     /// A prompt of exactly `len` tokens, the same ids for every engine.
@@ -321,6 +323,7 @@ impl Harness {
             spread,
             profile: self.profile.name().into(),
             reduced,
+            wall_s: self.case_started.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed().as_secs_f64()),
         };
         if let Err(e) = self.run.requests(&records).and_then(|_| self.run.record(&rec)) {
             eprintln!("[llm-bench] cannot write the results file: {e:#}");
@@ -418,6 +421,7 @@ impl Harness {
             if !self.criterion_selects(&name, &id) || self.is_done(&name, &id) {
                 continue; // left out by Criterion's filter, or measured before this run resumed
             }
+            self.pacer.progress(self.scenario, &name, &id);
             let prompt = std::slice::from_ref(&case.prompt);
             if let Some(why) = self.context_problem(engine, case.prompt.len(), case.new_tokens) {
                 self.skip(&name, Some(&id), &why);
@@ -570,6 +574,7 @@ impl Harness {
             if !self.criterion_selects(&name, &id) || self.is_done(&name, &id) {
                 continue; // left out by Criterion's filter, or measured before this run resumed
             }
+            self.pacer.progress(self.scenario, &name, &id);
             let prompt_len = case.prompts[0].len();
             if let Some(why) = self.context_problem(engine, prompt_len, case.new_tokens) {
                 self.skip(&name, Some(&id), &why);
@@ -774,6 +779,7 @@ impl Harness {
             if !self.criterion_selects(&name, &id) || self.is_done(&name, &id) {
                 continue; // left out by Criterion's filter, or measured before this run resumed
             }
+            self.pacer.progress(self.scenario, &name, &id);
             let in_flight = match case.load {
                 crate::run::batcher::Load::ClosedLoop { clients } => clients.min(batcher.max_batch),
                 crate::run::batcher::Load::Poisson { .. } => 1,
@@ -890,6 +896,7 @@ impl Harness {
     /// A case starts: what Ctrl-C records as interrupted until its [`CaseDone`] drops.
     fn case_starts(&self, engine: &str, case: &str) -> CaseDone<'_> {
         self.current(engine, Some(case));
+        *self.case_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         CaseDone(&self.pacer)
     }
 

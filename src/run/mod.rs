@@ -9,6 +9,7 @@ pub mod batcher;
 pub mod harness;
 pub mod interrupt;
 pub mod pacer;
+pub mod plan;
 pub mod requests;
 pub mod scenarios;
 pub mod workload;

@@ -55,6 +55,12 @@ struct State {
     cases_left: usize,
     rates: BTreeMap<String, Rates>,
     gpu_baseline: Option<u64>,
+    /// For the progress line: the engine's turn (i of n), the scenario's case count, and the
+    /// estimate of every case not yet started and of every engine's start-up (`crate::run::plan`).
+    engine_turn: (usize, usize),
+    cases_total: usize,
+    estimate: BTreeMap<(String, &'static str, String), f64>,
+    startups: BTreeMap<String, f64>,
 }
 
 /// The run's clock: `unlimited` for a plain `cargo bench` (every case runs), `until` a deadline
@@ -62,16 +68,17 @@ struct State {
 #[derive(Debug)]
 pub struct Pacer {
     deadline: Option<Instant>,
+    started: Instant,
     state: Mutex<State>,
 }
 
 impl Pacer {
     pub fn unlimited() -> Self {
-        Self { deadline: None, state: Mutex::new(State::default()) }
+        Self { deadline: None, started: Instant::now(), state: Mutex::new(State::default()) }
     }
 
     pub fn until(deadline: Instant) -> Self {
-        Self { deadline: Some(deadline), state: Mutex::new(State::default()) }
+        Self { deadline: Some(deadline), started: Instant::now(), state: Mutex::new(State::default()) }
     }
 
     pub fn is_limited(&self) -> bool {
@@ -95,6 +102,58 @@ impl Pacer {
         let end = s.engine_end.or(self.deadline);
         s.scenario_end = end.map(|e| split(Instant::now(), e, scenarios_left));
         s.cases_left = cases;
+        s.cases_total = cases;
+    }
+
+    /// An engine's turn starts: the `i`-th (from 1) of `n`, for the progress line.
+    pub fn engine_turn(&self, i: usize, n: usize, engine: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.engine_turn = (i, n);
+        s.startups.remove(engine);
+    }
+
+    /// What the run is expected to cost (`crate::run::plan::Estimate`): the progress line's
+    /// time left is the estimate of the cases and start-ups not yet begun.
+    pub fn set_estimate(&self, per_case: BTreeMap<(String, &'static str, String), f64>, startups: BTreeMap<String, f64>) {
+        let mut s = self.state.lock().unwrap();
+        s.estimate = per_case;
+        s.startups = startups;
+    }
+
+    /// One progress line on stderr as a case starts: engine i/n, scenario, case j/m, elapsed,
+    /// time left (the estimate's, else the budget's). A plain line per case, terminal or not:
+    /// Criterion owns the terminal's current line while it measures, so a line rewritten in
+    /// place would be overwritten by it.
+    pub fn progress(&self, scenario: &'static str, engine: &str, case: &str) {
+        let line = {
+            let mut s = self.state.lock().unwrap();
+            s.estimate.remove(&(engine.to_string(), scenario, case.to_string()));
+            let (i, n) = s.engine_turn;
+            let j = s.cases_total.saturating_sub(s.cases_left) + 1;
+            let mut line = String::from("[llm-bench] progress:");
+            if n > 0 {
+                line.push_str(&format!(" engine {i}/{n}"));
+            }
+            line.push_str(&format!(
+                " {engine} · {scenario} · case {j}/{} {case} · {} elapsed",
+                s.cases_total.max(j),
+                clock(self.started.elapsed().as_secs_f64())
+            ));
+            let estimated: f64 = s.estimate.values().sum::<f64>() + s.startups.values().sum::<f64>();
+            if estimated > 0.0 {
+                line.push_str(&format!(" · about {} left (estimate)", clock(estimated)));
+            }
+            if let Some(left) = self.left() {
+                line.push_str(&format!(" · {} of the budget left", clock(left.as_secs_f64())));
+            }
+            line
+        };
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            eprintln!("\x1b[1m{line}\x1b[0m");
+        } else {
+            eprintln!("{line}");
+        }
     }
 
     /// The time the next case may take: what is left of its scenario's part, split over the
@@ -168,6 +227,12 @@ impl Pacer {
             r.batch = tokens.len();
         }
     }
+}
+
+/// Minutes and seconds, for the progress line.
+pub fn clock(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s >= 60 { format!("{}m{:02}s", s / 60, s % 60) } else { format!("{s}s") }
 }
 
 /// The instant `1/parts` of the way from `now` to `end`.

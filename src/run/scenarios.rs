@@ -92,7 +92,8 @@ impl Plan {
         let profile = Profile::from_env()?;
         let mut plans = Vec::new();
         let mut copy_bandwidth = None;
-        for (size, files) in models(s, profile)? {
+        let models = models(s, profile)?;
+        for (size, files) in models.iter().cloned() {
             let h = Harness::open(s.name(), files, run.clone(), pacer.clone())?;
             let bos = h.config.bos_token;
             let mut left_out = Vec::new();
@@ -132,7 +133,8 @@ impl Plan {
                 }
                 Scenario::ConcurrentLoad => {
                     let window = profile.poisson_window_s();
-                    let mut cases: Vec<ConcurrentCase> = CONCURRENT_CLIENTS
+                    let mut cases: Vec<ConcurrentCase> = profile
+                        .concurrent_clients()
                         .iter()
                         .map(|&n| ConcurrentCase {
                             figure: "clients".into(),
@@ -141,7 +143,7 @@ impl Plan {
                             requests_per_iter: n,
                         })
                         .collect();
-                    cases.extend(POISSON_RATES.iter().map(|&rate| ConcurrentCase {
+                    cases.extend(profile.poisson_rates().iter().map(|&rate| ConcurrentCase {
                         figure: "poisson".into(),
                         label: format!("{rate}rps"),
                         load: Load::Poisson { rate, seed: 0x5eed },
@@ -154,7 +156,16 @@ impl Plan {
                 }
             };
             let with_stub = s == Scenario::SingleRequest;
-            plans.push(Plan { scenario: s, harness: h, work, with_stub, left_out });
+            let plan = Plan { scenario: s, harness: h, work, with_stub, left_out };
+            let table: Vec<String> = case_table(s, profile, plan.harness.new_tokens).into_iter().map(|c| c.0).collect();
+            let table: Vec<String> = table.into_iter().filter(|id| models.len() == 1 || id.starts_with(&format!("{size}/"))).collect();
+            anyhow::ensure!(
+                plan.case_ids() == table,
+                "internal: {}'s case table ({table:?}) differs from its plan ({:?}); fix scenarios::case_table",
+                s.name(),
+                plan.case_ids()
+            );
+            plans.push(plan);
         }
         let _ = &mut copy_bandwidth; // assigned only with `cuda`
         Ok(plans)
@@ -240,7 +251,9 @@ pub fn bench(s: Scenario) -> Result<()> {
     let pacer = Arc::new(Pacer::unlimited());
     let plans = Plan::for_scenario(s, &run, &pacer)?;
     for plan in &plans {
-        for variant in plan.harness.engines()? {
+        let engines = plan.harness.engines()?;
+        for (i, &variant) in engines.iter().enumerate() {
+            pacer.engine_turn(i + 1, engines.len(), variant.name);
             if plan.all_done(variant.name) {
                 continue;
             }
@@ -279,6 +292,128 @@ fn finish(run: &RunDir, gpu: Option<usize>) {
             criterion.map_or(String::new(), |c| format!(" --criterion {}", c.display()))
         ),
     }
+}
+
+/// Every case of a scenario in a profile, with its Criterion id (`ttft/prompt50`, `batch/32`,
+/// `1b/batch8`, `clients/10`, `poisson/8rps`) and what one iteration costs, in the order
+/// [`Plan::for_scenario`] measures them (it refuses to run if its ids differ): the estimate's
+/// view of the plans, made without loading a model or an engine.
+pub fn case_table(s: Scenario, profile: Profile, new_tokens: usize) -> Vec<(String, crate::run::plan::Shape)> {
+    use crate::run::plan::Shape;
+    let latency = |label: &str, lengths: &[usize]| -> Vec<(String, Shape)> {
+        lengths
+            .iter()
+            .flat_map(|n| {
+                [
+                    (format!("ttft/{label}{n}"), Shape::Latency { new_tokens: 1 }),
+                    (format!("total/{label}{n}"), Shape::Latency { new_tokens }),
+                ]
+            })
+            .collect()
+    };
+    match s {
+        Scenario::SingleRequest => {
+            let mut lengths = SINGLE_REQUEST_PROMPTS.to_vec();
+            lengths.sort_by_key(|&n| n != HEADLINE_PROMPT_TOKENS);
+            latency("prompt", &lengths)
+        }
+        Scenario::LongContext => latency("context", &LONG_CONTEXTS),
+        Scenario::SustainedThroughput => {
+            let duration_s = profile.sustained().as_secs_f64();
+            SUSTAINED_BATCHES.iter().map(|n| (format!("batch/{n}"), Shape::Throughput { duration_s })).collect()
+        }
+        Scenario::MemoryEfficiency => {
+            let duration_s = profile.memory_run().as_secs_f64();
+            let user_model = std::env::var("LLM_BENCH_MODEL").is_ok_and(|v| !v.is_empty());
+            let sizes: &[&str] = if user_model {
+                &["model"]
+            } else if profile.with_3b() {
+                &["1b", "3b"]
+            } else {
+                &["1b"]
+            };
+            sizes
+                .iter()
+                .flat_map(|size| MEMORY_BATCHES.iter().map(move |n| (format!("{size}/batch{n}"), Shape::Throughput { duration_s })))
+                .collect()
+        }
+        Scenario::ConcurrentLoad => {
+            let window = profile.poisson_window_s();
+            let mut out: Vec<(String, Shape)> = profile
+                .concurrent_clients()
+                .iter()
+                .map(|&n| (format!("clients/{n}"), Shape::Concurrent { requests: n, poisson_window_s: None }))
+                .collect();
+            out.extend(profile.poisson_rates().iter().map(|&rate| {
+                (format!("poisson/{rate}rps"), Shape::Concurrent { requests: (rate * window).ceil() as usize, poisson_window_s: Some(window) })
+            }));
+            out
+        }
+    }
+}
+
+/// The run directories an estimate learns from: `LLM_BENCH_PLAN_FROM` (comma-separated) and,
+/// when resuming, the run itself (its own records are the best guide to its machine).
+fn plan_sources(resumed: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
+    let mut from: Vec<std::path::PathBuf> = std::env::var("LLM_BENCH_PLAN_FROM")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Into::into)
+        .collect();
+    if let Some(dir) = resumed.filter(|d| d.join("results.jsonl").is_file()) {
+        from.push(dir.to_path_buf());
+    }
+    from
+}
+
+/// The estimate of a suite's engines × scenarios from earlier runs, None without one.
+fn estimate(
+    run: &RunDir,
+    scenarios: &[Scenario],
+    engines: &[&str],
+    profile: Profile,
+    new_tokens: usize,
+    done: &dyn Fn(&str, &str, &str) -> bool,
+) -> Result<Option<(crate::run::plan::Estimate, crate::run::plan::Reference)>> {
+    let from = plan_sources(crate::run::harness::resuming().then_some(run.dir.as_path()));
+    if from.is_empty() {
+        return Ok(None);
+    }
+    let refs: Vec<&std::path::Path> = from.iter().map(|p| p.as_path()).collect();
+    let reference = crate::run::plan::Reference::from_runs(&refs)?;
+    let table: Vec<_> = scenarios.iter().map(|&s| (s.name(), case_table(s, profile, new_tokens))).collect();
+    let est = crate::run::plan::Estimate::of(&reference, profile, new_tokens, engines, &table, done);
+    Ok(Some((est, reference)))
+}
+
+/// `llm-bench suite --plan [--from RUN_DIR ...]`: what the suite would take, per engine and
+/// scenario, estimated from earlier runs; nothing is loaded or measured. With `--resume`, the
+/// cases that run has measured are left out.
+pub fn plan(scenarios: &[Scenario], from: &[std::path::PathBuf]) -> Result<()> {
+    let profile = Profile::from_env()?;
+    let new_tokens = profile.new_tokens()?;
+    let selected = crate::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
+    let mut engines: Vec<&'static crate::engines::Variant> = selected.into_iter().filter(|v| v.built()).collect();
+    engines.sort_by_key(|v| SUITE_ORDER.iter().position(|x| *x == v.engine));
+    let names: Vec<&str> = engines.iter().map(|v| v.name).collect();
+    let resumed = std::env::var_os("LLM_BENCH_OUT").map(std::path::PathBuf::from).filter(|_| crate::run::harness::resuming());
+    let mut sources = from.to_vec();
+    sources.extend(plan_sources(resumed.as_deref()));
+    anyhow::ensure!(
+        !sources.is_empty(),
+        "--plan estimates from an earlier run: give --from <run directory> (a run of your own, or one under target-reports/, \
+         e.g. target-reports/h200-2026-12-02-whole-table) or LLM_BENCH_PLAN_FROM"
+    );
+    let refs: Vec<&std::path::Path> = sources.iter().map(|p| p.as_path()).collect();
+    let reference = crate::run::plan::Reference::from_runs(&refs)?;
+    let measured = resumed.map(|d| crate::results::measured_cases(&d)).unwrap_or_default();
+    let done = |s: &str, e: &str, c: &str| measured.contains(&(s.to_string(), e.to_string(), c.to_string()));
+    let table: Vec<_> = scenarios.iter().map(|&s| (s.name(), case_table(s, profile, new_tokens))).collect();
+    let est = crate::run::plan::Estimate::of(&reference, profile, new_tokens, &names, &table, &done);
+    print!("{}", est.render(profile, &reference));
+    Ok(())
 }
 
 /// Engines in the suite's order: fastest first, so time a fast engine leaves unused goes to
@@ -321,8 +456,22 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
         first.harness.profile.name(),
         budget.map_or("none".to_string(), |b| format!("{:.0} s", b.as_secs_f64()))
     );
+    let names: Vec<&str> = engines.iter().map(|v| v.name).collect();
+    let done = |s: &str, e: &str, c: &str| plans.iter().any(|p| p.scenario.name() == s && p.harness.is_done(e, c));
+    match estimate(&run, scenarios, &names, first.harness.profile, first.harness.new_tokens, &done) {
+        Ok(Some((est, reference))) => {
+            eprintln!("[llm-bench] {}", est.render(first.harness.profile, &reference));
+            let startups = names.iter().filter_map(|n| reference.startup_s(n).map(|s| (n.to_string(), s))).collect();
+            pacer.set_estimate(est.per_case, startups);
+        }
+        Ok(None) => eprintln!(
+            "[llm-bench] no estimate of this run's time: LLM_BENCH_PLAN_FROM=<an earlier run directory> gives one (and a time left on every progress line)"
+        ),
+        Err(e) => eprintln!("[llm-bench] no estimate of this run's time: {e:#}"),
+    }
     for (i, &variant) in engines.iter().enumerate() {
         pacer.begin_engine(engines.len() - i);
+        pacer.engine_turn(i + 1, engines.len(), variant.name);
         // Plans on the same model share one load of the engine (or its one failure).
         let mut loaded: Option<(std::path::PathBuf, Result<(Box<dyn Engine>, Startup), String>)> = None;
         for (j, plan) in plans.iter().enumerate() {
@@ -353,4 +502,20 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
     eprintln!("[llm-bench] suite done in {:.0} s; results in {}", started.elapsed().as_secs_f64(), run.dir.display());
     finish(&run, gpu_of(&plans));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_case_table_has_the_scenarios_criterion_ids() {
+        let ids = |s| case_table(s, Profile::Quick, 32).into_iter().map(|c| c.0).collect::<Vec<_>>();
+        assert_eq!(ids(Scenario::SingleRequest)[..2], ["ttft/prompt50".to_string(), "total/prompt50".to_string()]);
+        assert!(ids(Scenario::LongContext).contains(&"total/context8192".to_string()));
+        assert_eq!(ids(Scenario::SustainedThroughput), ["batch/32", "batch/64"]);
+        assert_eq!(ids(Scenario::ConcurrentLoad), ["clients/1", "clients/10", "clients/50", "clients/100", "poisson/8rps", "poisson/32rps"]);
+        assert!(case_table(Scenario::MemoryEfficiency, Profile::Full, 128).iter().any(|c| c.0 == "3b/batch32"));
+        assert_eq!(case_table(Scenario::ConcurrentLoad, Profile::Full, 128).len(), 8);
+    }
 }

@@ -25,11 +25,17 @@ pub const QUICK_NEW_TOKENS: usize = 32;
 pub const SUSTAINED_BATCHES: [usize; 2] = [32, 64];
 /// Prompt length of every request in the sustained-throughput scenario.
 pub const SUSTAINED_PROMPT: usize = 128;
-/// Concurrent clients of the concurrent-load scenario; 1 is the baseline scaling is measured
-/// against.
+/// Concurrent clients of the concurrent-load scenario (full profile); 1 is the baseline scaling
+/// is measured against.
 pub const CONCURRENT_CLIENTS: [usize; 5] = [1, 10, 25, 50, 100];
-/// Poisson request rates (requests per second) of the concurrent-load scenario's open-loop sweep.
+/// Poisson request rates (requests per second) of the concurrent-load scenario's open-loop sweep
+/// (full profile).
 pub const POISSON_RATES: [f64; 3] = [2.0, 8.0, 32.0];
+/// The quick profile's subsets: the scaling baseline, the specification's ends (10 and 100) and
+/// one point between; a moderate and a saturating rate. Sized so every engine's whole table fits
+/// one GPU lease (README, "Profiles"); the full profile measures every point.
+pub const QUICK_CONCURRENT_CLIENTS: [usize; 4] = [1, 10, 50, 100];
+pub const QUICK_POISSON_RATES: [f64; 2] = [8.0, 32.0];
 /// The largest batch any scenario hands an engine (the engine seam's constant).
 pub use crate::engine::MAX_BATCH;
 /// Batch sizes of the memory-efficiency scenario.
@@ -105,6 +111,22 @@ impl Profile {
         match self {
             Profile::Quick => 1.0,
             Profile::Full => 5.0,
+        }
+    }
+
+    /// Closed-loop client counts of the concurrent-load scenario.
+    pub fn concurrent_clients(self) -> &'static [usize] {
+        match self {
+            Profile::Quick => &QUICK_CONCURRENT_CLIENTS,
+            Profile::Full => &CONCURRENT_CLIENTS,
+        }
+    }
+
+    /// Poisson arrival rates of the concurrent-load scenario.
+    pub fn poisson_rates(self) -> &'static [f64] {
+        match self {
+            Profile::Quick => &QUICK_POISSON_RATES,
+            Profile::Full => &POISSON_RATES,
         }
     }
 
