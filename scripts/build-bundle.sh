@@ -41,7 +41,10 @@ strip "$stage/bin/llm-bench"
 # scripts/device-run.sh builds the CUDA libraries on the GPU machine (scripts/llamacpp-cuda.sh).
 if [[ ",$features," == *,llamacpp,* ]]; then
   mkdir -p "$stage/lib"
-  sys="$(ls -d "$CARGO_TARGET_DIR"/release/build/llama-cpp-sys-2-*/out/lib* 2>/dev/null | xargs -I{} sh -c 'ls {}/libllama.so* >/dev/null 2>&1 && echo {}' | head -n1)"
+  sys=""
+  for d in "$CARGO_TARGET_DIR"/release/build/llama-cpp-sys-2-*/out/lib "$CARGO_TARGET_DIR"/release/build/llama-cpp-sys-2-*/out/lib64; do
+    if ls "$d"/libllama.so* >/dev/null 2>&1; then sys="$d"; break; fi
+  done
   [ -n "$sys" ] || { echo "[bundle] llama.cpp's shared libraries not found under $CARGO_TARGET_DIR/release/build" >&2; exit 1; }
   cp -a "$sys"/lib{llama,ggml}*.so* "$stage/lib/"
   strip --strip-unneeded "$stage"/lib/*.so.* 2>/dev/null || true

