@@ -70,7 +70,8 @@ echo "bundle: commit $(cat "$home/bundle/COMMIT"), features $(cat "$home/bundle/
 # version, in the background (a process of its own session outlives this call, so the calls that
 # follow overlap with it); `run` waits for it before llama.cpp is checked or measured.
 llama="$home/llamacpp/$(cat "$home/bundle/LLAMACPP" 2>/dev/null | tr ' ' '-')"
-if [ -f "$home/bundle/llamacpp-src.tar" ] && [ ! -f "$llama/.done" ] && [ ! -f "$llama/.building" ]; then
+# LLM_BENCH_LLAMACPP=0: no build (a call that measures other engines while it would run).
+if [ "${LLM_BENCH_LLAMACPP:-1}" != 0 ] && [ -f "$home/bundle/llamacpp-src.tar" ] && [ ! -f "$llama/.done" ] && [ ! -f "$llama/.building" ]; then
   rm -rf "$llama" && mkdir -p "$llama"
   tar -xf "$home/bundle/llamacpp-src.tar" -C "$llama"
   touch "$llama/.building"
@@ -127,7 +128,7 @@ bin="$home/bundle/bin"
 # bundle's CPU build (then llama.cpp cannot load on cuda and says so).
 [ -d "$home/bundle/lib" ] && export LD_LIBRARY_PATH="$home/bundle/lib:$LD_LIBRARY_PATH"
 wait_for_llamacpp() {
-  [ -f "$home/bundle/llamacpp-src.tar" ] || return 0
+  [ -f "$home/bundle/llamacpp-src.tar" ] && [ "${LLM_BENCH_LLAMACPP:-1}" != 0 ] || return 0
   local waited=0
   while [ -f "$llama/.building" ] && [ "$waited" -lt "${LLM_BENCH_LLAMACPP_WAIT_S:-420}" ]; do sleep 5; waited=$((waited + 5)); done
   if [ -f "$llama/.done" ]; then
