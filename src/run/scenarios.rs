@@ -257,6 +257,8 @@ pub fn bench(s: Scenario) -> Result<()> {
             if plan.all_done(variant.name) {
                 continue;
             }
+            // Unlimited: no deadline to split; this gives the progress line its case count.
+            pacer.begin_scenario(1, plan.cases());
             match plan.harness.load(variant) {
                 Ok((mut engine, startup)) => plan.measure(engine.as_mut(), startup),
                 Err(why) => plan.harness.skip(variant.name, None, &why),
