@@ -11,9 +11,14 @@ frequency scaling), with the two changes PyTorch's own performance guides make f
 * the decode step under `torch.compile(mode="reduce-overhead", fullgraph=True)`: Inductor's fused
   kernels, replayed as CUDA graphs (one graph launch per token instead of hundreds of kernel
   launches). The batch is padded to 1, 2, 4, ..., 64 rows and the capacity rounded up to 256
-  positions, so a run compiles a handful of shapes; each compiles on its first use, which the
-  suite's warm-up requests absorb (compilation is start-up, never inside a figure). The prefill
-  runs eagerly.
+  positions. The step is compiled with PyTorch's automatic dynamic shapes (`dynamic=None`, the
+  default): a first static graph, then one graph whose capacity is symbolic (one row: dynamo
+  specializes size 1), one whose rows and capacity are (two rows and more) and one for capacities
+  above 4096, so every later shape reuses a graph and only records its CUDA graph.
+  `finish_loading` compiles those four at
+  start-up (the first run measured ~33 s per compiled shape with `dynamic=False`, one compile per
+  shape: eleven in the quick profile). Compilation is start-up, never inside a figure. The
+  prefill runs eagerly.
 
 transformers' own static cache with `torch.compile` is the documented alternative; on the GPU
 machine's versions (transformers 5.17, torch 2.11) it failed in `generate()` with "accessing tensor
@@ -41,6 +46,7 @@ The API the Rust adapter (src/engines/torch.rs) calls::
 step's new tokens on the host (the step's one synchronisation), then `streamer.end()`.
 """
 
+import os
 import sys
 
 import torch
@@ -214,7 +220,7 @@ class Llama(nn.Module):
     def decode(self, tokens, pos, cos, sin, cache_k, cache_v):
         """One decode step of every row: `tokens` `(rows,)` at position `pos` (a 0-d device
         tensor), written into the caches in place; returns the next token of every row. Every
-        shape is fixed by the cache, so the step compiles once per cache shape."""
+        shape follows the cache, so the compiled step's graphs cover every cache (rows x capacity)."""
         capacity = cache_k[0].shape[2]
         at = pos.view(1)
         c = cos.index_select(0, at)
@@ -307,9 +313,32 @@ class Baseline:
             for knob in ("recompile_limit", "cache_size_limit"):
                 if hasattr(torch._dynamo.config, knob):
                     setattr(torch._dynamo.config, knob, 64)
-            self.step = torch.compile(self.model.decode, mode="reduce-overhead", fullgraph=True, dynamic=False)
+            self.step = torch.compile(self.model.decode, mode="reduce-overhead", fullgraph=True, dynamic=None)
+            # LLM_BENCH_TORCH_PRECOMPILE=0 (`llm-bench check`): graphs compile on first use.
+            if os.environ.get("LLM_BENCH_TORCH_PRECOMPILE", "1") != "0":
+                self._compile_graphs()
         else:
             self.step = self.model.decode
+
+    # Shapes whose first steps make the graphs (see the module's doc): static, symbolic capacity,
+    # symbolic rows and capacity, and one row with a capacity above 4096 (dynamo guards the
+    # symbolic capacity at <= 4096; tried on torch 2.15's CPU Inductor: these four cover every
+    # rows x capacity the suite asks, 1..64 x 256..8704).
+    COMPILE_SHAPES = ((1, CAPACITY_ROUNDING), (1, 2 * CAPACITY_ROUNDING), (2, CAPACITY_ROUNDING), (1, 17 * CAPACITY_ROUNDING))
+
+    @torch.inference_mode()
+    def _compile_graphs(self):
+        """Compile the decode step's graphs now (start-up), each with the steps CUDA graph trees
+        take to warm up and record, so no request of a run waits for Inductor."""
+        for rows, capacity in self.COMPILE_SHAPES:
+            cache = self._cache(rows, capacity)
+            tokens = torch.zeros(rows, dtype=torch.long, device=self.device)
+            pos = torch.tensor(0, dtype=torch.long, device=self.device)
+            for _ in range(3):
+                torch.compiler.cudagraph_mark_step_begin()
+                tokens = self.step(tokens, pos, self.cos, self.sin, cache.k, cache.v).clone()
+                pos += 1
+        torch.cuda.synchronize(self.device)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -397,5 +426,7 @@ class Baseline:
             "python": sys.version.split()[0],
             "dtype": str(self.dtype).removeprefix("torch."),
             "threads": torch.get_num_threads(),
-            "compile": "compiled (Inductor, CUDA graphs)" if self.compiled else "uncompiled (CPU: the same static-cache step, eager)",
+            "compile": "compiled at start-up (Inductor, CUDA graphs; automatic dynamic shapes: 4 graphs for every rows x capacity)"
+            if self.compiled
+            else "uncompiled (CPU: the same static-cache step, eager)",
         }

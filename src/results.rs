@@ -114,6 +114,10 @@ pub enum ResultRecord {
         /// next run's estimate (`llm-bench suite --plan`) learns from.
         #[serde(skip_serializing_if = "Option::is_none")]
         wall_s: Option<f64>,
+        /// What a figure that is not a request latency means, in a sentence (a rate search's
+        /// answer: which bound, the bracket, the probes).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     Skipped {
         run: String,

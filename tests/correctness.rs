@@ -113,15 +113,19 @@ fn generated_1b_model_loads_in_candle_with_finite_logits_matching_the_reference(
 
 #[cfg(feature = "lmrs")]
 #[test]
-fn lmrs_design_matches_the_reference_on_smollm2() {
+fn lmrs_and_lmrs_fast_match_the_reference_on_smollm2() {
     let s = smol();
-    let mut lmrs = variant("lmrs").load(&s.files, Device::Cpu).unwrap();
-    let a = check::compare(lmrs.as_mut(), &s.answer).unwrap();
-    eprintln!("{a}");
-    assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
-    // int8 activations in groups of 64 (SmolLM2's width 576 is not a multiple of 128).
-    assert!(a.engine.precision.contains("groups of 64"), "{}", a.engine.precision);
-    assert!(a.passed, "{a}");
+    // Upstream's kernel and the suite's faster one: the same int8 arithmetic, summed differently.
+    for (name, kernel) in [("lmrs", "matmul as upstream's matmul_q8"), ("lmrs-fast", "i16 multiply-add")] {
+        let mut lmrs = variant(name).load(&s.files, Device::Cpu).unwrap();
+        let a = check::compare(lmrs.as_mut(), &s.answer).unwrap();
+        eprintln!("{a}");
+        assert_eq!(a.tokens.len(), GENERATE, "{name}: exact output length, end-of-sequence ignored");
+        // int8 activations in groups of 64 (SmolLM2's width 576 is not a multiple of 128).
+        assert!(a.engine.precision.contains("groups of 64"), "{name}: {}", a.engine.precision);
+        assert!(a.engine.notes.contains(kernel), "{name}: {}", a.engine.notes);
+        assert!(a.passed, "{a}");
+    }
 }
 
 #[cfg(feature = "mistralrs")]

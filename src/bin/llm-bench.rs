@@ -40,6 +40,10 @@ const USAGE: &str = "usage:
   llm-bench generate <prompt tokens> <new tokens> [cpu|cuda|cuda:N]
                                                       one timed request per built engine on the benchmark model
                                                       (e.g. an 8K-token context), no Criterion
+  llm-bench lmrs-export <dir>                         the benchmark model in upstream lm.rs's formats (<dir>/model.lmrs,
+                                                      <dir>/tokenizer.bin) for timing its own chat binary beside the lmrs
+                                                      engine (scripts/lmrs-upstream.sh); the final norm is zero and the end
+                                                      token 0, so chat stops right after the prompt
   llm-bench report <run dir> [--criterion DIR] [--gpu-price USD_PER_HOUR]
                                                       render results.jsonl as summary.html (charts), summary.md and
                                                       summary.json in the run dir; Criterion's estimates and links
@@ -106,6 +110,14 @@ fn run() -> Result<()> {
                 args.get(i).and_then(|v| v.parse().ok()).ok_or_else(|| anyhow::anyhow!("generate needs <{what}> as a number\n{USAGE}"))
             };
             generate(num(1, "prompt tokens")?, num(2, "new tokens")?, args.get(3).map(String::as_str).unwrap_or("cpu"))
+        }
+        Some("lmrs-export") => {
+            let dir = args.get(1).map(std::path::PathBuf::from).ok_or_else(|| anyhow::anyhow!("lmrs-export needs an output directory\n{USAGE}"))?;
+            let files = fixtures::benchmark_model()?;
+            let tok = llm_bench::model::tokenizer::load(&files.tokenizer)?;
+            llm_bench::model::lmrs_export::export(&files.gguf, &tok, &dir, true)?;
+            println!("{} in lm.rs's formats: {} and {}", files.name, dir.join("model.lmrs").display(), dir.join("tokenizer.bin").display());
+            Ok(())
         }
         Some("summary") => {
             let run = args.get(1).map(std::path::PathBuf::from).ok_or_else(|| anyhow::anyhow!("summary needs a run directory\n{USAGE}"))?;
@@ -225,6 +237,11 @@ fn parse_gpu(device: &str) -> Result<Option<usize>> {
 /// One request per built engine (`LLM_BENCH_ENGINES` filters), timed by the host clock.
 fn generate(prompt_tokens: usize, new_tokens: usize, device: &str) -> Result<()> {
     let gpu = parse_gpu(device)?;
+    // The check decodes a few tokens of one request: torch-compile compiles the one graph it
+    // uses on first use instead of every graph a run needs (python_baseline/llama.py).
+    if std::env::var_os("LLM_BENCH_TORCH_PRECOMPILE").is_none() {
+        std::env::set_var("LLM_BENCH_TORCH_PRECOMPILE", "0");
+    }
     let variants = llm_bench::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
     let files = fixtures::benchmark_model()?;
     let g = llm_bench::model::gguf::GgufFile::open(&files.gguf)?;
@@ -286,6 +303,11 @@ fn generate(prompt_tokens: usize, new_tokens: usize, device: &str) -> Result<()>
 /// (`LLM_BENCH_ENGINES` selects).
 fn check(device: &str) -> Result<()> {
     let gpu = parse_gpu(device)?;
+    // The check decodes a few tokens of one request: torch-compile compiles the one graph it
+    // uses on first use instead of every graph a run needs (python_baseline/llama.py).
+    if std::env::var_os("LLM_BENCH_TORCH_PRECOMPILE").is_none() {
+        std::env::set_var("LLM_BENCH_TORCH_PRECOMPILE", "0");
+    }
     let variants = llm_bench::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
     let files = Fixture::SmolLm2.files()?;
     let started = std::time::Instant::now();

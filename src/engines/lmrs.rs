@@ -1,19 +1,50 @@
-//! The lm.rs design, re-implemented: a small CPU Llama engine with int8 weights and int8
-//! activations (github.com/samuel-vitorino/lm.rs, MIT; written here from its design, not its
-//! code, and named so in every report).
+//! lm.rs (github.com/samuel-vitorino/lm.rs, MIT), re-implemented: a small CPU Llama engine with
+//! int8 weights and int8 activations, written here from its design (not its code) and read from
+//! the same GGUF as every engine. Two variants:
 //!
-//! - Weights: Q8 symmetric in groups of `gs` along each row (scale = max|w| / 127), converted
-//!   from the GGUF at load. lm.rs uses groups of 128; a model whose widths are not multiples of
-//!   128 (SmolLM2: 576) gets the largest of 64 or 32 that fits, and the engine info says which.
-//! - Activations are quantized the same way before every matmul; dot products of int8 pairs are
-//!   accumulated in i32 lanes (`wide`: widen to i16x16, multiply-add into i32x8), scaled per group.
-//! - Matmuls: four output rows per work item, rayon across the row groups.
-//! - RMSNorm, RoPE (with Llama 3 scaling), softmax attention in f32, attention parallel over
-//!   heads, an f32 KV cache, the classifier tied to the (quantized) embedding.
-//! - Prefill feeds the prompt one token at a time; greedy sampling; one request at a time.
+//! - `lmrs` computes as upstream does (commit aa6db5c, `src/functional.rs`, `src/transformer.rs`,
+//!   `src/bin/chat.rs`, `export.py`), so its row measures lm.rs's design on this CPU;
+//! - `lmrs-fast` keeps the suite's denser int8 kernel, labelled as the suite's, never lm.rs's.
+//!
+//! Where `lmrs` follows upstream:
+//! - Weights Q8 symmetric in groups of 128 along each row (scale = max|w| / 127, f32), as
+//!   export.py writes them (its `--group-size` is written to the header but the tensors are always
+//!   grouped by 128). A model whose widths are not multiples of 128 (SmolLM2: 576) gets 64 or 32
+//!   here, which upstream cannot load at all; the engine info says which.
+//! - Activations quantized in the same groups before every matmul (`x / scale` per value, on one
+//!   thread), one quantized input shared by q/k/v and one by gate/up.
+//! - `matmul_q8`: rayon over items of 4 output rows; per group, each of 8 int8 values widened to
+//!   i32 (`i32x8::from(&[i8])`) and multiplied in i32 lanes (`vpmulld`), four accumulators for
+//!   the four rows sharing one widened input, the group sum scaled by the weight's and the
+//!   input's scale found by dividing the flat index by the group size, accumulated in f32.
+//! - RoPE with Llama 3 scaling, its frequencies recomputed (`powf`) at every call, per head.
+//! - Attention parallel over heads, a zeroed score buffer of the model's context (at most 8192)
+//!   per head and layer, f32 softmax; an f32 KV cache; the classifier tied to the quantized
+//!   embedding.
+//! - Prefill one token at a time through the full forward (logits included), as chat.rs feeds a
+//!   prompt; greedy sampling (chat `--temperature 0`: its default top-p sorts the whole vocabulary
+//!   every token, a cost of its sampler, not of its model); one request at a time.
+//! - Threads: upstream uses rayon's global pool (`RAYON_NUM_THREADS`); here a pool of
+//!   `LLM_BENCH_LMRS_THREADS` (default all cores), the same count.
+//!
+//! Where it does not, and why:
+//! - RMSNorm is scalar here (upstream: f32x8): a few microseconds per token of 20 ms.
+//! - Build: upstream's README builds with `-C target-cpu=native`, LTO and one codegen unit; the
+//!   suite's binary is built for x86-64-v3 (it must run on the build and the GPU machine), 16
+//!   codegen units. `wide` is 256-bit either way; the side-by-side run measures what is left.
+//! - The embedding row is dequantized per token (upstream dequantizes the whole table to f32 at
+//!   load, 1 GB more memory, a copy per token): equal cost per token.
+//! - The KV cache is sized per request (prompt + new tokens), upstream's for the model's context.
+//! - RoPE rotates the GGUF's adjacent pairs (upstream: Hugging Face's rotate-half layout of its
+//!   own export): the same arithmetic on a different layout.
+//!
+//! `lmrs-fast` differs from `lmrs` in the matmul (16 values per step as i16 pairs multiplied and
+//! added into i32 lanes, `vpmaddwd`: about half the instructions; scales indexed directly), in RoPE
+//! (frequencies computed once at load), in attention (scores only for the positions there are)
+//! and in quantizing by a reciprocal.
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
-use crate::engines::variant::Variant;
+use crate::engines::variant::{Setting, Variant};
 use crate::model::gguf::GgufFile;
 use crate::model::llama::ops::{rms_norm_into as rms_norm, rope, silu, softmax};
 use crate::model::llama::{names, LlamaConfig};
@@ -36,16 +67,24 @@ struct QMatrix {
     t: QTensor,
 }
 
-fn quantize_into(x: &[f32], gs: usize, out: &mut QTensor) {
+/// Quantize `x` in groups of `gs`; `divide`: by the scale per value as upstream's `quantize`
+/// does (a zero scale gives NaN, which `as i8` makes 0), else by multiplying with its reciprocal.
+fn quantize_into(x: &[f32], gs: usize, out: &mut QTensor, divide: bool) {
     out.q.resize(x.len(), 0);
     out.s.resize(x.len() / gs, 0.0);
     for ((xg, qg), s) in x.chunks_exact(gs).zip(out.q.chunks_exact_mut(gs)).zip(out.s.iter_mut()) {
         let amax = xg.iter().fold(0f32, |m, v| m.max(v.abs()));
         let scale = amax / 127.0;
         *s = scale;
-        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-        for (q, v) in qg.iter_mut().zip(xg) {
-            *q = (v * inv).round() as i8;
+        if divide {
+            for (q, v) in qg.iter_mut().zip(xg) {
+                *q = (v / scale).round() as i8;
+            }
+        } else {
+            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            for (q, v) in qg.iter_mut().zip(xg) {
+                *q = (v * inv).round() as i8;
+            }
         }
     }
 }
@@ -53,7 +92,7 @@ fn quantize_into(x: &[f32], gs: usize, out: &mut QTensor) {
 impl QMatrix {
     fn from_f32(w: &[f32], rows: usize, cols: usize, gs: usize) -> Self {
         let mut t = QTensor { q: Vec::new(), s: Vec::new() };
-        quantize_into(w, gs, &mut t);
+        quantize_into(w, gs, &mut t, false);
         Self { rows, cols, t }
     }
 
@@ -77,8 +116,40 @@ fn dot_group(w: &[i8], x: &[i8]) -> i32 {
     acc.reduce_add()
 }
 
-/// `out = W · x` with `x` already quantized; four rows per work item.
-fn matmul(out: &mut [f32], x: &QTensor, w: &QMatrix, gs: usize) {
+/// `out = W · x` as upstream's `matmul_q8`: items of four rows; per group of `gs`, eight int8
+/// values at a time widened to i32 and multiplied in i32 lanes, the input widened once for the
+/// four rows; scales found by dividing the flat index by `gs`. Rows must be a multiple of 4
+/// (checked at load), as upstream's `par_chunks_exact_mut(4)` silently requires.
+fn matmul_lmrs(out: &mut [f32], x: &QTensor, w: &QMatrix, gs: usize) {
+    debug_assert_eq!(out.len(), w.rows);
+    let n = w.cols;
+    out.par_chunks_exact_mut(4).enumerate().for_each(|(item, o4)| {
+        let r0 = item * 4;
+        let mut sums = [0f32; 4];
+        let mut j = 0;
+        while j + gs <= n {
+            let mut acc = [i32x8::ZERO; 4];
+            let mut k = 0;
+            while k < gs {
+                let xv = i32x8::from(&x.q[j + k..j + k + 8]);
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let at = (r0 + r) * n + j + k;
+                    *a += xv * i32x8::from(&w.t.q[at..at + 8]);
+                }
+                k += 8;
+            }
+            for (r, a) in acc.iter().enumerate() {
+                let ni = (r0 + r) * n;
+                sums[r] += a.reduce_add() as f32 * w.t.s[(ni + j) / gs] * x.s[j / gs];
+            }
+            j += gs;
+        }
+        o4.copy_from_slice(&sums);
+    });
+}
+
+/// `out = W · x` with the suite's kernel (`lmrs-fast`); four rows per work item.
+fn matmul_fast(out: &mut [f32], x: &QTensor, w: &QMatrix, gs: usize) {
     debug_assert_eq!(out.len(), w.rows);
     let groups = w.cols / gs;
     out.par_chunks_mut(4).enumerate().for_each(|(item, o4)| {
@@ -119,6 +190,8 @@ pub struct LmRs {
     inv_freqs: Vec<f32>,
     pool: rayon::ThreadPool,
     threads: usize,
+    /// Compute as upstream lm.rs does (`lmrs`), or with the suite's kernels (`lmrs-fast`).
+    upstream: bool,
 }
 
 /// Buffers of one forward pass, allocated once per request.
@@ -155,9 +228,11 @@ impl LmRs {
             _ => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         };
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let upstream = variant.setting != Setting::FastKernels;
         let qm = |name: &str| -> Result<QMatrix> {
             let info = g.tensor(name)?;
             let (cols, rows) = (info.dims[0], info.dims[1]);
+            ensure!(!upstream || rows % 4 == 0, "{name}: {rows} rows; lm.rs's matmul takes rows four at a time (use lmrs-fast)");
             Ok(QMatrix::from_f32(&g.f32_tensor(name)?, rows, cols, gs))
         };
         let layers = pool.install(|| {
@@ -190,6 +265,7 @@ impl LmRs {
             gs,
             pool,
             threads,
+            upstream,
             cfg,
         })
     }
@@ -222,14 +298,22 @@ impl LmRs {
         let kv_dim = c.n_kv_heads * hd;
         let group = c.n_heads / c.n_kv_heads;
         st.x.copy_from_slice(&self.embed.row(token as usize, gs));
+        let up = self.upstream;
+        let matmul = if up { matmul_lmrs } else { matmul_fast };
+        // Upstream's score buffer: the model's context, capped at 8192 as its loader caps it.
+        let scores = c.context_length.min(8192).max(pos + 1);
         for (li, l) in self.layers.iter().enumerate() {
             rms_norm(&mut st.xb, &st.x, &l.attn_norm, c.rms_eps);
-            quantize_into(&st.xb, gs, &mut st.xq);
+            quantize_into(&st.xb, gs, &mut st.xq, up);
             matmul(&mut st.q, &st.xq, &l.wq, gs);
             matmul(&mut st.k, &st.xq, &l.wk, gs);
             matmul(&mut st.v, &st.xq, &l.wv, gs);
             for head in st.q.chunks_exact_mut(hd).chain(st.k.chunks_exact_mut(hd)) {
-                rope(head, pos, &self.inv_freqs);
+                if up {
+                    rope(head, pos, &c.inv_freqs()); // recomputed per call, as upstream
+                } else {
+                    rope(head, pos, &self.inv_freqs);
+                }
             }
             st.key_cache[li][pos * kv_dim..(pos + 1) * kv_dim].copy_from_slice(&st.k);
             st.value_cache[li][pos * kv_dim..(pos + 1) * kv_dim].copy_from_slice(&st.v);
@@ -238,12 +322,18 @@ impl LmRs {
             st.att_out.par_chunks_mut(hd).enumerate().for_each(|(h, out)| {
                 let off = (h / group) * hd;
                 let qh = &q[h * hd..(h + 1) * hd];
-                let mut att: Vec<f32> = (0..=pos)
-                    .map(|t| {
-                        let k = &keys[t * kv_dim + off..t * kv_dim + off + hd];
-                        qh.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale
-                    })
-                    .collect();
+                let score = |t: usize| {
+                    let k = &keys[t * kv_dim + off..t * kv_dim + off + hd];
+                    qh.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale
+                };
+                let mut att: Vec<f32> = if up {
+                    let mut a = vec![0f32; scores];
+                    a[..=pos].iter_mut().enumerate().for_each(|(t, s)| *s = score(t));
+                    a.truncate(pos + 1);
+                    a
+                } else {
+                    (0..=pos).map(score).collect()
+                };
                 softmax(&mut att);
                 out.fill(0.0);
                 for (t, a) in att.iter().enumerate() {
@@ -251,22 +341,22 @@ impl LmRs {
                     out.iter_mut().zip(v).for_each(|(o, v)| *o += a * v);
                 }
             });
-            quantize_into(&st.att_out, gs, &mut st.xq);
+            quantize_into(&st.att_out, gs, &mut st.xq, up);
             matmul(&mut st.xb, &st.xq, &l.wo, gs);
             st.x.iter_mut().zip(&st.xb).for_each(|(x, d)| *x += d);
 
             rms_norm(&mut st.xb, &st.x, &l.ffn_norm, c.rms_eps);
-            quantize_into(&st.xb, gs, &mut st.xq);
+            quantize_into(&st.xb, gs, &mut st.xq, up);
             matmul(&mut st.hb, &st.xq, &l.w1, gs);
             matmul(&mut st.hb2, &st.xq, &l.w3, gs);
             st.hb.iter_mut().zip(&st.hb2).for_each(|(h, u)| *h = silu(*h) * u);
-            quantize_into(&st.hb, gs, &mut st.hq);
+            quantize_into(&st.hb, gs, &mut st.hq, up);
             matmul(&mut st.xb, &st.hq, &l.w2, gs);
             st.x.iter_mut().zip(&st.xb).for_each(|(x, d)| *x += d);
         }
         let x = st.x.clone();
         rms_norm(&mut st.x, &x, &self.output_norm, c.rms_eps);
-        quantize_into(&st.x, gs, &mut st.xq);
+        quantize_into(&st.x, gs, &mut st.xq, up);
         matmul(&mut st.logits, &st.xq, self.output.as_ref().unwrap_or(&self.embed), gs);
     }
 }
@@ -278,9 +368,17 @@ impl Engine for LmRs {
     fn info(&self) -> EngineInfo {
         self.variant.info(
             Device::Cpu,
-            format!("lm.rs design, re-implemented in llm-bench {} (wide {})", env!("CARGO_PKG_VERSION"), env!("LLM_BENCH_VERSION_WIDE")),
+            if self.upstream {
+                format!("lm.rs (aa6db5c) as upstream computes it, re-implemented in llm-bench {} (wide {})", env!("CARGO_PKG_VERSION"), env!("LLM_BENCH_VERSION_WIDE"))
+            } else {
+                format!("the lm.rs design with llm-bench {}'s own int8 kernel (wide {}): not upstream lm.rs", env!("CARGO_PKG_VERSION"), env!("LLM_BENCH_VERSION_WIDE"))
+            },
             format!("weights Q8 symmetric groups of {}, activations int8 groups of {}, KV cache f32", self.gs, self.gs),
-            format!("{} threads; prefill token by token; one request at a time", self.threads),
+            format!(
+                "{} threads; prefill token by token; one request at a time; {}",
+                self.threads,
+                if self.upstream { "matmul as upstream's matmul_q8 (i32x8 widening multiplies, 4 rows per item)" } else { "matmul by i16 multiply-add (vpmaddwd)" }
+            ),
         )
     }
 

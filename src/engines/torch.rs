@@ -156,8 +156,8 @@ impl Torch {
                     format!("weights {weight_type:?} dequantized to {dtype} by the suite's reader, activations {dtype}"),
                     format!(
                         "the suite's Llama (python_baseline/llama.py): static KV cache, decode step under torch.compile(mode=\"reduce-overhead\", \
-                         fullgraph) with CUDA graphs, batch padded to 1/2/4/../64 rows, prefill eager; each new batch size or cache length \
-                         compiles in the case's warm-up request, outside every figure; {}",
+                         fullgraph) with CUDA graphs, batch padded to 1/2/4/../64 rows, prefill eager; the step's graphs are compiled at load (start-up), \
+                         a new batch size or cache length records its CUDA graph in the case's warm-up request; {}",
                         field("compile")?
                     ),
                 ),

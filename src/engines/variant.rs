@@ -59,6 +59,9 @@ pub enum Setting {
     /// PyTorch: the suite's Llama with a static KV cache and its decode step under
     /// `torch.compile(mode="reduce-overhead")`.
     Compiled,
+    /// The lm.rs design with the suite's own faster kernels (i16 multiply-add, precomputed RoPE
+    /// frequencies): not lm.rs, so never under its name.
+    FastKernels,
 }
 
 /// An engine as the suite runs it: one library in one configuration. Its name is what results,
@@ -99,8 +102,18 @@ pub const VARIANTS: &[Variant] = &[
         name: "lmrs",
         engine: EngineKind::Lmrs,
         setting: Setting::Default,
-        config: "lm.rs design: int8 weights and activations, all cores, CPU only",
-        source: "github.com/samuel-vitorino/lm.rs README",
+        config: "lm.rs as upstream computes it: int8 weights and activations in groups of 128, i32x8 widening multiplies on \
+                 4 rows at a time, token-by-token prefill, greedy (chat --temperature 0), all cores, CPU only",
+        source: "github.com/samuel-vitorino/lm.rs (src/functional.rs matmul_q8, src/transformer.rs, src/bin/chat.rs) at aa6db5c",
+        gpu_only: false,
+    },
+    Variant {
+        name: "lmrs-fast",
+        engine: EngineKind::Lmrs,
+        setting: Setting::FastKernels,
+        config: "the lm.rs design with the suite's kernels: int8 dot products by i16 multiply-add (twice the MACs per \
+                 instruction), direct scale indexing, RoPE frequencies precomputed; not upstream lm.rs",
+        source: "the suite's own (src/engines/lmrs.rs); what lm.rs's design gives with a denser int8 kernel",
         gpu_only: false,
     },
     Variant {

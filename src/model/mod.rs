@@ -6,4 +6,5 @@
 pub mod fixtures;
 pub mod gguf;
 pub mod llama;
+pub mod lmrs_export;
 pub mod tokenizer;

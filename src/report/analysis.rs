@@ -65,6 +65,9 @@ pub struct EngineFigures {
     pub long_context_ttft: Vec<(f64, f64)>,
     pub max_spread: Option<f64>,
     pub min_latency_samples: Option<usize>,
+    /// Per latency bound the rate search ran (`concurrent_load/<engine>/max_rate/<bound>`): the
+    /// highest request rate within it and the output tok/s of the requests that met it there.
+    pub max_rate: Vec<(String, f64, Option<f64>)>,
 }
 
 impl EngineFigures {
@@ -214,6 +217,11 @@ fn figures(engine: &str, measured: &[&Value], tokens: &BTreeMap<(String, String,
         }
     }
     f.concurrency.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    for r in rows.iter().filter(|r| r["scenario"] == "concurrent_load") {
+        if let (Some(slo), Some(rate)) = (r["case"].as_str().and_then(|c| c.strip_prefix("max_rate/")), metric(r, "max_rate_rps", "median")) {
+            f.max_rate.push((slo.to_string(), rate, metric(r, "goodput_tok_s", "median")));
+        }
+    }
     for r in rows.iter().filter(|r| r["scenario"] == "long_context") {
         let case = r["case"].as_str().unwrap_or("");
         if let (true, Some(n), Some(t)) = (case.starts_with("ttft/"), num_suffix(case), metric(r, "ttft_ms", "median")) {
@@ -236,13 +244,20 @@ fn flags(results: &[Value]) -> Vec<String> {
         if spread > MAX_SPREAD {
             out.push(format!("{id}: spread {:.1}% (MAD/median) is above {:.0}%", spread * 100.0, MAX_SPREAD * 100.0));
         }
-        if let Some(why) = r["reduced"].as_str() {
+        let probe = r["case"].as_str().is_some_and(|c| c.starts_with("probe/"));
+        if let Some(why) = r["reduced"].as_str().filter(|_| !probe) {
             out.push(format!("{id}: measured with fewer samples than Criterion's: {why}"));
         }
         let n = r["samples"].as_u64().unwrap_or(0) as usize;
         if r["profile"] == "full" && r["scenario"] == "single_request" && n < MIN_SAMPLES_FULL {
             out.push(format!("{id}: {n} requests, fewer than the {MIN_SAMPLES_FULL} the full profile asks for"));
         }
+    }
+    let probes = results.iter().filter(|r| r["status"] == "measured" && r["case"].as_str().is_some_and(|c| c.starts_with("probe/"))).count();
+    if probes > 0 {
+        out.push(format!(
+            "{probes} rate-search probe(s) (`concurrent_load/<engine>/probe/<rate>rps`): each one window of Poisson arrivals served once, not Criterion samples; their figures come from the raw requests"
+        ));
     }
     let skipped = results.iter().filter(|r| r["status"] == "skipped" && !r["reason"].as_str().unwrap_or("").starts_with("not selected")).count();
     if skipped > 0 {
@@ -361,6 +376,23 @@ fn verdicts(a: &Analysis) -> Vec<String> {
         e.sustained_case.as_ref().map_or(String::new(), |c| format!(" (best sustained case {c})"))
     });
     line(&format!("Cost (per 1M output tokens at ${:.2}/GPU-hour, best measured rate)", a.gpu_price_per_hour), "$", true, &|e| cost(a, e).0, 3, &none);
+    // Goodput: the highest request rate within each bound the searches ran, priced at it.
+    let bounds: Vec<String> = a.engines.iter().flat_map(|e| e.max_rate.iter().map(|m| m.0.clone())).fold(Vec::new(), |mut v, b| {
+        if !v.contains(&b) {
+            v.push(b);
+        }
+        v
+    });
+    for b in &bounds {
+        let rate = |e: &EngineFigures| e.max_rate.iter().find(|m| &m.0 == b).map(|m| m.1).filter(|r| *r > 0.0);
+        let price = a.gpu_price_per_hour;
+        let at = |e: &EngineFigures| {
+            e.max_rate.iter().find(|m| &m.0 == b).and_then(|m| m.2).filter(|g| *g > 0.0).map_or(String::new(), |g| {
+                format!(" (goodput {g:.0} tok/s, ${:.3} per 1M output tokens at that rate)", price / (g * 3600.0) * 1e6)
+            })
+        };
+        line(&format!("Most requests per second within `{b}` (rate search)"), "req/s", false, &rate, 1, &at);
+    }
     line("Memory (peak GPU memory in the memory-efficiency cases)", "GB", true, &|e| e.peak_vram_gb, 2, &none);
     // Engines are ranked at one context length: the longest any engine measured.
     let longest = a.engines.iter().flat_map(|e| e.long_context_ttft.iter().map(|x| x.0)).fold(0.0, f64::max);

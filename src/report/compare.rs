@@ -20,7 +20,8 @@ pub const MIN_CHANGE: f64 = 0.02;
 pub const T_CRITICAL: f64 = 2.6;
 
 /// The figures compared, and whether a higher value is better.
-const FIGURES: [(&str, &str, bool); 6] = [
+const FIGURES: [(&str, &str, bool); 7] = [
+    ("max_rate_rps", "max req/s within bound", true),
     ("ttft_ms", "TTFT ms", false),
     ("total_ms", "request ms", false),
     ("inter_token_ms", "inter-token ms", false),
@@ -72,6 +73,21 @@ pub fn verdict(change: f64, t: Option<f64>, higher_is_better: bool) -> &'static 
     }
 }
 
+/// The verdict on two rate searches' answers: a change is one the searches' precision
+/// ([`crate::run::rate_search::PRECISION`], 10 %) cannot explain.
+pub fn search_verdict(a: f64, b: f64) -> &'static str {
+    const PRECISION: f64 = 1.10;
+    if a <= 0.0 && b <= 0.0 {
+        "no change (within noise)"
+    } else if b > a * PRECISION || (a <= 0.0 && b > 0.0) {
+        "better"
+    } else if b * PRECISION < a {
+        "worse"
+    } else {
+        "no change (within the search's 10 % precision)"
+    }
+}
+
 fn key(r: &Value) -> String {
     format!("{}/{}/{}", r["scenario"].as_str().unwrap_or(""), r["engine"].as_str().unwrap_or(""), r["case"].as_str().unwrap_or(""))
 }
@@ -91,7 +107,10 @@ pub fn changes(a: &[Value], b: &[Value]) -> Vec<Change> {
             }
             let change = (sb.0 - sa.0) / sa.0;
             let t = welch_t(sa.1, sa.2, sa.3, sb.1, sb.2, sb.3);
-            out.push(Change { id: id.clone(), figure: label, a: sa.0, b: sb.0, change, t, verdict: verdict(change, t, higher) });
+            // A rate search's answer is one figure known to its bracket's 10 %: a change is one
+            // beyond that precision, not a t statistic.
+            let verdict = if k == "max_rate_rps" { search_verdict(sa.0, sb.0) } else { verdict(change, t, higher) };
+            out.push(Change { id: id.clone(), figure: label, a: sa.0, b: sb.0, change, t, verdict });
         }
     }
     out

@@ -156,6 +156,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     write_startup(&mut md, &results)?;
     write_host_bound(&mut md, &results)?;
     write_goodput(&mut md, &results, &requests)?;
+    write_rate_search(&mut md, &results, analysis.gpu_price_per_hour)?;
     crate::report::kernels::write(&mut md, &kernel_lines)?;
     if kernel_lines.is_empty() {
         writeln!(md, "Per-kernel analysis (kernel launches and GPU busy time per decode step, the kernels' fraction of the roofline next to each engine's) is not in this run: it comes from the kernels bench (`cargo bench --features cuda,candle,burn,torch,mistralrs --bench kernels`).\n")?;
@@ -168,7 +169,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
         writeln!(md, "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")?;
     }
     let mut rows = Vec::new();
-    for r in results.iter().filter(|r| r["status"] == "measured") {
+    for r in results.iter().filter(|r| r["status"] == "measured" && !is_rate_search(r)) {
         let m = &r["metrics"];
         let f = |k: &str, s: &str| m[k][s].as_f64();
         // The harness's own figures are microseconds: keep their digits.
@@ -260,7 +261,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     }
     let concurrent: Vec<&Value> = results
         .iter()
-        .filter(|r| r["status"] == "measured" && r["scenario"] == "concurrent_load")
+        .filter(|r| r["status"] == "measured" && r["scenario"] == "concurrent_load" && !is_probe(r) && !is_rate_search(r))
         .collect();
     if !concurrent.is_empty() {
         writeln!(md, "\n## Concurrent load\n")?;
@@ -459,11 +460,60 @@ fn write_provenance(md: &mut String, run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A rate-search probe (`probe/<rate>rps`): one window of arrivals, shown with its search.
+fn is_probe(r: &Value) -> bool {
+    r["case"].as_str().is_some_and(|c| c.starts_with("probe/"))
+}
+
+/// A rate search's answer (`max_rate/<bound>`): a rate, not request latencies.
+fn is_rate_search(r: &Value) -> bool {
+    r["case"].as_str().is_some_and(|c| c.starts_with("max_rate/"))
+}
+
+/// The rate searches: per engine and latency bound, the highest Poisson rate whose p99s held,
+/// the goodput there and what a million output tokens cost at that rate.
+fn write_rate_search(md: &mut String, results: &[Value], gpu_price: f64) -> Result<()> {
+    let rows: Vec<&Value> = results.iter().filter(|r| r["status"] == "measured" && is_rate_search(r)).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(md, "## Highest request rate within each latency bound
+")?;
+    writeln!(
+        md,
+        "A search over Poisson arrival rates per engine and bound (MLPerf Inference's Server scenario): from a start rate it doubles while the bound holds and halves while it fails, then bisects until the rate that holds and the one that fails are within 10 %. Each probe is one window of arrivals (quick profile: about 4 s, 16–64 requests, so its p99 is close to its slowest request — a conservative reading; full: about 30 s, 100–400), recorded as the case `probe/<rate>rps` with its raw requests. Cost at ${gpu_price:.2}/GPU-hour over the goodput (output tokens of the requests that met the bound) at that rate.\n"
+    )?;
+    writeln!(md, "| engine | bound | max req/s | output tok/s there | goodput tok/s | p99 TTFT ms | p99 TPOT ms | $ per 1M output tokens | probes | search |")?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|")?;
+    for r in rows {
+        let v = |k: &str| r["metrics"][k]["median"].as_f64();
+        let good = v("goodput_tok_s").filter(|g| *g > 0.0);
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}{} |",
+            r["engine"].as_str().unwrap_or(""),
+            r["case"].as_str().unwrap_or("").trim_start_matches("max_rate/"),
+            opt(v("max_rate_rps"), 1),
+            opt(v("output_tok_s"), 0),
+            opt(good, 0),
+            opt(v("ttft_p99_ms"), 0),
+            opt(v("tpot_p99_ms"), 1),
+            opt(good.map(|g| gpu_price / (g * 3600.0) * 1e6), 3),
+            opt(v("probes"), 0),
+            r["note"].as_str().unwrap_or(""),
+            r["reduced"].as_str().map_or(String::new(), |w| format!(" ⚑ {w}")),
+        )?;
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
 /// Goodput of every concurrent-load case under each latency bound (`crate::report::slo`): the
 /// share of its requests that met the bound, and those requests' rate and output tokens per
 /// second, from the raw per-request records.
 fn write_goodput(md: &mut String, results: &[Value], requests: &[Value]) -> Result<()> {
-    let cases: Vec<&Value> = results.iter().filter(|r| r["status"] == "measured" && r["scenario"] == "concurrent_load").collect();
+    let cases: Vec<&Value> =
+        results.iter().filter(|r| r["status"] == "measured" && r["scenario"] == "concurrent_load" && !is_probe(r) && !is_rate_search(r)).collect();
     if cases.is_empty() {
         return Ok(());
     }
@@ -664,6 +714,17 @@ fn charts(run_dir: &Path, results: &[Value], kernel_lines: &[Value], a: &crate::
     out.push(("GPU utilisation during the sustained run".to_string(), lines("GPU utilisation (NVML) during sustained batches", "seconds into the measured run", "%", &telemetry_series(run_dir, a), false)));
     out.push(("Peak GPU memory by batch".to_string(), lines("Peak GPU memory in use (NVML), 1B model", "batch", "GB", &series("memory_efficiency", "1b/batch", if results.iter().any(|r| r["metrics"]["engine_gpu_mem_gb"].is_object()) { "engine_gpu_mem_gb" } else { "gpu_mem_used_gb" }, "max"), false)));
     out.push(("Long-context scaling".to_string(), lines("TTFT (median) by context length", "context tokens", "ms", &series("long_context", "ttft/context", "ttft_ms", "median"), true)));
+    // One chart per bound the rate searches ran: max req/s per engine.
+    let mut bounds: Vec<&str> = Vec::new();
+    for b in a.engines.iter().flat_map(|e| e.max_rate.iter().map(|m| m.0.as_str())) {
+        if !bounds.contains(&b) {
+            bounds.push(b);
+        }
+    }
+    for b in bounds {
+        let rates: Vec<(String, f64)> = a.engines.iter().filter_map(|e| e.max_rate.iter().find(|m| m.0 == b).map(|m| (e.engine.clone(), m.1))).collect();
+        out.push((format!("Highest request rate within `{b}`"), bars(&format!("Max req/s within `{b}` (rate search)"), "req/s", &rates, None)));
+    }
     let mbu: Vec<(String, f64)> = a.engines.iter().filter_map(|e| e.mbu_pct.map(|v| (e.engine.clone(), v))).collect();
     out.push(("Fraction of the bandwidth roofline".to_string(), bars("Model bandwidth utilisation at batch 1", "% of measured copy bandwidth", &mbu, Some((100.0, "roofline (copy bandwidth)")))));
     // The kernels bench: the suite's decode-step matvecs (graph replay), then each engine's
@@ -750,8 +811,8 @@ fn write_coverage(md: &mut String, results: &[Value]) -> Result<()> {
         let (Some(engine), Some(scenario)) = (r["engine"].as_str(), r["scenario"].as_str()) else { continue };
         // The stub is the harness, not an engine; an engine left out of a pass on purpose
         // (`LLM_BENCH_ENGINES`) was measured in another pass or not asked for.
-        if engine == "stub" || r["reason"].as_str().is_some_and(|w| w.starts_with("not selected")) {
-            continue;
+        if engine == "stub" || r["reason"].as_str().is_some_and(|w| w.starts_with("not selected")) || is_probe(r) {
+            continue; // a rate search's probes are counted in its `max_rate` case
         }
         if !scenarios.iter().any(|s| s == scenario) {
             scenarios.push(scenario.to_string());

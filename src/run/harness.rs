@@ -324,6 +324,7 @@ impl Harness {
             profile: self.profile.name().into(),
             reduced,
             wall_s: self.case_started.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed().as_secs_f64()),
+            note: None,
         };
         if let Err(e) = self.run.requests(&records).and_then(|_| self.run.record(&rec)) {
             eprintln!("[llm-bench] cannot write the results file: {e:#}");
@@ -710,6 +711,54 @@ pub struct ConcurrentCase {
     pub requests_per_iter: usize,
 }
 
+/// One round of a concurrent case: its requests as raw records, output tok/s, mean batch (0 when
+/// the engine's own scheduler served them) and the summed end-to-end time.
+type Round = (Vec<RequestRecord>, f64, f64, Duration);
+
+impl Harness {
+    /// Serve `count` requests under `load`, through the engine's own scheduler or the shared
+    /// batcher; only instants are taken while serving, the records are made afterwards.
+    #[allow(clippy::too_many_arguments)]
+    fn serve_round(
+        &self,
+        engine: &mut dyn Engine,
+        name: &str,
+        load: crate::run::batcher::Load,
+        id: &str,
+        sample: usize,
+        count: usize,
+        prompts: &[Vec<u32>],
+        batcher: &crate::run::batcher::Batcher,
+    ) -> Result<Round> {
+        let prompt = |i: usize| prompts[i % prompts.len()].clone();
+        let started = Instant::now();
+        let served = match engine.scheduled() {
+            Some(own) => crate::run::batcher::serve_scheduled(own, load, count, self.new_tokens, &prompt)?,
+            None => batcher.serve(engine, load, count, self.new_tokens, &prompt)?,
+        };
+        let ms = |t: Instant, from: Instant| (t - from).as_secs_f64() * 1e3;
+        let end = served.iter().map(|s| s.done).max().unwrap_or(started);
+        let tokens: usize = served.iter().map(|s| s.tokens.len()).sum();
+        let mean_batch = served.iter().map(|s| s.batch as f64).sum::<f64>() / served.len().max(1) as f64;
+        let e2e: Duration = served.iter().map(|s| s.done - s.arrived).sum();
+        let records = served
+            .iter()
+            .map(|s| RequestRecord {
+                scenario: self.scenario.into(),
+                engine: name.to_string(),
+                case: id.to_string(),
+                sample,
+                prompt_tokens: prompts[0].len(),
+                new_tokens: s.tokens.len(),
+                ttft_ms: ms(s.first_token, s.arrived),
+                total_ms: ms(s.done, s.arrived),
+                token_ms: s.tokens.iter().map(|&t| ms(t, s.arrived)).collect(),
+            })
+            .collect();
+        Ok((records, tokens as f64 / (end - started).as_secs_f64(), mean_batch, e2e))
+    }
+}
+
 impl Harness {
     /// Serve each case through the shared batcher. Criterion's figure is the mean end-to-end
     /// response time per request (arrival to last token); the results add TTFT and inter-token
@@ -742,36 +791,8 @@ impl Harness {
         let mut criterion = self.criterion(clock.clone());
         let mut group = criterion.benchmark_group(format!("{}/{name}", self.scenario));
         group.sampling_mode(Self::sampling());
-        let prompt = |i: usize| prompts[i % prompts.len()].clone();
-        // One round of a case: `count` requests served, as raw records, output tok/s, mean
-        // batch (0 when the engine's own scheduler served them) and summed end-to-end time.
-        type Round = (Vec<RequestRecord>, f64, f64, Duration);
         let serve = |engine: &mut dyn Engine, case: &ConcurrentCase, id: &str, sample: usize, count: usize| -> Result<Round> {
-            let started = Instant::now();
-            let served = match engine.scheduled() {
-                Some(own) => crate::run::batcher::serve_scheduled(own, case.load, count, self.new_tokens, &prompt)?,
-                None => batcher.serve(engine, case.load, count, self.new_tokens, &prompt)?,
-            };
-            let ms = |t: Instant, from: Instant| (t - from).as_secs_f64() * 1e3;
-            let end = served.iter().map(|s| s.done).max().unwrap_or(started);
-            let tokens: usize = served.iter().map(|s| s.tokens.len()).sum();
-            let mean_batch = served.iter().map(|s| s.batch as f64).sum::<f64>() / served.len().max(1) as f64;
-            let e2e: Duration = served.iter().map(|s| s.done - s.arrived).sum();
-            let records = served
-                .iter()
-                .map(|s| RequestRecord {
-                    scenario: self.scenario.into(),
-                    engine: name.clone(),
-                    case: id.to_string(),
-                    sample,
-                    prompt_tokens: prompts[0].len(),
-                    new_tokens: s.tokens.len(),
-                    ttft_ms: ms(s.first_token, s.arrived),
-                    total_ms: ms(s.done, s.arrived),
-                    token_ms: s.tokens.iter().map(|&t| ms(t, s.arrived)).collect(),
-                })
-                .collect();
-            Ok((records, tokens as f64 / (end - started).as_secs_f64(), mean_batch, e2e))
+            self.serve_round(engine, &name, case.load, id, sample, count, prompts, batcher)
         };
         for case in cases {
             let id = format!("{}/{}", case.figure, case.label);
@@ -865,6 +886,150 @@ impl Harness {
         }
         group.finish();
         criterion.final_summary();
+    }
+}
+
+impl Harness {
+    /// The concurrent-load scenario's rate search (`crate::run::rate_search`): per latency bound,
+    /// the highest Poisson arrival rate whose probe keeps its p99 TTFT and TPOT within the bound.
+    /// Each probe is recorded as a case `probe/<rate>rps` (its raw requests, measured once: one
+    /// window of arrivals is one sample of the rate); each bound's answer as `max_rate/<bound>`,
+    /// with the bracket, the probes and the goodput at that rate. Probes are shared between
+    /// bounds, and the next bound's search starts from the previous bound's answer.
+    pub fn measure_rate_search(
+        &self,
+        engine: &mut dyn Engine,
+        startup: Startup,
+        slos: &[crate::report::slo::Slo],
+        prompts: &[Vec<u32>],
+        batcher: &crate::run::batcher::Batcher,
+    ) {
+        use crate::run::rate_search::{found, next_rate, Found, Probe};
+        let name = engine.info().name;
+        let prompt_len = prompts[0].len();
+        // Start at half what the engine serves in batches of 16, as the pacer has learned it.
+        let mut start = self
+            .pacer
+            .rates(&name)
+            .map(|r| 0.5 * 16.0 / r.estimate(16, prompt_len, self.new_tokens).as_secs_f64().max(1e-3))
+            .unwrap_or(4.0);
+        // Every probe served so far: its rate, requests (as results-file values) and output tok/s.
+        let mut served: Vec<(f64, Vec<serde_json::Value>, f64)> = Vec::new();
+        let max_probes = self.profile.rate_probes();
+        for slo in slos {
+            let id = format!("max_rate/{}", slo.name);
+            let _case = self.case_starts(&name, &id);
+            if !self.criterion_selects(&name, &id) || self.is_done(&name, &id) {
+                continue;
+            }
+            self.pacer.progress(self.scenario, &name, &id);
+            if let Some(why) = self.context_problem(engine, prompt_len, self.new_tokens) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
+            let search_started = Instant::now();
+            let attain = |reqs: &[serde_json::Value]| crate::report::slo::attainment(&reqs.iter().collect::<Vec<_>>(), slo);
+            let probes = |served: &[(f64, Vec<serde_json::Value>, f64)]| -> Vec<Probe> {
+                served.iter().filter_map(|(rate, reqs, _)| attain(reqs).map(|a| Probe { rate: *rate, holds: a.holds })).collect()
+            };
+            let mut cut = None;
+            while let Some(rate) = next_rate(&probes(&served), start) {
+                if served.len() >= max_probes {
+                    cut = Some(format!("the search stopped at the profile's {max_probes} probes per engine"));
+                    break;
+                }
+                let count = self.profile.rate_probe_requests(rate);
+                let one = self.pacer.rates(&name).map_or(Duration::ZERO, |r| r.estimate(1, prompt_len, self.new_tokens));
+                let expected = Duration::from_secs_f64(count as f64 / rate) + one;
+                if let Some(left) = self.pacer.left().filter(|left| expected > *left) {
+                    cut = Some(format!(
+                        "the search stopped: a probe at {rate} req/s ({count} requests, about {:.1} s) does not fit the {:.1} s left of the run's time budget",
+                        expected.as_secs_f64(),
+                        left.as_secs_f64()
+                    ));
+                    break;
+                }
+                let probe_id = format!("probe/{rate}rps");
+                *self.case_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                let load = crate::run::batcher::Load::Poisson { rate, seed: 0x5eed };
+                match self.serve_round(engine, &name, load, &probe_id, 0, count, prompts, batcher) {
+                    Ok((records, tok_s, mean_batch, _)) => {
+                        let values: Vec<serde_json::Value> = records.iter().filter_map(|r| serde_json::to_value(r).ok()).collect();
+                        let mut extra = BTreeMap::new();
+                        for (k, unit, v) in [("output_tok_s", "tok/s", tok_s), ("mean_batch", "requests", mean_batch), ("request_rate_rps", "req/s", rate)] {
+                            if let Some(summary) = Summary::of(&[v]) {
+                                extra.insert(k.to_string(), Metric { unit, summary });
+                            }
+                        }
+                        extra.extend(startup.metrics());
+                        let why = format!("a rate-search probe: {count} Poisson arrivals at {rate} req/s, served once (one window of arrivals is one sample)");
+                        self.finish_case(engine, "wall", &probe_id, records, extra, Some(why));
+                        served.push((rate, values, tok_s));
+                    }
+                    Err(e) => {
+                        cut = Some(format!("the search stopped: serving the probe at {rate} req/s failed: {e:#}"));
+                        break;
+                    }
+                }
+            }
+            *self.case_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(search_started);
+            let mine = probes(&served);
+            let result = found(&mine);
+            let bound = format!("p99 TTFT ≤ {} ms, p99 TPOT ≤ {} ms", slo.ttft_p99_ms, slo.tpot_p99_ms);
+            let rates: Vec<String> = mine.iter().map(|p| format!("{}{}", p.rate, if p.holds { "✓" } else { "✗" })).collect();
+            let what = match result {
+                Found::Bracketed { holds, fails } => format!("holds at {holds} req/s, fails at {fails} req/s"),
+                Found::AtLeast(r) => format!("holds at every rate probed, up to {r} req/s (the search's ceiling)"),
+                Found::Below(r) => format!("fails at every rate probed, down to {r} req/s (the search's floor): no rate holds it"),
+                Found::Nothing => "no probe was served".to_string(),
+            };
+            let note = format!("`{}` ({bound}): {what}; probes {}", slo.name, rates.join(" "));
+            if matches!(result, Found::Nothing) {
+                self.skip(&name, Some(&id), &format!("{note}; {}", cut.as_deref().unwrap_or("nothing to search")));
+                continue;
+            }
+            let rate = result.rate();
+            let mut metrics = BTreeMap::new();
+            let mut put = |k: &str, unit: &'static str, v: f64| {
+                if let Some(summary) = Summary::of(&[v]) {
+                    metrics.insert(k.to_string(), Metric { unit, summary });
+                }
+            };
+            put("max_rate_rps", "req/s", rate);
+            put("probes", "probes", mine.len() as f64);
+            if let Some((_, reqs, tok_s)) = served.iter().find(|p| p.0 == rate) {
+                if let Some(a) = attain(reqs) {
+                    put("output_tok_s", "tok/s", *tok_s);
+                    put("goodput_tok_s", "tok/s", tok_s * a.met_tokens);
+                    put("ttft_p99_ms", "ms", a.ttft_p99_ms);
+                    put("tpot_p99_ms", "ms", a.tpot_p99_ms);
+                }
+            }
+            metrics.extend(startup.metrics());
+            let rec = ResultRecord::Measured {
+                run: self.run.run.clone(),
+                scenario: self.scenario.into(),
+                engine: name.clone(),
+                engine_info: engine.info(),
+                case: id.clone(),
+                model: self.identity.clone(),
+                device: engine.info().device.to_string(),
+                timer: "wall".into(),
+                samples: mine.len(),
+                metrics,
+                spread: 0.0,
+                profile: self.profile.name().into(),
+                reduced: cut,
+                wall_s: Some(search_started.elapsed().as_secs_f64()),
+                note: Some(note),
+            };
+            if let Err(e) = self.run.record(&rec) {
+                eprintln!("[llm-bench] cannot write the results file: {e:#}");
+            }
+            if rate > 0.0 {
+                start = rate; // the next (looser) bound starts where this one ended
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod harness;
 pub mod interrupt;
 pub mod pacer;
 pub mod plan;
+pub mod rate_search;
 pub mod requests;
 pub mod scenarios;
 pub mod workload;

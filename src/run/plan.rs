@@ -26,6 +26,8 @@ pub enum Shape {
     Throughput { duration_s: f64 },
     /// `requests` requests served together (closed loop), or a window of Poisson arrivals.
     Concurrent { requests: usize, poisson_window_s: Option<f64> },
+    /// A rate search: about `probes` probes of `requests` Poisson arrivals each, served once.
+    RateSearch { probes: usize, requests: usize },
 }
 
 /// What an earlier run knows of one engine's case.
@@ -133,6 +135,9 @@ impl Reference {
                 };
                 criterion(iteration)
             }),
+            // A probe keeps about eight requests in flight (rough: the rate it probes is what
+            // the search finds), once, with no Criterion samples.
+            Shape::RateSearch { probes, requests } => request(new_tokens).map(|one| probes as f64 * (requests as f64 / 8.0 + 1.0) * one),
         };
         est.or(k.skip_estimate_s)
     }

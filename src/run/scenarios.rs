@@ -55,7 +55,8 @@ impl Scenario {
 enum Work {
     Latency(Vec<LatencyCase>),
     Throughput { cases: Vec<ThroughputCase>, duration: Duration, copy_bandwidth: Option<f64> },
-    Concurrent { cases: Vec<ConcurrentCase>, pool: Vec<Vec<u32>>, batcher: Batcher },
+    /// Closed-loop and Poisson cases, then the rate search for each latency bound.
+    Concurrent { cases: Vec<ConcurrentCase>, pool: Vec<Vec<u32>>, batcher: Batcher, slos: Vec<crate::report::slo::Slo> },
 }
 
 /// One scenario's cases on one model, ready for any engine.
@@ -152,7 +153,7 @@ impl Plan {
                         requests_per_iter: (rate * window).ceil() as usize,
                     }));
                     let pool = prompts(&h.tokenizer, bos, SUSTAINED_PROMPT, 100)?;
-                    Work::Concurrent { cases, pool, batcher: Batcher { max_batch: MAX_BATCH } }
+                    Work::Concurrent { cases, pool, batcher: Batcher { max_batch: MAX_BATCH }, slos: crate::report::slo::slos()? }
                 }
             };
             let with_stub = s == Scenario::SingleRequest;
@@ -176,7 +177,7 @@ impl Plan {
         match &self.work {
             Work::Latency(c) => c.len(),
             Work::Throughput { cases, .. } => cases.len(),
-            Work::Concurrent { cases, .. } => cases.len(),
+            Work::Concurrent { cases, slos, .. } => cases.len() + slos.len(),
         }
     }
 
@@ -185,7 +186,11 @@ impl Plan {
         match &self.work {
             Work::Latency(c) => c.iter().map(LatencyCase::id).collect(),
             Work::Throughput { cases, .. } => cases.iter().map(|c| format!("{}/{}", c.figure, c.label)).collect(),
-            Work::Concurrent { cases, .. } => cases.iter().map(|c| format!("{}/{}", c.figure, c.label)).collect(),
+            Work::Concurrent { cases, slos, .. } => cases
+                .iter()
+                .map(|c| format!("{}/{}", c.figure, c.label))
+                .chain(slos.iter().map(|s| format!("max_rate/{}", s.name)))
+                .collect(),
         }
     }
 
@@ -203,13 +208,14 @@ impl Plan {
             Work::Throughput { cases, duration, copy_bandwidth } => {
                 h.measure_throughput(engine, startup, cases, *duration, *copy_bandwidth)
             }
-            Work::Concurrent { cases, pool, batcher } => {
+            Work::Concurrent { cases, pool, batcher, slos } => {
                 if let Some(own) = engine.scheduled() {
                     eprintln!("[llm-bench] {} serves requests through {}", engine.info().name, own.scheduler());
                 } else {
                     eprintln!("[llm-bench] {} is served through: {}, max batch {}", engine.info().name, Batcher::NAME, batcher.max_batch);
                 }
-                h.measure_concurrent(engine, startup, cases, pool, batcher)
+                h.measure_concurrent(engine, startup, cases, pool, batcher);
+                h.measure_rate_search(engine, startup, slos, pool, batcher)
             }
         }
         for (case, reason) in &self.left_out {
@@ -349,6 +355,11 @@ pub fn case_table(s: Scenario, profile: Profile, new_tokens: usize) -> Vec<(Stri
             out.extend(profile.poisson_rates().iter().map(|&rate| {
                 (format!("poisson/{rate}rps"), Shape::Concurrent { requests: (rate * window).ceil() as usize, poisson_window_s: Some(window) })
             }));
+            // The rate search per latency bound (a user's LLM_BENCH_SLO adds `user`); the
+            // probes of all bounds together are at most the profile's.
+            let slos = crate::report::slo::slos().unwrap_or_default();
+            let probes = profile.rate_probes().div_ceil(slos.len().max(1));
+            out.extend(slos.iter().map(|s| (format!("max_rate/{}", s.name), Shape::RateSearch { probes, requests: profile.rate_probe_requests(16.0) })));
             out
         }
     }
@@ -516,8 +527,11 @@ mod tests {
         assert_eq!(ids(Scenario::SingleRequest)[..2], ["ttft/prompt50".to_string(), "total/prompt50".to_string()]);
         assert!(ids(Scenario::LongContext).contains(&"total/context8192".to_string()));
         assert_eq!(ids(Scenario::SustainedThroughput), ["batch/32", "batch/64"]);
-        assert_eq!(ids(Scenario::ConcurrentLoad), ["clients/1", "clients/10", "clients/50", "clients/100", "poisson/8rps", "poisson/32rps"]);
+        assert_eq!(
+            ids(Scenario::ConcurrentLoad),
+            ["clients/1", "clients/10", "clients/50", "clients/100", "poisson/8rps", "poisson/32rps", "max_rate/interactive", "max_rate/server"]
+        );
         assert!(case_table(Scenario::MemoryEfficiency, Profile::Full, 128).iter().any(|c| c.0 == "3b/batch32"));
-        assert_eq!(case_table(Scenario::ConcurrentLoad, Profile::Full, 128).len(), 8);
+        assert_eq!(case_table(Scenario::ConcurrentLoad, Profile::Full, 128).len(), 10);
     }
 }

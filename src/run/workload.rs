@@ -114,6 +114,27 @@ impl Profile {
         }
     }
 
+    /// Requests of one rate-search probe at `rate` req/s: arrivals over about `window` seconds,
+    /// at least enough that the p99 is not one request's luck, at most what keeps a probe short.
+    /// Quick: 4 s, 16..64 requests (the p99 of 64 is close to their slowest: a conservative
+    /// bound); full: 30 s, 100..400 (the p99 of 100 or more is the 99th percentile proper).
+    pub fn rate_probe_requests(self, rate: f64) -> usize {
+        let (window, min, max) = match self {
+            Profile::Quick => (4.0, 16, 64),
+            Profile::Full => (30.0, 100, 400),
+        };
+        ((rate * window).ceil() as usize).clamp(min, max)
+    }
+
+    /// Probes a rate search may take per engine, over all bounds (they share probes): enough to
+    /// bracket from a fair start and bisect to 10 % for two bounds.
+    pub fn rate_probes(self) -> usize {
+        match self {
+            Profile::Quick => 12,
+            Profile::Full => 24,
+        }
+    }
+
     /// Closed-loop client counts of the concurrent-load scenario.
     pub fn concurrent_clients(self) -> &'static [usize] {
         match self {

@@ -1,0 +1,123 @@
+//! The highest Poisson arrival rate an engine serves within a latency bound (MLPerf Inference's
+//! Server scenario, vLLM's goodput): the search over rates, kept apart from serving and from
+//! the bound itself. The harness runs the probes ([`crate::run::harness`]); whether a probe
+//! holds a bound is [`crate::report::slo::attainment`] of its raw requests.
+//!
+//! The search brackets, then bisects: from a start rate it doubles while the bound holds (or
+//! halves while it does not) until one probe holds and a higher one fails, then probes the
+//! geometric middle until the two are within [`PRECISION`] of each other. Every probe is a
+//! case of the run like any other; probes are shared between bounds, so a rate probed for one
+//! bound is never served again for the next.
+
+/// The bracket's ends are within this ratio when the search stops (10 %).
+pub const PRECISION: f64 = 1.10;
+/// Rates the search does not go below or above (requests per second): below the floor an engine
+/// holds no bound worth the name; the ceiling is beyond any batch of 64 on one GPU here.
+pub const MIN_RATE: f64 = 0.5;
+pub const MAX_RATE: f64 = 512.0;
+
+/// One probe's outcome for one bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Probe {
+    pub rate: f64,
+    pub holds: bool,
+}
+
+/// What a finished (or cut) search found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Found {
+    /// The highest rate probed that holds, and the lowest above it that fails.
+    Bracketed { holds: f64, fails: f64 },
+    /// Every rate up to the ceiling holds.
+    AtLeast(f64),
+    /// Even the floor fails.
+    Below(f64),
+    /// No probe yet.
+    Nothing,
+}
+
+impl Found {
+    /// The rate to report: the highest that held (0 when none did).
+    pub fn rate(self) -> f64 {
+        match self {
+            Found::Bracketed { holds, .. } | Found::AtLeast(holds) => holds,
+            Found::Below(_) | Found::Nothing => 0.0,
+        }
+    }
+}
+
+/// The bracket the probes make: the lowest failing rate, and the highest holding rate below it
+/// (a noisy probe that holds above a failing one is not trusted).
+pub fn bracket(probes: &[Probe]) -> (Option<f64>, Option<f64>) {
+    let fails = probes.iter().filter(|p| !p.holds).map(|p| p.rate).reduce(f64::min);
+    let holds = probes.iter().filter(|p| p.holds && fails.is_none_or(|f| p.rate < f)).map(|p| p.rate).reduce(f64::max);
+    (holds, fails)
+}
+
+/// The next rate to probe, or `None` when the search is done.
+pub fn next_rate(probes: &[Probe], start: f64) -> Option<f64> {
+    match bracket(probes) {
+        (None, None) => Some(start.clamp(MIN_RATE, MAX_RATE)),
+        (Some(lo), None) => (lo < MAX_RATE).then(|| (lo * 2.0).min(MAX_RATE)),
+        (None, Some(hi)) => (hi > MIN_RATE).then(|| (hi / 2.0).max(MIN_RATE)),
+        (Some(lo), Some(hi)) => (hi / lo > PRECISION).then(|| round((lo * hi).sqrt())),
+    }
+}
+
+/// What the probes found so far.
+pub fn found(probes: &[Probe]) -> Found {
+    match bracket(probes) {
+        (Some(lo), Some(hi)) => Found::Bracketed { holds: lo, fails: hi },
+        (Some(lo), None) => Found::AtLeast(lo),
+        (None, Some(hi)) => Found::Below(hi),
+        (None, None) => Found::Nothing,
+    }
+}
+
+/// Rates as probed: three significant figures, so case ids stay short and equal rates compare equal.
+pub fn round(rate: f64) -> f64 {
+    let digits = 3 - rate.abs().log10().ceil() as i32;
+    let k = 10f64.powi(digits);
+    (rate * k).round() / k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run the search against a bound that holds up to `limit` req/s.
+    fn search(limit: f64, start: f64) -> (Found, usize) {
+        let mut probes = Vec::new();
+        while let Some(rate) = next_rate(&probes, start) {
+            assert!(!probes.iter().any(|p: &Probe| p.rate == rate), "{rate} probed twice: {probes:?}");
+            probes.push(Probe { rate, holds: rate <= limit });
+            assert!(probes.len() < 30, "the search does not end: {probes:?}");
+        }
+        (found(&probes), probes.len())
+    }
+
+    #[test]
+    fn the_search_ends_within_its_precision_from_either_side() {
+        for (limit, start) in [(37.0, 4.0), (37.0, 300.0), (3.3, 16.0), (100.0, 100.0)] {
+            let (f, n) = search(limit, start);
+            let Found::Bracketed { holds, fails } = f else { panic!("{limit}/{start}: {f:?}") };
+            assert!(holds <= limit && fails > limit && fails / holds <= PRECISION, "{limit}/{start}: {f:?}");
+            assert!(n <= 10, "{limit}/{start}: {n} probes");
+        }
+    }
+
+    #[test]
+    fn the_ends_of_the_range_are_reported_as_such() {
+        assert_eq!(search(1e9, 8.0).0, Found::AtLeast(MAX_RATE));
+        assert_eq!(search(0.1, 8.0).0, Found::Below(MIN_RATE));
+        assert_eq!(Found::Below(MIN_RATE).rate(), 0.0);
+    }
+
+    #[test]
+    fn a_noisy_probe_above_a_failing_one_is_not_trusted() {
+        let probes = [Probe { rate: 8.0, holds: true }, Probe { rate: 16.0, holds: false }, Probe { rate: 32.0, holds: true }];
+        assert_eq!(bracket(&probes), (Some(8.0), Some(16.0)));
+        assert_eq!(round(11.3137), 11.3);
+        assert_eq!(round(0.7071), 0.707);
+    }
+}
