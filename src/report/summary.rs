@@ -481,7 +481,7 @@ fn write_rate_search(md: &mut String, results: &[Value], gpu_price: f64) -> Resu
 ")?;
     writeln!(
         md,
-        "A search over Poisson arrival rates per engine and bound (MLPerf Inference's Server scenario): from a start rate it doubles while the bound holds and halves while it fails, then bisects until the rate that holds and the one that fails are within 10 %. Each probe is one window of arrivals (quick profile: about 4 s, 16–64 requests, so its p99 is close to its slowest request — a conservative reading; full: about 30 s, 100–400), recorded as the case `probe/<rate>rps` with its raw requests. Cost at ${gpu_price:.2}/GPU-hour over the goodput (output tokens of the requests that met the bound) at that rate.\n"
+        "A search over Poisson arrival rates per engine and bound (MLPerf Inference's Server scenario): from a start rate it doubles while the bound holds and halves while it fails, then bisects until the rate that holds and the one that fails are within 10 %. Each probe is one window of arrivals (quick profile: about 2 s, 16–32 requests, so its p99 is close to its slowest request — a conservative reading — and at most 8 probes per engine over all bounds; full: about 30 s, 100–400 requests, 24 probes), recorded as the case `probe/<rate>rps` with its raw requests. Cost at ${gpu_price:.2}/GPU-hour over the goodput (output tokens of the requests that met the bound) at that rate.\n"
     )?;
     writeln!(md, "| engine | bound | max req/s | output tok/s there | goodput tok/s | p99 TTFT ms | p99 TPOT ms | $ per 1M output tokens | probes | search |")?;
     writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|")?;

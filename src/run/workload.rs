@@ -116,11 +116,12 @@ impl Profile {
 
     /// Requests of one rate-search probe at `rate` req/s: arrivals over about `window` seconds,
     /// at least enough that the p99 is not one request's luck, at most what keeps a probe short.
-    /// Quick: 4 s, 16..64 requests (the p99 of 64 is close to their slowest: a conservative
-    /// bound); full: 30 s, 100..400 (the p99 of 100 or more is the 99th percentile proper).
+    /// Quick: 2 s, 16..32 requests (the p99 of 32 is their slowest but for interpolation: a
+    /// conservative bound, sized so eight engines' searches fit a few minutes of one lease);
+    /// full: 30 s, 100..400 (the p99 of 100 or more is the 99th percentile proper).
     pub fn rate_probe_requests(self, rate: f64) -> usize {
         let (window, min, max) = match self {
-            Profile::Quick => (4.0, 16, 64),
+            Profile::Quick => (2.0, 16, 32),
             Profile::Full => (30.0, 100, 400),
         };
         ((rate * window).ceil() as usize).clamp(min, max)
@@ -130,7 +131,7 @@ impl Profile {
     /// bracket from a fair start and bisect to 10 % for two bounds.
     pub fn rate_probes(self) -> usize {
         match self {
-            Profile::Quick => 12,
+            Profile::Quick => 8,
             Profile::Full => 24,
         }
     }
