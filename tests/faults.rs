@@ -64,3 +64,58 @@ fn a_scenario_case_past_the_context_is_recorded_as_not_runnable_and_the_run_goes
     assert!(run.join("summary.md").is_file(), "no summary after the bench: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Run `bench` (a link to the binary named for it) on SmolLM2 with Candle and `LLM_BENCH_FAULT`
+/// set; the run directory's records and stderr.
+fn with_fault(bench: &str, fault: &str, tag: &str) -> (Vec<serde_json::Value>, String, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("llm-bench-fault-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join(bench);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_llm-bench"), &link).unwrap();
+    let run = dir.join("run");
+    let out = Command::new(&link)
+        .args(["--bench", "--test"])
+        .env("LLM_BENCH_MODEL", "smollm2")
+        .env("LLM_BENCH_ENGINES", "candle")
+        .env("LLM_BENCH_NEW_TOKENS", "4")
+        .env("LLM_BENCH_FAULT", fault)
+        .env("LLM_BENCH_OUT", &run)
+        .output()
+        .expect("the bench starts");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{bench} with LLM_BENCH_FAULT={fault} failed as a whole: {err}");
+    (results(&run), err, dir)
+}
+
+#[test]
+fn an_out_of_memory_case_is_recorded_with_the_engines_message_and_the_next_case_is_measured() {
+    // Sustained throughput measures batch/32 then batch/64: the first runs out of memory.
+    let (records, err, dir) = with_fault("sustained_throughput", "oom:32", "oom");
+    let case = |c: &str| records.iter().find(|r| r["engine"] == "candle" && r["case"] == c).unwrap_or_else(|| panic!("no {c}: {records:?}\n{err}")).clone();
+    let failed = case("batch/32");
+    assert_eq!(failed["status"], "skipped", "{failed}");
+    let why = failed["reason"].as_str().unwrap();
+    assert!(why.contains("failed") && why.contains("out of memory") && why.contains("batch of 32"), "{why}");
+    let after = case("batch/64");
+    assert_eq!(after["status"], "measured", "the case after the failure was not measured: {after}");
+    assert!(after["engine_info"]["notes"].as_str().unwrap().contains("FAULT INJECTED"), "{after}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_engine_panic_in_one_case_is_recorded_and_the_cases_around_it_are_measured() {
+    // Memory efficiency on a user's model measures model/batch1, model/batch8, model/batch32.
+    let (records, err, dir) = with_fault("memory_efficiency", "panic:8", "panic");
+    let case = |c: &str| records.iter().find(|r| r["engine"] == "candle" && r["case"] == c).unwrap_or_else(|| panic!("no {c}: {records:?}\n{err}")).clone();
+    let failed = case("model/batch8");
+    assert_eq!(failed["status"], "skipped", "{failed}");
+    let why = failed["reason"].as_str().unwrap();
+    assert!(why.contains("engine candle panicked") && why.contains("batch of 8"), "{why}");
+    for ok in ["model/batch1", "model/batch32"] {
+        assert_eq!(case(ok)["status"], "measured", "{ok} was not measured around the panic: {}", case(ok));
+    }
+    // The panic is the engine's, reported once as a record: the process went on and ended well.
+    assert!(dir.join("run/summary.md").is_file(), "no summary after the bench: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

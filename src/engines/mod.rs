@@ -14,6 +14,7 @@ pub mod lmrs;
 #[cfg(feature = "mistralrs")]
 pub mod mistralrs;
 pub mod check;
+pub mod fault;
 pub mod reference;
 pub mod stub;
 #[cfg(feature = "torch")]

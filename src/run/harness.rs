@@ -123,6 +123,10 @@ impl Harness {
         let started = Instant::now();
         let mut engine = variant.load(&self.model, device).map_err(|e| format!("failed to load on {device}: {e:#}"))?;
         let load = started.elapsed();
+        // A fault on purpose (the tests of a failing engine): the real engine, failing as told.
+        if let Some(fault) = crate::engines::fault::Fault::from_env().map_err(|e| format!("{e:#}"))? {
+            engine = Box::new(crate::engines::fault::Faulty { inner: engine, fault });
+        }
         // Loading may have replaced the SIGINT handler (torch's import does): Ctrl-C is ours again.
         crate::run::interrupt::install();
         let prompt = self.prompt(crate::run::workload::HEADLINE_PROMPT_TOKENS).map_err(|e| format!("{e:#}"))?;
