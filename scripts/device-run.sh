@@ -34,6 +34,7 @@
 #   criterion.tar.xz    Criterion's output (estimates and HTML report)
 set -uo pipefail
 script_start=$(date +%s)
+here="$(cd "$(dirname "$0")" && pwd)" # the scripts' folder (the script cds to its home below)
 home="${LLM_BENCH_DEVICE_HOME:-/root/llm-bench}"
 out="${OUT:-$PWD/device-out}"
 mkdir -p "$home/stash" "$out"
@@ -77,7 +78,7 @@ if [ "${LLM_BENCH_LLAMACPP:-1}" != 0 ] && [ -f "$home/bundle/llamacpp-src.tar" ]
   tar -xf "$home/bundle/llamacpp-src.tar" -C "$llama"
   touch "$llama/.building"
   echo "llama.cpp: building its CUDA libraries in the background ($llama/build.log)"
-  setsid nohup bash -c "'$(cd "$(dirname "$0")" && pwd)/llamacpp-cuda.sh' '$llama/llama.cpp' '$llama' && touch '$llama/.done' || touch '$llama/.failed'; rm -f '$llama/.building'" \
+  setsid nohup bash -c "'$here/llamacpp-cuda.sh' '$llama/llama.cpp' '$llama' && touch '$llama/.done' || touch '$llama/.failed'; rm -f '$llama/.building'" \
     >"$llama/build.log" 2>&1 </dev/null &
 fi
 
@@ -192,7 +193,7 @@ fi
 if [ -n "${LLM_BENCH_LMRS_UPSTREAM:-}" ]; then
   echo "== upstream lm.rs beside lmrs and lmrs-fast ($LLM_BENCH_LMRS_UPSTREAM)"
   chmod +x "$LLM_BENCH_LMRS_UPSTREAM" 2>/dev/null
-  bash "$(cd "$(dirname "$0")" && pwd)/lmrs-upstream.sh" run "$LLM_BENCH_LMRS_UPSTREAM" "$bin/llm-bench" "$LLM_BENCH_OUT/lmrs-upstream" ||
+  bash "$here/lmrs-upstream.sh" run "$LLM_BENCH_LMRS_UPSTREAM" "$bin/llm-bench" "$LLM_BENCH_OUT/lmrs-upstream" ||
     echo "upstream lm.rs comparison FAILED (above)"
   rm -rf "$LLM_BENCH_OUT/lmrs-upstream/model" # 1.3 GB of generated weights: not results
 fi

@@ -88,11 +88,16 @@ fn with_fault(bench: &str, fault: &str, tag: &str) -> (Vec<serde_json::Value>, S
     (results(&run), err, dir)
 }
 
+/// Candle's record of `case`, or a panic that shows the records and the bench's stderr.
+fn candle_case(records: &[serde_json::Value], case: &str, err: &str) -> serde_json::Value {
+    records.iter().find(|r| r["engine"] == "candle" && r["case"] == case).unwrap_or_else(|| panic!("no {case}: {records:?}\n{err}")).clone()
+}
+
 #[test]
 fn an_out_of_memory_case_is_recorded_with_the_engines_message_and_the_next_case_is_measured() {
     // Sustained throughput measures batch/32 then batch/64: the first runs out of memory.
     let (records, err, dir) = with_fault("sustained_throughput", "oom:32", "oom");
-    let case = |c: &str| records.iter().find(|r| r["engine"] == "candle" && r["case"] == c).unwrap_or_else(|| panic!("no {c}: {records:?}\n{err}")).clone();
+    let case = |c: &str| candle_case(&records, c, &err);
     let failed = case("batch/32");
     assert_eq!(failed["status"], "skipped", "{failed}");
     let why = failed["reason"].as_str().unwrap();
@@ -107,7 +112,7 @@ fn an_out_of_memory_case_is_recorded_with_the_engines_message_and_the_next_case_
 fn an_engine_panic_in_one_case_is_recorded_and_the_cases_around_it_are_measured() {
     // Memory efficiency on a user's model measures model/batch1, model/batch8, model/batch32.
     let (records, err, dir) = with_fault("memory_efficiency", "panic:8", "panic");
-    let case = |c: &str| records.iter().find(|r| r["engine"] == "candle" && r["case"] == c).unwrap_or_else(|| panic!("no {c}: {records:?}\n{err}")).clone();
+    let case = |c: &str| candle_case(&records, c, &err);
     let failed = case("model/batch8");
     assert_eq!(failed["status"], "skipped", "{failed}");
     let why = failed["reason"].as_str().unwrap();

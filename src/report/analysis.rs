@@ -219,7 +219,10 @@ fn figures(engine: &str, measured: &[&Value], tokens: &BTreeMap<(String, String,
     f.concurrency.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
     for r in rows.iter().filter(|r| r["scenario"] == "concurrent_load") {
         if let (Some(slo), Some(rate)) = (r["case"].as_str().and_then(|c| c.strip_prefix("max_rate/")), metric(r, "max_rate_rps", "median")) {
-            f.max_rate.push((slo.to_string(), rate, metric(r, "goodput_tok_s", "median")));
+            let all: Vec<Value> = rows.iter().map(|r| (*r).clone()).collect();
+            if rate_probe_too_short(&all, r).is_none() {
+                f.max_rate.push((slo.to_string(), rate, metric(r, "goodput_tok_s", "median")));
+            }
         }
     }
     for r in rows.iter().filter(|r| r["scenario"] == "long_context") {
@@ -233,6 +236,23 @@ fn figures(engine: &str, measured: &[&Value], tokens: &BTreeMap<(String, String,
     f.max_spread = latency.iter().filter_map(|r| r["spread"].as_f64()).reduce(f64::max);
     f.min_latency_samples = latency.iter().filter_map(|r| r["samples"].as_u64().map(|n| n as usize)).min();
     f
+}
+
+/// Why a rate search's answer (`max_rate/<bound>`) says nothing of saturation, if it does not:
+/// the probe at its rate had its arrivals inside less than a second, a burst that one batch of
+/// the largest size (64) absorbs whatever the engine's capacity.
+pub fn rate_probe_too_short(results: &[Value], answer: &Value) -> Option<String> {
+    let rate = metric(answer, "max_rate_rps", "median").filter(|r| *r > 0.0)?;
+    let probe = results.iter().find(|p| {
+        p["status"] == "measured"
+            && p["engine"] == answer["engine"]
+            && p["scenario"] == answer["scenario"]
+            && p["case"].as_str().and_then(|c| c.strip_prefix("probe/")).and_then(|c| c.strip_suffix("rps")).and_then(|c| c.parse::<f64>().ok()) == Some(rate)
+    })?;
+    let n = probe["samples"].as_f64()?;
+    (n / rate < 1.0).then(|| {
+        format!("its probe at {rate} req/s was {n:.0} requests arriving in {:.2} s, a burst one batch absorbs: not a saturation figure", n / rate)
+    })
 }
 
 /// Validity flags: figures with too few samples or too much spread, and every skip.
@@ -251,6 +271,11 @@ fn flags(results: &[Value]) -> Vec<String> {
         let n = r["samples"].as_u64().unwrap_or(0) as usize;
         if r["profile"] == "full" && r["scenario"] == "single_request" && n < MIN_SAMPLES_FULL {
             out.push(format!("{id}: {n} requests, fewer than the {MIN_SAMPLES_FULL} the full profile asks for"));
+        }
+    }
+    for r in results.iter().filter(|r| r["status"] == "measured" && r["case"].as_str().is_some_and(|c| c.starts_with("max_rate/"))) {
+        if let Some(why) = rate_probe_too_short(results, r) {
+            out.push(format!("concurrent_load/{}/{}: {why}", r["engine"].as_str().unwrap_or(""), r["case"].as_str().unwrap_or("")));
         }
     }
     let probes = results.iter().filter(|r| r["status"] == "measured" && r["case"].as_str().is_some_and(|c| c.starts_with("probe/"))).count();

@@ -481,7 +481,7 @@ fn write_rate_search(md: &mut String, results: &[Value], gpu_price: f64) -> Resu
 ")?;
     writeln!(
         md,
-        "A search over Poisson arrival rates per engine and bound (MLPerf Inference's Server scenario): from a start rate it doubles while the bound holds and halves while it fails, then bisects until the rate that holds and the one that fails are within 10 %. Each probe is one window of arrivals (quick profile: about 2 s, 16–32 requests, so its p99 is close to its slowest request — a conservative reading — and at most 8 probes per engine over all bounds; full: about 30 s, 100–400 requests, 24 probes), recorded as the case `probe/<rate>rps` with its raw requests. Cost at ${gpu_price:.2}/GPU-hour over the goodput (output tokens of the requests that met the bound) at that rate.\n"
+        "A search over Poisson arrival rates per engine and bound (MLPerf Inference's Server scenario): from a start rate it doubles while the bound holds and halves while it fails, then bisects until the rate that holds and the one that fails are within 10 %. Each probe is one window of arrivals (quick profile: about 2 s of arrivals, 16–256 requests, at most 8 probes per engine over all bounds; full: about 30 s, 100–2000 requests, 24 probes). An answer whose probe's arrivals lasted less than a second (a burst one batch absorbs) is flagged ⚠ and left out of the verdict: it says nothing of saturation, recorded as the case `probe/<rate>rps` with its raw requests. Cost at ${gpu_price:.2}/GPU-hour over the goodput (output tokens of the requests that met the bound) at that rate.\n"
     )?;
     writeln!(md, "| engine | bound | max req/s | output tok/s there | goodput tok/s | p99 TTFT ms | p99 TPOT ms | $ per 1M output tokens | probes | search |")?;
     writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|")?;
@@ -501,7 +501,8 @@ fn write_rate_search(md: &mut String, results: &[Value], gpu_price: f64) -> Resu
             opt(good.map(|g| gpu_price / (g * 3600.0) * 1e6), 3),
             opt(v("probes"), 0),
             r["note"].as_str().unwrap_or(""),
-            r["reduced"].as_str().map_or(String::new(), |w| format!(" ⚑ {w}")),
+            r["reduced"].as_str().map_or(String::new(), |w| format!(" ⚑ {w}"))
+                + &crate::report::analysis::rate_probe_too_short(results, r).map_or(String::new(), |w| format!(" ⚠ {w}")),
         )?;
     }
     writeln!(md)?;

@@ -56,12 +56,14 @@ pub fn bracket(probes: &[Probe]) -> (Option<f64>, Option<f64>) {
 
 /// The next rate to probe, or `None` when the search is done.
 pub fn next_rate(probes: &[Probe], start: f64) -> Option<f64> {
-    match bracket(probes) {
+    let next = match bracket(probes) {
         (None, None) => Some(start.clamp(MIN_RATE, MAX_RATE)),
         (Some(lo), None) => (lo < MAX_RATE).then(|| (lo * 2.0).min(MAX_RATE)),
         (None, Some(hi)) => (hi > MIN_RATE).then(|| (hi / 2.0).max(MIN_RATE)),
-        (Some(lo), Some(hi)) => (hi / lo > PRECISION).then(|| round((lo * hi).sqrt())),
-    }
+        (Some(lo), Some(hi)) => (hi / lo > PRECISION).then(|| (lo * hi).sqrt()),
+    };
+    // Rounded, and never a rate probed already (rounding can land on one's neighbour).
+    next.map(round).filter(|r| !probes.iter().any(|p| p.rate == *r))
 }
 
 /// What the probes found so far.
@@ -118,6 +120,8 @@ mod tests {
         let probes = [Probe { rate: 8.0, holds: true }, Probe { rate: 16.0, holds: false }, Probe { rate: 32.0, holds: true }];
         assert_eq!(bracket(&probes), (Some(8.0), Some(16.0)));
         assert_eq!(round(11.3137), 11.3);
+        // Every rate the search asks for reads as three figures (the probes' case ids).
+        assert_eq!(next_rate(&[], 30.824408357076603), Some(30.8));
         assert_eq!(round(0.7071), 0.707);
     }
 }

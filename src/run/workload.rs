@@ -116,13 +116,15 @@ impl Profile {
 
     /// Requests of one rate-search probe at `rate` req/s: arrivals over about `window` seconds,
     /// at least enough that the p99 is not one request's luck, at most what keeps a probe short.
-    /// Quick: 2 s, 16..32 requests (the p99 of 32 is their slowest but for interpolation: a
-    /// conservative bound, sized so eight engines' searches fit a few minutes of one lease);
-    /// full: 30 s, 100..400 (the p99 of 100 or more is the 99th percentile proper).
+    /// Quick: 2 s, 16..256 requests; full: 30 s, 100..2000 (the p99 of 100 or more is the 99th
+    /// percentile proper). The window is what matters at high rates: a probe whose arrivals
+    /// all come inside one batch's service time is absorbed by one batch of 64 and says nothing
+    /// of saturation (the first H200 run's probes of 32 requests at 512 req/s "held" for every
+    /// engine); 256 requests are four batches of the largest size.
     pub fn rate_probe_requests(self, rate: f64) -> usize {
         let (window, min, max) = match self {
-            Profile::Quick => (2.0, 16, 32),
-            Profile::Full => (30.0, 100, 400),
+            Profile::Quick => (2.0, 16, 256),
+            Profile::Full => (30.0, 100, 2000),
         };
         ((rate * window).ceil() as usize).clamp(min, max)
     }
