@@ -502,3 +502,31 @@ fn opportunities(a: &Analysis) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer(rate: f64) -> Value {
+        json!({"status": "measured", "scenario": "concurrent_load", "engine": "candle-f16", "case": "max_rate/interactive",
+               "metrics": {"max_rate_rps": {"median": rate}}})
+    }
+
+    fn probe(rate: f64, requests: usize) -> Value {
+        json!({"status": "measured", "scenario": "concurrent_load", "engine": "candle-f16", "case": format!("probe/{rate}rps"), "samples": requests})
+    }
+
+    #[test]
+    fn a_rate_answer_from_a_burst_one_batch_absorbs_is_flagged_and_a_real_one_is_not() {
+        // The first H200 run: 32 requests at 512 req/s arrived in 0.06 s.
+        let results = [probe(512.0, 32), answer(512.0)];
+        let why = rate_probe_too_short(&results, &results[1]).expect("flagged");
+        assert!(why.contains("32 requests arriving in 0.06 s"), "{why}");
+        // Two seconds of arrivals at 64 req/s: a figure.
+        let results = [probe(64.0, 128), answer(64.0)];
+        assert_eq!(rate_probe_too_short(&results, &results[1]), None);
+        // No rate held: nothing to flag.
+        assert_eq!(rate_probe_too_short(&[answer(0.0)], &answer(0.0)), None);
+    }
+}
