@@ -219,8 +219,7 @@ fn figures(engine: &str, measured: &[&Value], tokens: &BTreeMap<(String, String,
     f.concurrency.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
     for r in rows.iter().filter(|r| r["scenario"] == "concurrent_load") {
         if let (Some(slo), Some(rate)) = (r["case"].as_str().and_then(|c| c.strip_prefix("max_rate/")), metric(r, "max_rate_rps", "median")) {
-            let all: Vec<Value> = rows.iter().map(|r| (*r).clone()).collect();
-            if rate_probe_too_short(&all, r).is_none() {
+            if rate_probe_too_short(rows.iter().copied(), r).is_none() {
                 f.max_rate.push((slo.to_string(), rate, metric(r, "goodput_tok_s", "median")));
             }
         }
@@ -241,9 +240,9 @@ fn figures(engine: &str, measured: &[&Value], tokens: &BTreeMap<(String, String,
 /// Why a rate search's answer (`max_rate/<bound>`) says nothing of saturation, if it does not:
 /// the probe at its rate had its arrivals inside less than a second, a burst that one batch of
 /// the largest size (64) absorbs whatever the engine's capacity.
-pub fn rate_probe_too_short(results: &[Value], answer: &Value) -> Option<String> {
+pub fn rate_probe_too_short<'a>(results: impl IntoIterator<Item = &'a Value>, answer: &Value) -> Option<String> {
     let rate = metric(answer, "max_rate_rps", "median").filter(|r| *r > 0.0)?;
-    let probe = results.iter().find(|p| {
+    let probe = results.into_iter().find(|p| {
         p["status"] == "measured"
             && p["engine"] == answer["engine"]
             && p["scenario"] == answer["scenario"]
