@@ -983,7 +983,9 @@ impl Harness {
             let rates: Vec<String> = mine.iter().map(|p| format!("{}{}", p.rate, if p.holds { "✓" } else { "✗" })).collect();
             let what = match result {
                 Found::Bracketed { holds, fails } => format!("holds at {holds} req/s, fails at {fails} req/s"),
-                Found::AtLeast(r) => format!("holds at every rate probed, up to {r} req/s (the search's ceiling)"),
+                Found::AtLeast(r) if r >= crate::run::rate_search::MAX_RATE => format!("holds at every rate probed, up to {r} req/s (the search's ceiling)"),
+                // Cut by the probe count or the time budget before a rate failed: a lower bound.
+                Found::AtLeast(r) => format!("holds at every rate probed, up to {r} req/s; no higher rate was probed (at least {r} req/s)"),
                 Found::Below(r) => format!("fails at every rate probed, down to {r} req/s (the search's floor): no rate holds it"),
                 Found::Nothing => "no probe was served".to_string(),
             };
