@@ -479,9 +479,20 @@ fn write_rate_search(md: &mut String, results: &[Value], gpu_price: f64) -> Resu
     }
     writeln!(md, "## Highest request rate within each latency bound
 ")?;
+    // The probes' sizes as this run served them (its records), not as this binary's profile
+    // would: a report of an older run keeps saying what that run did.
+    let sizes: Vec<u64> = results
+        .iter()
+        .filter(|r| r["status"] == "measured" && r["case"].as_str().is_some_and(|c| c.starts_with("probe/")))
+        .filter_map(|r| r["samples"].as_u64())
+        .collect();
+    let probes = match (sizes.iter().min(), sizes.iter().max()) {
+        (Some(lo), Some(hi)) => format!("this run's {} probes served {lo}–{hi} requests each", sizes.len()),
+        _ => "no probe records in this run".to_string(),
+    };
     writeln!(
         md,
-        "A search over Poisson arrival rates per engine and bound (MLPerf Inference's Server scenario): from a start rate it doubles while the bound holds and halves while it fails, then bisects until the rate that holds and the one that fails are within 10 %. Each probe is one window of arrivals (quick profile: about 2 s of arrivals, 16–256 requests, at most 8 probes per engine over all bounds; full: about 30 s, 100–2000 requests, 24 probes). An answer whose probe's arrivals lasted less than a second (a burst one batch absorbs) is flagged ⚠ and left out of the verdict: it says nothing of saturation, recorded as the case `probe/<rate>rps` with its raw requests. Cost at ${gpu_price:.2}/GPU-hour over the goodput (output tokens of the requests that met the bound) at that rate.\n"
+        "A search over Poisson arrival rates per engine and bound (MLPerf Inference's Server scenario): from a start rate it doubles while the bound holds and halves while it fails, then bisects until the rate that holds and the one that fails are within 10 %. Each probe is one window of arrivals ({probes}; the profile's window and limits are in the README). An answer whose probe's arrivals lasted less than a second (a burst one batch absorbs) is flagged ⚠ and left out of the verdict: it says nothing of saturation, recorded as the case `probe/<rate>rps` with its raw requests. Cost at ${gpu_price:.2}/GPU-hour over the goodput (output tokens of the requests that met the bound) at that rate.\n"
     )?;
     writeln!(md, "| engine | bound | max req/s | output tok/s there | goodput tok/s | p99 TTFT ms | p99 TPOT ms | $ per 1M output tokens | probes | search |")?;
     writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|")?;
