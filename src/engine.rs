@@ -145,6 +145,15 @@ pub trait Engine: Send {
         None
     }
 
+    /// Batch sizes whose first use compiles or autotunes kernels for that shape (burn-cuda's
+    /// fusion and autotune), for an engine that serves every batch as one of these sizes. A
+    /// scenario that hands an engine batches of many sizes (the concurrent scenario's batcher)
+    /// serves one untimed batch of each first, so compilation is start-up, never inside a figure.
+    /// Empty (the default) for engines whose kernels do not depend on the batch's shape.
+    fn warm_up_batches(&self) -> Vec<usize> {
+        Vec::new()
+    }
+
     /// Engines with a request scheduler of their own (continuous batching) serve concurrent
     /// requests themselves; the concurrent-load scenario then hands them each request directly
     /// instead of going through the suite's batcher.

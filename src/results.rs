@@ -282,6 +282,26 @@ pub fn measured_cases(dir: &Path) -> std::collections::BTreeSet<(String, String,
         .collect()
 }
 
+/// The measured cases of one engine in one scenario whose ids start with `prefix`, each with
+/// its result record and its raw requests as written: what a resumed rate search reads back of
+/// the probes it served before (`crate::run::harness`), instead of serving them again.
+pub fn measured_with_requests(dir: &Path, scenario: &str, engine: &str, prefix: &str) -> Vec<(serde_json::Value, Vec<serde_json::Value>)> {
+    let mine = |r: &serde_json::Value| r["scenario"] == scenario && r["engine"] == engine && r["case"].as_str().is_some_and(|c| c.starts_with(prefix));
+    let results: Vec<serde_json::Value> =
+        read_results(&dir.join("results.jsonl")).unwrap_or_default().into_iter().filter(|r| r["status"] == "measured" && mine(r)).collect();
+    if results.is_empty() {
+        return Vec::new();
+    }
+    let requests = read_results(&dir.join("requests.jsonl")).unwrap_or_default();
+    results
+        .into_iter()
+        .map(|r| {
+            let reqs = requests.iter().filter(|q| mine(q) && q["case"] == r["case"]).cloned().collect();
+            (r, reqs)
+        })
+        .collect()
+}
+
 /// The records of a run as its reports read them: a skip that a later measured record of the
 /// same case (or, for a whole engine's skip, of the same engine and scenario) made good, in a
 /// resumed run, is left out.
@@ -313,4 +333,39 @@ pub fn read_results(path: &Path) -> Result<Vec<serde_json::Value>> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).with_context(|| format!("bad line in {}: {l}", path.display())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_search_reads_back_each_probe_with_its_own_requests() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-probes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = |engine: &str, case: &str, status: &str| {
+            serde_json::json!({"status": status, "scenario": "concurrent_load", "engine": engine, "case": case,
+                "metrics": {"request_rate_rps": {"median": 8.0}}})
+            .to_string()
+        };
+        let request = |engine: &str, case: &str, ttft: f64| {
+            serde_json::json!({"scenario": "concurrent_load", "engine": engine, "case": case, "ttft_ms": ttft}).to_string()
+        };
+        let results = [
+            result("candle", "probe/8rps", "measured"),
+            result("candle", "probe/16rps", "skipped"),
+            result("burn", "probe/8rps", "measured"),
+            result("candle", "clients/10", "measured"),
+        ];
+        let requests = [request("candle", "probe/8rps", 1.0), request("burn", "probe/8rps", 2.0), request("candle", "probe/8rps", 3.0)];
+        std::fs::write(dir.join("results.jsonl"), results.join("\n")).unwrap();
+        std::fs::write(dir.join("requests.jsonl"), requests.join("\n")).unwrap();
+        let got = measured_with_requests(&dir, "concurrent_load", "candle", "probe/");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0["case"], "probe/8rps");
+        let ttfts: Vec<f64> = got[0].1.iter().map(|q| q["ttft_ms"].as_f64().unwrap()).collect();
+        assert_eq!(ttfts, [1.0, 3.0]);
+        assert!(measured_with_requests(&dir, "concurrent_load", "torch", "probe/").is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

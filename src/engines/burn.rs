@@ -46,6 +46,21 @@ type Gpu = Cuda<f16>;
 /// Room allocated in the KV cache is rounded up to this many positions.
 const CACHE_ROUNDING: usize = 512;
 
+/// On CUDA a batch runs as one of these row counts, padded with copies of its first prompt whose
+/// tokens are discarded. burn-cuda compiles its fused kernels and autotunes its matmuls for each
+/// new shape on first use (seconds per shape, on the H200 up to a minute per batch size); a
+/// batcher that forms batches of every size from 1 to 64 would pay that inside its requests
+/// (h200-2026-12-02-c: a first rate-search probe of 18 requests took 295 s). Padding to powers of
+/// two bounds the shapes to these seven, which the concurrent scenario compiles at start-up
+/// (`Engine::warm_up_batches`), as compiled serving stacks pad to captured batch sizes; the extra
+/// rows cost little where a decode step is dominated by fixed cost, as Burn's is.
+const BATCH_BUCKETS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+
+/// The row count a batch of `b` runs as when padded (`b` itself above the largest bucket).
+fn bucket(b: usize) -> usize {
+    BATCH_BUCKETS.into_iter().find(|&r| r >= b).unwrap_or(b)
+}
+
 /// Load the model on the backend that matches the device: the engine the suite runs.
 pub fn load(path: &Path, device: Device, variant: &'static Variant) -> Result<Box<dyn Engine>> {
     let g = GgufFile::open(path)?;
@@ -81,6 +96,10 @@ fn load_cuda(g: &GgufFile, index: usize, variant: &'static Variant) -> Result<Mo
             "burn-cuda (CubeCL kernels compiled by NVRTC at run time, fused and autotuned)",
             variant,
         )?;
+        model.pad_batches = true;
+        model.notes.push_str(&format!(
+            "; on CUDA a batch runs padded to {BATCH_BUCKETS:?} rows (kernels compiled and autotuned per shape; padded rows discarded)"
+        ));
         model.run(&[vec![0, 0]], 2, &mut |_| {})?;
         Ok(model)
     })
@@ -143,6 +162,8 @@ struct Model<B: Backend> {
     cache_batch: usize,
     /// Weight elements on the device; bytes are this times the backend's float size.
     weight_elements: usize,
+    /// Batches padded to [`BATCH_BUCKETS`] rows (CUDA, where kernels are compiled per shape).
+    pad_batches: bool,
 }
 
 /// Reads GGUF tensors, dequantized to f32 by the suite's reader, onto the device. `from_data`
@@ -343,6 +364,7 @@ impl<B: Backend> Model<B> {
             capacity: 0,
             cache_batch: 0,
             weight_elements,
+            pad_batches: false,
             precision,
             notes,
             device,
@@ -427,8 +449,16 @@ impl<B: Backend> Model<B> {
 
     /// Greedy generation of exactly `n` tokens per prompt (end-of-sequence ignored).
     fn run(&mut self, prompts: &[Vec<u32>], n: usize, on_token: &mut dyn FnMut(TokenEvent)) -> Result<Vec<Vec<u32>>> {
-        let (b, s) = crate::engine::equal_length_batch("Burn", prompts)?;
-        let mut outputs = vec![Vec::with_capacity(n); b];
+        let (real, s) = crate::engine::equal_length_batch("Burn", prompts)?;
+        let b = if self.pad_batches { bucket(real) } else { real };
+        let padded;
+        let prompts = if b > real {
+            padded = prompts.iter().chain(std::iter::repeat_n(&prompts[0], b - real)).cloned().collect::<Vec<_>>();
+            &padded[..]
+        } else {
+            prompts
+        };
+        let mut outputs = vec![Vec::with_capacity(n); real];
         if n == 0 {
             return Ok(outputs);
         }
@@ -447,7 +477,7 @@ impl<B: Backend> Model<B> {
                 .try_into_data() // waits for the device
                 .map_err(|e| anyhow!("burn could not read the next tokens back: {e}"))?;
             let at = Instant::now();
-            for (request, id) in ids.iter::<i64>().enumerate() {
+            for (request, id) in ids.iter::<i64>().enumerate().take(real) {
                 let token = id as u32;
                 on_token(TokenEvent { request, index, token, at });
                 outputs[request].push(token);
@@ -500,6 +530,14 @@ impl<B: Backend> Engine for Model<B> {
             weights_bytes: (self.weight_elements * float) as u64,
             kv_cache_bytes: kv as u64,
             device_peak_bytes: None,
+        }
+    }
+
+    fn warm_up_batches(&self) -> Vec<usize> {
+        if self.pad_batches {
+            BATCH_BUCKETS.to_vec()
+        } else {
+            Vec::new()
         }
     }
 

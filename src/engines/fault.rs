@@ -1,10 +1,12 @@
 //! A fault on purpose, for the tests of what a failing engine does to a run:
 //! `LLM_BENCH_FAULT=panic:N` makes the loaded engine panic inside every batch of exactly N
 //! requests, `LLM_BENCH_FAULT=oom:N` makes it return the error an engine gives when it runs out
-//! of device memory. Everything else is the real engine, so the harness's recovery (that case
-//! recorded as failed with the engine's message, the next cases and engines measured) is tested
-//! through the real binary. The engine info says a fault is injected, so no figure of such a run
-//! can pass for a real one.
+//! of device memory, and `LLM_BENCH_FAULT=squeeze:N` (GPU only) takes all the GPU's free memory
+//! for the length of every batch of exactly N, so that the engine's own allocations meet a full
+//! GPU and fail as they really do (a real out-of-memory, the engine's own message). Everything else
+//! is the real engine, so the harness's recovery (that case recorded as failed with the engine's
+//! message, the next cases and engines measured) is tested through the real binary. The engine
+//! info says a fault is injected, so no figure of such a run can pass for a real one.
 
 use crate::engine::{Engine, EngineInfo, GenerateOptions, MemoryUse, Scheduled, TokenEvent};
 use anyhow::{bail, Result};
@@ -14,6 +16,8 @@ use anyhow::{bail, Result};
 pub enum Fault {
     Panic(usize),
     OutOfMemory(usize),
+    /// The GPU's free memory taken (see [`Ballast`]) while a batch of this size runs.
+    Squeeze(usize),
 }
 
 impl Fault {
@@ -25,12 +29,13 @@ impl Fault {
         }
         let (kind, n) = v.split_once(':').unwrap_or((&v, ""));
         let Ok(n) = n.parse::<usize>() else {
-            bail!("LLM_BENCH_FAULT={v}: give panic:<batch size> or oom:<batch size>, e.g. oom:32")
+            bail!("LLM_BENCH_FAULT={v}: give panic:<batch size>, oom:<batch size> or squeeze:<batch size>, e.g. oom:32")
         };
         Ok(Some(match kind {
             "panic" => Fault::Panic(n),
             "oom" => Fault::OutOfMemory(n),
-            _ => bail!("LLM_BENCH_FAULT={v}: `{kind}` is not a fault; use panic or oom"),
+            "squeeze" => Fault::Squeeze(n),
+            _ => bail!("LLM_BENCH_FAULT={v}: `{kind}` is not a fault; use panic, oom or squeeze"),
         }))
     }
 }
@@ -53,6 +58,12 @@ impl Engine for Faulty {
             Fault::Panic(n) if prompts.len() == n => panic!("index out of bounds: a batch of {n} (injected by LLM_BENCH_FAULT)"),
             Fault::OutOfMemory(n) if prompts.len() == n => {
                 bail!("out of memory: cannot allocate the KV cache of a batch of {n} (CUDA_ERROR_OUT_OF_MEMORY, injected by LLM_BENCH_FAULT)")
+            }
+            Fault::Squeeze(n) if prompts.len() == n => {
+                let ballast = Ballast::take(self.inner.info().device)?;
+                let result = self.inner.generate(prompts, options, on_token);
+                drop(ballast);
+                result.map_err(|e| e.context(format!("a batch of {n} on a GPU whose free memory was taken ({ballast_note})", ballast_note = BALLAST_NOTE)))
             }
             _ => self.inner.generate(prompts, options, on_token),
         }
@@ -82,8 +93,69 @@ impl Engine for Faulty {
         self.inner.scheduled()
     }
 
+    fn warm_up_batches(&self) -> Vec<usize> {
+        self.inner.warm_up_batches()
+    }
+
     #[cfg(feature = "cuda")]
     fn cuda_stream(&self) -> Option<std::sync::Arc<cudarc::driver::CudaStream>> {
         self.inner.cuda_stream()
+    }
+}
+
+/// What the error of a squeezed batch adds to the engine's own message.
+const BALLAST_NOTE: &str = "LLM_BENCH_FAULT=squeeze: the engine's own allocation failed, its message above";
+
+/// All of a GPU's free memory, allocated with the driver and held until dropped: the engine
+/// under test then runs on a GPU with nothing left to give, as if its batch did not fit. Taken
+/// in pieces of 1 GiB, then halving down to 1 MiB, so fragments are taken too.
+pub struct Ballast {
+    #[cfg(feature = "cuda")]
+    pieces: Vec<cudarc::driver::sys::CUdeviceptr>,
+    #[cfg(feature = "cuda")]
+    _context: std::sync::Arc<cudarc::driver::CudaContext>,
+}
+
+impl Ballast {
+    #[cfg(feature = "cuda")]
+    pub fn take(device: crate::engine::Device) -> Result<Self> {
+        use cudarc::driver::{result, CudaContext};
+        let crate::engine::Device::Cuda(ordinal) = device else {
+            bail!("LLM_BENCH_FAULT=squeeze takes GPU memory, and this engine runs on the {device}: use it with a GPU engine")
+        };
+        let context = CudaContext::new(ordinal).map_err(|e| anyhow::anyhow!("squeeze: cannot open CUDA device {ordinal}: {e}"))?;
+        context.bind_to_thread().map_err(|e| anyhow::anyhow!("squeeze: cannot use CUDA device {ordinal}: {e}"))?;
+        let mut pieces = Vec::new();
+        let mut piece: usize = 1 << 30;
+        while piece >= 1 << 20 {
+            let (free, _) = result::mem_get_info().map_err(|e| anyhow::anyhow!("squeeze: cannot read free memory: {e}"))?;
+            if free < piece {
+                piece /= 2;
+                continue;
+            }
+            // SAFETY: the memory is never read or written, only held and freed in `drop`.
+            match unsafe { result::malloc_sync(piece) } {
+                Ok(p) => pieces.push(p),
+                Err(_) => piece /= 2,
+            }
+        }
+        Ok(Self { pieces, _context: context })
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    pub fn take(_device: crate::engine::Device) -> Result<Self> {
+        bail!("LLM_BENCH_FAULT=squeeze takes GPU memory, and this binary was built without CUDA: rebuild with `--features cuda`")
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Drop for Ballast {
+    fn drop(&mut self) {
+        for p in self.pieces.drain(..) {
+            // SAFETY: allocated by `malloc_sync` in `take`, freed once.
+            unsafe {
+                let _ = cudarc::driver::result::free_sync(p);
+            }
+        }
     }
 }

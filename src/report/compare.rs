@@ -181,6 +181,9 @@ pub fn compare_paired(run_a: &Path, run_b: &Path, pairs: &[(String, String)]) ->
             c.verdict
         )?;
     }
+    if ua.is_some() && ua == ub {
+        write_repeatability(&mut md, &a, &b, &ch)?;
+    }
     let ids = |v: &[Value]| -> Vec<String> { v.iter().filter(|r| r["status"] == "measured").map(key).collect() };
     let (ia, ib) = (ids(&a), ids(&b));
     let only_a: Vec<&String> = ia.iter().filter(|i| !ib.contains(i)).collect();
@@ -195,6 +198,63 @@ pub fn compare_paired(run_a: &Path, run_b: &Path, pairs: &[(String, String)]) ->
         }
     }
     Ok(md)
+}
+
+/// Largest change between two runs on one GPU that counts as repeating (the specification's
+/// "variance < 5 % across runs").
+pub const REPEAT_WITHIN: f64 = 0.05;
+
+/// Two runs on one GPU: how many figures with at least Criterion's 10 samples in both repeat
+/// within [`REPEAT_WITHIN`], and each that does not, with the spread of its samples in each run
+/// and what bounds its case (a figure whose own samples spread by more than the change cannot
+/// repeat closer than that spread).
+fn write_repeatability(md: &mut String, a: &[Value], b: &[Value], ch: &[Change]) -> Result<()> {
+    let find = |v: &[Value], id: &str| v.iter().find(|r| r["status"] == "measured" && key(r) == id).cloned();
+    let samples = |r: &Value| r["samples"].as_u64().unwrap_or(0);
+    let full = |r: &Value| samples(r) >= 10 && r["reduced"].is_null();
+    let mut counted = 0;
+    let mut beyond = Vec::new();
+    for c in ch {
+        let (Some(ra), Some(rb)) = (find(a, &c.id), find(b, &c.id)) else { continue };
+        if !full(&ra) || !full(&rb) || c.figure.starts_with("max req/s") {
+            continue;
+        }
+        counted += 1;
+        if c.change.abs() >= REPEAT_WITHIN {
+            beyond.push((c, ra, rb));
+        }
+    }
+    writeln!(md, "\n## Repeatability (one GPU)\n")?;
+    writeln!(
+        md,
+        "{} of {counted} figures with at least 10 samples in both runs repeat within {:.0}%.{}\n",
+        counted - beyond.len(),
+        REPEAT_WITHIN * 100.0,
+        if beyond.is_empty() { "" } else { " Those that do not:" }
+    )?;
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    writeln!(md, "| figure | case | change | spread A | spread B | samples A/B | bound by |")?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---|")?;
+    let metric = |f: &str| FIGURES.iter().find(|x| x.1 == f).map_or("", |x| x.0);
+    for (c, ra, rb) in beyond {
+        let spread = |r: &Value| r["metrics"][metric(c.figure)]["rel_mad"].as_f64().map_or("—".to_string(), |v| format!("{:.1}%", v * 100.0));
+        writeln!(
+            md,
+            "| {} | {} | {:+.1}% | {} | {} | {}/{} | {} |",
+            c.figure,
+            c.id,
+            c.change * 100.0,
+            spread(&ra),
+            spread(&rb),
+            samples(&ra),
+            samples(&rb),
+            crate::report::host::bound(&rb)
+        )?;
+    }
+    writeln!(md)?;
+    Ok(())
 }
 
 /// The hosts side by side (the runs' host calibrations), then which of the changed figures come
@@ -307,6 +367,31 @@ mod tests {
         assert!(md.contains("**Not the same GPU** (different GPU UUIDs)"), "{md}");
         assert!(md.contains("NVIDIA H200 GPU-2, driver 580, host CPU 16 x Xeon"), "{md}");
         assert!(!compare(&a, &c).unwrap().contains("Not the same GPU"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn two_runs_on_one_gpu_say_which_figures_repeat_within_five_percent() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-repeat-{}", std::process::id()));
+        let rec = |case: &str, ttft: f64, samples: u64| {
+            serde_json::json!({"status": "measured", "scenario": "single_request", "engine": "candle", "case": case,
+                "samples": samples, "metrics": {"ttft_ms": {"median": ttft, "mean": ttft, "stddev": 0.1, "n": samples, "rel_mad": 0.01}}})
+            .to_string()
+        };
+        let run = |name: &str, lines: &[String]| {
+            let d = dir.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            let env = serde_json::json!({"gpu": {"devices": [{"name": "NVIDIA H200", "uuid": "GPU-1"}]}});
+            std::fs::write(d.join("environment.json"), env.to_string()).unwrap();
+            std::fs::write(d.join("results.jsonl"), lines.join("\n")).unwrap();
+            d
+        };
+        // prompt10 repeats (+2 %), prompt50 does not (+10 %), prompt200 has too few samples to count.
+        let a = run("a", &[rec("ttft/prompt10", 10.0, 10), rec("ttft/prompt50", 20.0, 10), rec("ttft/prompt200", 30.0, 3)]);
+        let b = run("b", &[rec("ttft/prompt10", 10.2, 10), rec("ttft/prompt50", 22.0, 10), rec("ttft/prompt200", 40.0, 3)]);
+        let md = compare(&a, &b).unwrap();
+        assert!(md.contains("1 of 2 figures with at least 10 samples in both runs repeat within 5%"), "{md}");
+        assert!(md.contains("| TTFT ms | single_request/candle/ttft/prompt50 | +10.0% | 1.0% | 1.0% | 10/10 |"), "{md}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

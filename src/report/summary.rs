@@ -790,7 +790,7 @@ fn telemetry_series(run_dir: &Path, a: &crate::report::analysis::Analysis) -> Ve
 /// Each engine's cost before its first case, per load (a suite loads an engine once per model;
 /// `cargo bench` once per scenario): outside every figure, but what a cold start costs.
 fn write_startup(md: &mut String, results: &[Value]) -> Result<()> {
-    let mut rows: std::collections::BTreeMap<(String, String), (f64, Option<f64>)> = Default::default();
+    let mut rows: std::collections::BTreeMap<(String, String), (f64, Option<f64>, Option<f64>)> = Default::default();
     for r in results.iter().filter(|r| r["status"] == "measured") {
         let m = &r["metrics"];
         let (Some(load), Some(engine)) = (m["load_s"]["median"].as_f64(), r["engine"].as_str()) else { continue };
@@ -798,17 +798,20 @@ fn write_startup(md: &mut String, results: &[Value]) -> Result<()> {
             continue; // never loaded
         }
         let model = r["model"]["name"].as_str().unwrap_or("?").to_string();
-        rows.entry((engine.to_string(), model)).or_insert((load, m["first_request_s"]["median"].as_f64()));
+        let row = rows.entry((engine.to_string(), model)).or_insert((load, m["first_request_s"]["median"].as_f64(), None));
+        // Only the concurrent scenario's cases carry it (one warm-up per load).
+        row.2 = row.2.or(m["shape_warm_up_s"]["median"].as_f64());
     }
     if rows.is_empty() {
         return Ok(());
     }
     writeln!(md, "## Start-up\n")?;
-    writeln!(md, "Loading the model, and the first request after the load (GPU kernels compiled by the driver, pools grown): paid once per process, kept out of every figure below.\n")?;
-    writeln!(md, "| engine | model | load s | first request s |")?;
-    writeln!(md, "|---|---|---:|---:|")?;
-    for ((engine, model), (load, first)) in rows {
-        writeln!(md, "| {engine} | {model} | {load:.2} | {} |", first.map_or("—".to_string(), |v| format!("{v:.2}")))?;
+    writeln!(md, "Loading the model, and the first request after the load (GPU kernels compiled by the driver, pools grown): paid once per process, kept out of every figure below. Batch-shape warm-up: one untimed batch of each size an engine compiles its kernels for, before the concurrent scenario's cases (burn-cuda; — for engines whose kernels do not depend on the batch's shape).\n")?;
+    writeln!(md, "| engine | model | load s | first request s | batch-shape warm-up s |")?;
+    writeln!(md, "|---|---|---:|---:|---:|")?;
+    let s2 = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
+    for ((engine, model), (load, first, shapes)) in rows {
+        writeln!(md, "| {engine} | {model} | {load:.2} | {} | {} |", s2(first), s2(shapes))?;
     }
     writeln!(md)?;
     Ok(())

@@ -146,7 +146,7 @@ impl Harness {
             second.start.elapsed().as_secs_f64(),
             prompt.len()
         );
-        Ok((engine, Startup { load, first_request: Some(first_request) }))
+        Ok((engine, Startup { load, first_request: Some(first_request), shapes: None }))
     }
 
     /// What Criterion spends on a case whose one iteration takes `one`: its warm-up (at least
@@ -918,7 +918,20 @@ impl Harness {
             .map(|r| 0.5 * 16.0 / r.estimate(16, prompt_len, self.new_tokens).as_secs_f64().max(1e-3))
             .unwrap_or(4.0);
         // Every probe served so far: its rate, requests (as results-file values) and output tok/s.
-        let mut served: Vec<(f64, Vec<serde_json::Value>, f64)> = Vec::new();
+        // A resumed run starts from the probes it already served (read back from its files), so
+        // a search cut by one call's time goes on in the next instead of serving them again.
+        let mut served: Vec<(f64, Vec<serde_json::Value>, f64)> = crate::results::measured_with_requests(&self.run.dir, self.scenario, &name, "probe/")
+            .into_iter()
+            .filter(|(r, reqs)| !reqs.is_empty() && r["case"].as_str().is_some_and(|c| self.is_done(&name, c)))
+            .filter_map(|(r, reqs)| {
+                let rate = r["metrics"]["request_rate_rps"]["median"].as_f64()?;
+                let tok_s = r["metrics"]["output_tok_s"]["median"].as_f64().unwrap_or(0.0);
+                Some((rate, reqs, tok_s))
+            })
+            .collect();
+        if !served.is_empty() {
+            eprintln!("[llm-bench] {}: {name}'s rate search goes on from {} probe(s) this run served before", self.scenario, served.len());
+        }
         let max_probes = self.profile.rate_probes();
         for slo in slos {
             let id = format!("max_rate/{}", slo.name);
@@ -1059,6 +1072,31 @@ impl Drop for CaseDone<'_> {
 }
 
 impl Harness {
+    /// Serve one untimed batch of each size in `sizes` (the engine's [`Engine::warm_up_batches`])
+    /// with the scenario's prompts and new tokens, so that the kernels an engine compiles per
+    /// shape are compiled before the first case; how long it took, or `None` when there was
+    /// nothing to do. A failure is printed and left to the cases, which record it.
+    pub fn warm_up_shapes(&self, engine: &mut dyn Engine, prompts: &[Vec<u32>], sizes: &[usize]) -> Option<Duration> {
+        if sizes.is_empty() || prompts.is_empty() {
+            return None;
+        }
+        let name = engine.info().name;
+        let started = Instant::now();
+        for &b in sizes {
+            let batch: Vec<Vec<u32>> = prompts.iter().cycle().take(b).cloned().collect();
+            if let Err(e) = run_requests(engine, &batch, self.new_tokens) {
+                eprintln!("[llm-bench] {name}: warming up a batch of {b} failed: {e:#}");
+                return None;
+            }
+        }
+        let took = started.elapsed();
+        eprintln!(
+            "[llm-bench] {name}: one batch of each of {sizes:?} rows served first, untimed ({:.1} s: kernels compiled per shape; start-up, not in any figure)",
+            took.as_secs_f64()
+        );
+        Some(took)
+    }
+
     /// Whether this run already measured `engine`'s `case` (a resumed run).
     pub fn is_done(&self, engine: &str, case: &str) -> bool {
         self.done.contains(&(engine.to_string(), case.to_string()))
@@ -1090,13 +1128,20 @@ pub struct Startup {
     pub load: Duration,
     /// None for the harness's stub, which is never loaded.
     pub first_request: Option<Duration>,
+    /// One untimed batch of each size the engine compiles kernels for
+    /// ([`Engine::warm_up_batches`]), served before the concurrent scenario's cases.
+    pub shapes: Option<Duration>,
 }
 
 impl Startup {
     /// `load_s` and `first_request_s`, as every case of the engine records them.
     fn metrics(&self) -> impl Iterator<Item = (String, Metric)> {
         let load = Some(self.load.as_secs_f64());
-        [("load_s", load), ("first_request_s", self.first_request.map(|t| t.as_secs_f64()))]
+        [
+            ("load_s", load),
+            ("first_request_s", self.first_request.map(|t| t.as_secs_f64())),
+            ("shape_warm_up_s", self.shapes.map(|t| t.as_secs_f64())),
+        ]
             .into_iter()
             .filter_map(|(k, v)| Some((k.to_string(), Metric { unit: "s", summary: Summary::of(&[v?])? })))
     }

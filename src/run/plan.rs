@@ -75,7 +75,9 @@ impl Reference {
                 let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
                 let key = (s("scenario"), s("engine"), s("case"));
                 if r["status"] == "measured" {
-                    let startup = median(&r, "load_s").unwrap_or(0.0) + median(&r, "first_request_s").unwrap_or(0.0);
+                    let startup = median(&r, "load_s").unwrap_or(0.0)
+                        + median(&r, "first_request_s").unwrap_or(0.0)
+                        + median(&r, "shape_warm_up_s").unwrap_or(0.0);
                     let e = me.startup.entry(key.1.clone()).or_default();
                     *e = e.max(startup);
                     me.profiles.insert(key.clone(), s("profile"));

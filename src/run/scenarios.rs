@@ -214,6 +214,12 @@ impl Plan {
                 } else {
                     eprintln!("[llm-bench] {} is served through: {}, max batch {}", engine.info().name, Batcher::NAME, batcher.max_batch);
                 }
+                let mut startup = startup;
+                let to_measure = self.case_ids().iter().any(|c| !h.is_done(&engine.info().name, c));
+                if engine.scheduled().is_none() && to_measure {
+                    let sizes = engine.warm_up_batches();
+                    startup.shapes = h.warm_up_shapes(engine, pool, &sizes);
+                }
                 h.measure_concurrent(engine, startup, cases, pool, batcher);
                 h.measure_rate_search(engine, startup, slos, pool, batcher)
             }
