@@ -104,7 +104,7 @@ impl Engine for Faulty {
 }
 
 /// What the error of a squeezed batch adds to the engine's own message.
-const BALLAST_NOTE: &str = "LLM_BENCH_FAULT=squeeze: the engine's own allocation failed, its message above";
+const BALLAST_NOTE: &str = "LLM_BENCH_FAULT=squeeze: the engine's own allocation failed, with this message";
 
 /// All of a GPU's free memory, allocated with the driver and held until dropped: the engine
 /// under test then runs on a GPU with nothing left to give, as if its batch did not fit. Taken

@@ -225,6 +225,7 @@ impl Harness {
 
     /// Record that an engine (or one case of it) was not measured, and why.
     pub fn skip(&self, engine: &str, case: Option<&str>, reason: &str) {
+        let reason = &without_backtrace(reason);
         eprintln!("[llm-bench] {}/{engine}{}: skipped: {reason}", self.scenario, case.map(|c| format!("/{c}")).unwrap_or_default());
         let rec = ResultRecord::Skipped {
             run: self.run.run.clone(),
@@ -1052,6 +1053,19 @@ impl Harness {
     }
 }
 
+/// An engine's error message without the stack trace some engines' errors carry (candle's and
+/// mistral.rs's CUDA errors print one frame per line, `   0: <unknown>`, when backtraces are
+/// on): the reason a record keeps is the message, not twenty lines of frames.
+fn without_backtrace(message: &str) -> String {
+    let frame = |l: &str| {
+        let t = l.trim_start();
+        let digits = t.chars().take_while(char::is_ascii_digit).count();
+        (digits > 0 && t[digits..].starts_with(": ")) || t.starts_with("at ")
+    };
+    let kept: Vec<&str> = message.lines().filter(|l| !frame(l)).collect();
+    kept.join("\n").trim_end().to_string()
+}
+
 /// How a case is measured, as its warm-up decided.
 enum Mode {
     Criterion,
@@ -1178,6 +1192,14 @@ fn default_gpu() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::criterion_filter;
+
+    #[test]
+    fn a_recorded_reason_keeps_the_message_and_drops_the_stack_frames() {
+        // As candle's CUDA out-of-memory error read in h200-2026-12-03-oom.
+        let e = "batch failed: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")\n   0: <unknown>\n   1: <unknown>\n  20: __libc_start_main\n             at ./csu/libc-start.c:360\n";
+        assert_eq!(super::without_backtrace(e), "batch failed: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")");
+        assert_eq!(super::without_backtrace("two lines\nof message"), "two lines\nof message");
+    }
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()

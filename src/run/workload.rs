@@ -116,17 +116,18 @@ impl Profile {
 
     /// Requests of one rate-search probe at `rate` req/s: arrivals over about `window` seconds,
     /// at least enough that the p99 is not one request's luck, at most what keeps a probe short.
-    /// Quick: 2 s, 16..1024 requests; full: 30 s, 100..2000 (the p99 of 100 or more is the 99th
+    /// Quick: 2 s, 16..4000 requests; full: 30 s, 100..4000 (the p99 of 100 or more is the 99th
     /// percentile proper). The window is what matters at high rates: a probe whose arrivals
     /// all come inside one batch's service time is absorbed by one batch of 64 and says nothing
     /// of saturation. The first H200 run's probes of 32 requests at 512 req/s "held" for every
     /// engine; the second's, capped at 256 requests, still arrived in 0.5-0.7 s above 376 req/s
     /// (h200-2026-12-02-c: candle-f16, torch-compile and llama.cpp's `server` answers flagged);
-    /// 1024 requests keep 2 s of arrivals up to the search's ceiling of 512 req/s.
+    /// 1024 requests kept 2 s of arrivals up to the old ceiling of 512 req/s, 4000 keep them up
+    /// to the search's ceiling of 2000 req/s.
     pub fn rate_probe_requests(self, rate: f64) -> usize {
         let (window, min, max) = match self {
-            Profile::Quick => (2.0, 16, 1024),
-            Profile::Full => (30.0, 100, 2000),
+            Profile::Quick => (2.0, 16, 4000),
+            Profile::Full => (30.0, 100, 4000),
         };
         ((rate * window).ceil() as usize).clamp(min, max)
     }
