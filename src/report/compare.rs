@@ -225,6 +225,7 @@ fn write_repeatability(md: &mut String, a: &[Value], b: &[Value], ch: &[Change])
         }
     }
     writeln!(md, "\n## Repeatability (one GPU)\n")?;
+    writeln!(md, "\"host B vs A\": the single-thread workload of the host calibration, timed right after each run loaded the case's engine (B slower when positive).\n")?;
     writeln!(
         md,
         "{} of {counted} figures with at least 10 samples in both runs repeat within {:.0}%.{}\n",
@@ -235,14 +236,14 @@ fn write_repeatability(md: &mut String, a: &[Value], b: &[Value], ch: &[Change])
     if beyond.is_empty() {
         return Ok(());
     }
-    writeln!(md, "| figure | case | change | spread A | spread B | samples A/B | bound by |")?;
-    writeln!(md, "|---|---|---:|---:|---:|---:|---|")?;
+    writeln!(md, "| figure | case | change | spread A | spread B | samples A/B | bound by | host B vs A |")?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---|---:|")?;
     let metric = |f: &str| FIGURES.iter().find(|x| x.1 == f).map_or("", |x| x.0);
     for (c, ra, rb) in beyond {
         let spread = |r: &Value| r["metrics"][metric(c.figure)]["rel_mad"].as_f64().map_or("—".to_string(), |v| format!("{:.1}%", v * 100.0));
         writeln!(
             md,
-            "| {} | {} | {:+.1}% | {} | {} | {}/{} | {} |",
+            "| {} | {} | {:+.1}% | {} | {} | {}/{} | {} | {} |",
             c.figure,
             c.id,
             c.change * 100.0,
@@ -250,11 +251,20 @@ fn write_repeatability(md: &mut String, a: &[Value], b: &[Value], ch: &[Change])
             spread(&rb),
             samples(&ra),
             samples(&rb),
-            crate::report::host::bound(&rb)
+            crate::report::host::bound(&rb),
+            host_change(&ra, &rb).map_or("—".to_string(), |h| format!("{:+.0}%", h * 100.0))
         )?;
     }
     writeln!(md)?;
     Ok(())
+}
+
+/// How much slower B's host was than A's at the single-thread workload, timed right after each
+/// run loaded the case's engine (`host_cpu_ns_per_iteration`; runs before it have none): a
+/// host-bound figure that moved with it moved with the host.
+fn host_change(a: &Value, b: &Value) -> Option<f64> {
+    let ns = |r: &Value| r["metrics"]["host_cpu_ns_per_iteration"]["median"].as_f64().filter(|v| *v > 0.0);
+    Some((ns(b)? - ns(a)?) / ns(a)?)
 }
 
 /// The hosts side by side (the runs' host calibrations), then which of the changed figures come
@@ -373,9 +383,12 @@ mod tests {
     #[test]
     fn two_runs_on_one_gpu_say_which_figures_repeat_within_five_percent() {
         let dir = std::env::temp_dir().join(format!("llm-bench-repeat-{}", std::process::id()));
+        // Run B's host was 25 % slower at the calibration workload.
         let rec = |case: &str, ttft: f64, samples: u64| {
+            let host = if ttft > 20.5 || ttft == 10.2 { 50.0 } else { 40.0 };
             serde_json::json!({"status": "measured", "scenario": "single_request", "engine": "candle", "case": case,
-                "samples": samples, "metrics": {"ttft_ms": {"median": ttft, "mean": ttft, "stddev": 0.1, "n": samples, "rel_mad": 0.01}}})
+                "samples": samples, "metrics": {"ttft_ms": {"median": ttft, "mean": ttft, "stddev": 0.1, "n": samples, "rel_mad": 0.01},
+                "host_cpu_ns_per_iteration": {"median": host}}})
             .to_string()
         };
         let run = |name: &str, lines: &[String]| {
@@ -391,7 +404,7 @@ mod tests {
         let b = run("b", &[rec("ttft/prompt10", 10.2, 10), rec("ttft/prompt50", 22.0, 10), rec("ttft/prompt200", 40.0, 3)]);
         let md = compare(&a, &b).unwrap();
         assert!(md.contains("1 of 2 figures with at least 10 samples in both runs repeat within 5%"), "{md}");
-        assert!(md.contains("| TTFT ms | single_request/candle/ttft/prompt50 | +10.0% | 1.0% | 1.0% | 10/10 |"), "{md}");
+        assert!(md.contains("| TTFT ms | single_request/candle/ttft/prompt50 | +10.0% | 1.0% | 1.0% | 10/10 | CPU engine | +25% |"), "{md}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

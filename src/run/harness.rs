@@ -146,7 +146,11 @@ impl Harness {
             second.start.elapsed().as_secs_f64(),
             prompt.len()
         );
-        Ok((engine, Startup { load, first_request: Some(first_request), shapes: None }))
+        // The host's single-thread speed right before this engine's cases, with the engine
+        // loaded (its threads alive): batch-1 figures follow it, and it can move by tens of
+        // percent inside one run (h200-2026-12-03-repeat), so every case carries it.
+        let host_cpu_ns = Some(crate::measure::host::cpu_ns_per_iteration());
+        Ok((engine, Startup { load, first_request: Some(first_request), shapes: None, host_cpu_ns }))
     }
 
     /// What Criterion spends on a case whose one iteration takes `one`: its warm-up (at least
@@ -1145,6 +1149,9 @@ pub struct Startup {
     /// One untimed batch of each size the engine compiles kernels for
     /// ([`Engine::warm_up_batches`]), served before the concurrent scenario's cases.
     pub shapes: Option<Duration>,
+    /// The host calibration's single-thread workload (`crate::measure::host`), ns per iteration,
+    /// timed after the load.
+    pub host_cpu_ns: Option<f64>,
 }
 
 impl Startup {
@@ -1152,12 +1159,13 @@ impl Startup {
     fn metrics(&self) -> impl Iterator<Item = (String, Metric)> {
         let load = Some(self.load.as_secs_f64());
         [
-            ("load_s", load),
-            ("first_request_s", self.first_request.map(|t| t.as_secs_f64())),
-            ("shape_warm_up_s", self.shapes.map(|t| t.as_secs_f64())),
+            ("load_s", "s", load),
+            ("first_request_s", "s", self.first_request.map(|t| t.as_secs_f64())),
+            ("shape_warm_up_s", "s", self.shapes.map(|t| t.as_secs_f64())),
+            ("host_cpu_ns_per_iteration", "ns", self.host_cpu_ns),
         ]
             .into_iter()
-            .filter_map(|(k, v)| Some((k.to_string(), Metric { unit: "s", summary: Summary::of(&[v?])? })))
+            .filter_map(|(k, unit, v)| Some((k.to_string(), Metric { unit, summary: Summary::of(&[v?])? })))
     }
 }
 
