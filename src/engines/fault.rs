@@ -63,7 +63,9 @@ impl Engine for Faulty {
                 let ballast = Ballast::take(self.inner.info().device)?;
                 let result = self.inner.generate(prompts, options, on_token);
                 drop(ballast);
-                result.map_err(|e| e.context(format!("a batch of {n} on a GPU whose free memory was taken ({ballast_note})", ballast_note = BALLAST_NOTE)))
+                result.map_err(|e| {
+                    e.context(format!("a batch of {n} on a GPU whose free memory was taken (LLM_BENCH_FAULT=squeeze); the engine's own error"))
+                })
             }
             _ => self.inner.generate(prompts, options, on_token),
         }
@@ -103,13 +105,10 @@ impl Engine for Faulty {
     }
 }
 
-/// What the error of a squeezed batch adds to the engine's own message.
-const BALLAST_NOTE: &str = "LLM_BENCH_FAULT=squeeze: the engine's own allocation failed, with this message";
-
 /// All of a GPU's free memory, allocated with the driver and held until dropped: the engine
 /// under test then runs on a GPU with nothing left to give, as if its batch did not fit. Taken
 /// in pieces of 1 GiB, then halving down to 1 MiB, so fragments are taken too.
-pub struct Ballast {
+struct Ballast {
     #[cfg(feature = "cuda")]
     pieces: Vec<cudarc::driver::sys::CUdeviceptr>,
     #[cfg(feature = "cuda")]
@@ -118,7 +117,7 @@ pub struct Ballast {
 
 impl Ballast {
     #[cfg(feature = "cuda")]
-    pub fn take(device: crate::engine::Device) -> Result<Self> {
+    fn take(device: crate::engine::Device) -> Result<Self> {
         use cudarc::driver::{result, CudaContext};
         let crate::engine::Device::Cuda(ordinal) = device else {
             bail!("LLM_BENCH_FAULT=squeeze takes GPU memory, and this engine runs on the {device}: use it with a GPU engine")
@@ -143,7 +142,7 @@ impl Ballast {
     }
 
     #[cfg(not(feature = "cuda"))]
-    pub fn take(_device: crate::engine::Device) -> Result<Self> {
+    fn take(_device: crate::engine::Device) -> Result<Self> {
         bail!("LLM_BENCH_FAULT=squeeze takes GPU memory, and this binary was built without CUDA: rebuild with `--features cuda`")
     }
 }

@@ -1058,15 +1058,11 @@ impl Harness {
 }
 
 /// An engine's error message without the stack trace some engines' errors carry (candle's and
-/// mistral.rs's CUDA errors print one frame per line, `   0: <unknown>`, when backtraces are
-/// on): the reason a record keeps is the message, not twenty lines of frames.
+/// mistral.rs's CUDA errors print one frame per line from `   0: <unknown>` on, when backtraces
+/// are on): the reason a record keeps is the message, not twenty lines of frames.
 fn without_backtrace(message: &str) -> String {
-    let frame = |l: &str| {
-        let t = l.trim_start();
-        let digits = t.chars().take_while(char::is_ascii_digit).count();
-        (digits > 0 && t[digits..].starts_with(": ")) || t.starts_with("at ")
-    };
-    let kept: Vec<&str> = message.lines().filter(|l| !frame(l)).collect();
+    let frames = message.lines().position(|l| l.trim_start().starts_with("0: "));
+    let kept: Vec<&str> = message.lines().take(frames.unwrap_or(usize::MAX)).collect();
     kept.join("\n").trim_end().to_string()
 }
 
@@ -1155,7 +1151,8 @@ pub struct Startup {
 }
 
 impl Startup {
-    /// `load_s` and `first_request_s`, as every case of the engine records them.
+    /// `load_s`, `first_request_s`, `shape_warm_up_s` and `host_cpu_ns_per_iteration`, as every
+    /// case of the engine records them (the ones it has).
     fn metrics(&self) -> impl Iterator<Item = (String, Metric)> {
         let load = Some(self.load.as_secs_f64());
         [
@@ -1206,7 +1203,7 @@ mod tests {
         // As candle's CUDA out-of-memory error read in h200-2026-12-03-oom.
         let e = "batch failed: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")\n   0: <unknown>\n   1: <unknown>\n  20: __libc_start_main\n             at ./csu/libc-start.c:360\n";
         assert_eq!(super::without_backtrace(e), "batch failed: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")");
-        assert_eq!(super::without_backtrace("two lines\nof message"), "two lines\nof message");
+        assert_eq!(super::without_backtrace("two lines\nat most 8192 tokens"), "two lines\nat most 8192 tokens");
     }
 
     fn args(a: &[&str]) -> Vec<String> {
