@@ -137,7 +137,7 @@ pub const VARIANTS: &[Variant] = &[
         name: "burn",
         engine: EngineKind::Burn,
         setting: Setting::Default,
-        config: "burn-cuda with its default features (kernel fusion, autotune), f16; burn-ndarray f32 on the CPU",
+        config: "burn-cuda with its default features (kernel fusion, autotune), f16, batches padded to 1/2/4/../64 rows (the suite's, so per-shape compilation is bounded and done at start-up); burn-ndarray f32 on the CPU",
         source: "burn-cuda's default features (std, fusion, autotune)",
         gpu_only: false,
     },
