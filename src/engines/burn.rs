@@ -18,13 +18,13 @@
 //! softmax are computed in f32 on both backends.
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, TokenEvent};
-use crate::engines::variant::Variant;
+use crate::engines::variant::{Setting, Variant};
 use crate::model::gguf::GgufFile;
 use crate::model::llama::{names, LlamaConfig};
 use anyhow::{anyhow, bail, ensure, Result};
 use burn::backend::ndarray::{NdArray, NdArrayDevice};
 use burn::module::Param;
-use burn::nn::{Embedding, Linear, RmsNorm, RotaryEncoding, RotaryEncodingConfig, SwiGlu};
+use burn::nn::{Embedding, Linear, LinearLayout, RmsNorm, RotaryEncoding, RotaryEncodingConfig, SwiGlu};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
@@ -199,12 +199,18 @@ impl<B: Backend> Weights<'_, B> {
         Ok(self.upload(values, [rows, cols]))
     }
 
-    /// burn's `Linear` computes `x · W` with `W` of shape `(in, out)`. GGUF stores `(out, in)`, so
-    /// the matrix is transposed once here: a transposed *view* would be copied on every call by
-    /// the ndarray backend, whose reshape makes non-standard layouts contiguous.
-    fn linear(&mut self, name: &str) -> Result<Linear<B>> {
+    /// burn's `Linear` computes `x · W` with `W` of shape `(in, out)`. GGUF stores `(out, in)`. In
+    /// burn's default `LinearLayout::Row` the matrix is transposed once here (a transposed *view*
+    /// would be copied on every call by the ndarray backend, whose reshape makes non-standard
+    /// layouts contiguous). In `LinearLayout::Col` (`burn-col`, CUDA only) it is uploaded as stored
+    /// and `W` is its transposed view, as burn-nn's `LinearConfig` makes it: CubeCL's matmul sees a
+    /// vec-mat with a column-major matrix at one row, for which its autotune tries gemv first.
+    fn linear(&mut self, name: &str, layout: LinearLayout) -> Result<Linear<B>> {
         let (values, rows, cols) = self.matrix(name)?;
-        let weight = self.upload(transpose(&values, rows, cols), [cols, rows]);
+        let weight = match layout {
+            LinearLayout::Row => self.upload(transpose(&values, rows, cols), [cols, rows]),
+            LinearLayout::Col => self.upload(values, [rows, cols]).transpose(),
+        };
         Ok(Linear { weight: Param::from_tensor(weight), bias: None })
     }
 
@@ -303,6 +309,10 @@ impl<B: Backend> Model<B> {
     fn load(g: &GgufFile, where_: Device, device: B::Device, backend: &str, variant: &'static Variant) -> Result<Self> {
         let cfg = LlamaConfig::from_gguf(g)?;
         let mut w = Weights::<B> { g, device: &device, elements: 0 };
+        let layout = match variant.setting {
+            Setting::ColumnWeights => LinearLayout::Col,
+            _ => LinearLayout::Row,
+        };
         let embed_rows = w.rows(names::EMBED)?;
         let classifier = if cfg.tied_embeddings { embed_rows.clone() } else { w.rows(names::OUTPUT)? };
         let embed = Embedding { weight: Param::from_tensor(embed_rows) };
@@ -312,16 +322,16 @@ impl<B: Backend> Model<B> {
             let name = |what: &str| names::layer(i, what);
             layers.push(Layer {
                 attn_norm: w.norm(&name(names::ATTN_NORM), cfg.rms_eps)?,
-                wq: w.linear(&name(names::ATTN_Q))?,
-                wk: w.linear(&name(names::ATTN_K))?,
-                wv: w.linear(&name(names::ATTN_V))?,
-                wo: w.linear(&name(names::ATTN_OUT))?,
+                wq: w.linear(&name(names::ATTN_Q), layout)?,
+                wk: w.linear(&name(names::ATTN_K), layout)?,
+                wv: w.linear(&name(names::ATTN_V), layout)?,
+                wo: w.linear(&name(names::ATTN_OUT), layout)?,
                 ffn_norm: w.norm(&name(names::FFN_NORM), cfg.rms_eps)?,
                 mlp: SwiGlu {
-                    linear_inner: w.linear(&name(names::FFN_GATE))?,
-                    linear_outer: w.linear(&name(names::FFN_UP))?,
+                    linear_inner: w.linear(&name(names::FFN_GATE), layout)?,
+                    linear_outer: w.linear(&name(names::FFN_UP), layout)?,
                 },
-                down: w.linear(&name(names::FFN_DOWN))?,
+                down: w.linear(&name(names::FFN_DOWN), layout)?,
                 k_cache: None,
                 v_cache: None,
             });

@@ -56,6 +56,9 @@ pub enum Setting {
     F16Batches,
     /// mistral.rs: paged attention and its scheduler.
     PagedAttention,
+    /// Burn: `Linear` weights in burn-nn's `LinearLayout::Col`, `(out, in)` as the GGUF stores
+    /// them, read through a transposed view.
+    ColumnWeights,
     /// PyTorch: the suite's Llama with a static KV cache and its decode step under
     /// `torch.compile(mode="reduce-overhead")`.
     Compiled,
@@ -140,6 +143,16 @@ pub const VARIANTS: &[Variant] = &[
         config: "burn-cuda with its default features (kernel fusion, autotune), f16, batches padded to 1/2/4/../64 rows (the suite's, so per-shape compilation is bounded and done at start-up); burn-ndarray f32 on the CPU",
         source: "burn-cuda's default features (std, fusion, autotune)",
         gpu_only: false,
+    },
+    Variant {
+        name: "burn-col",
+        engine: EngineKind::Burn,
+        setting: Setting::ColumnWeights,
+        config: "as `burn`, with every Linear weight in burn-nn's LinearLayout::Col ((out, in) as the GGUF stores it, a transposed view), \
+                 so a one-row input is a column-major vec-mat, which CubeCL's matmul autotune ranks its gemv kernels first for",
+        source: "burn-nn LinearConfig::layout (LinearLayout::Col: \"this can have performance impacts\"); burn-cubecl's matmul \
+                 autotune, gemv group (vec-mat with a transposed matrix: \"best algo is col major vec mat\")",
+        gpu_only: true,
     },
     Variant {
         name: "mistralrs",
