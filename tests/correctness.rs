@@ -181,6 +181,23 @@ fn burn_ndarray_matches_the_reference_on_smollm2_and_batches_like_single_request
     assert_eq!(batch, vec![a.tokens[..6].to_vec(), single_other]);
 }
 
+/// `burn-col` runs only on CUDA, where its layout matters; its layout code is backend-generic, so
+/// it is checked here on burn-ndarray: every `Linear` weight held as the GGUF's `(out, in)` behind
+/// a transposed view must give the reference's tokens, as the transposed copy of `burn` does.
+#[cfg(feature = "burn")]
+#[test]
+fn burn_column_layout_matches_the_reference_on_smollm2() {
+    let s = smol();
+    let col = variant("burn-col");
+    assert!(col.unsupported(Device::Cpu).is_some(), "burn-col is a GPU configuration in the registry");
+    let mut b = llm_bench::engines::burn::load(&s.files.gguf, Device::Cpu, col).unwrap();
+    let a = check::compare(b.as_mut(), &s.answer).unwrap();
+    eprintln!("{a}");
+    assert_eq!(a.engine.name, "burn-col");
+    assert_eq!(a.tokens.len(), GENERATE, "exact output length, end-of-sequence ignored");
+    assert!(a.passed, "{a}");
+}
+
 /// Needs a Python with torch (scripts/torch-venv.sh; .ci/run activates it).
 #[cfg(feature = "torch")]
 #[test]
