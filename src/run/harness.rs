@@ -70,12 +70,16 @@ impl Harness {
             run.dir.display()
         );
         let new_tokens = profile.new_tokens()?;
-        let done: std::collections::BTreeSet<(String, String)> = if resuming() {
-            crate::results::measured_cases(&run.dir).into_iter().filter(|(s, _, _)| s == scenario).map(|(_, e, c)| (e, c)).collect()
-        } else {
-            Default::default()
-        };
-        if !done.is_empty() {
+        // The harness's own overhead (`stub`) belongs to the run, not to an engine: measured once
+        // per run directory, also when a run is made one engine per process without resuming
+        // (`scripts/device-run.sh` passes).
+        let resume = resuming();
+        let done: std::collections::BTreeSet<(String, String)> = crate::results::measured_cases(&run.dir)
+            .into_iter()
+            .filter(|(s, e, _)| s == scenario && (resume || e == "stub"))
+            .map(|(_, e, c)| (e, c))
+            .collect();
+        if resume && !done.is_empty() {
             eprintln!("[llm-bench] {scenario}: resuming {}: {} case(s) already measured there are not measured again", run.dir.display(), done.len());
         }
         Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer, done, case_started: Default::default() })
