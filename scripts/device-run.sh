@@ -21,7 +21,7 @@
 #        mistralrs torch burn" the breakdown runs one engine per process), LLM_BENCH_KERNELS_CASES
 #        (kernels bench: only the cases whose <op>/<shape> contains one of these comma-separated parts)
 # The device tool brings back at most 8 files per call: one run of this script per call (it
-# leaves 5 or 6 in $OUT), or give each run its own OUT folder and fetch the rest from
+# leaves 5 to 7 in $OUT), or give each run its own OUT folder and fetch the rest from
 # $LLM_BENCH_DEVICE_HOME/run/<run> in a next call.
 #
 # Layout on the machine: $LLM_BENCH_DEVICE_HOME (default /root/llm-bench) holds the unpacked
@@ -32,6 +32,7 @@
 #   run.tar.xz          environment.json, results.jsonl, requests.jsonl, one <bench>.log each,
 #                       generate.log (LLM_BENCH_GENERATE)
 #   criterion.tar.xz    Criterion's output (estimates and HTML report)
+#   burn-autotune.tar.xz  burn-cuda's autotune cache after the run (LLM_BENCH_BURN_AUTOTUNE)
 set -uo pipefail
 script_start=$(date +%s)
 here="$(cd "$(dirname "$0")" && pwd)" # the scripts' folder (the script cds to its home below)
@@ -103,7 +104,20 @@ echo "driver kernel cache: $(du -sh "$CUDA_CACHE_PATH" 2>/dev/null | cut -f1 || 
 # Cargo.toml is above the working directory, hence the cd); torch.compile keeps Inductor's
 # compiled kernels in /tmp/torchinductor_$USER. Both stay on the machine between calls, like the
 # driver's kernel cache, so only a fresh machine pays them (each engine's start-up in the reports).
+# LLM_BENCH_BURN_AUTOTUNE=<burn-autotune.tar.xz from an earlier run's $OUT>: a fresh machine starts
+# from that machine's autotune results instead of tuning every kernel again (minutes of Burn's
+# start-up and of each new shape: h200-2026-12-03-burn); the kernels are still compiled here.
+# The choice is start-up only, never in a figure; device.log says where the cache came from.
+autotune_from="${LLM_BENCH_BURN_AUTOTUNE:-}"
+[ -n "$autotune_from" ] && autotune_from="$(cd "$(dirname "$autotune_from")" 2>/dev/null && pwd)/$(basename "$autotune_from")"
 cd "$home"
+if [ -n "$autotune_from" ] && [ ! -d "$HOME/.cache/cubecl" ]; then
+  if [ -f "$autotune_from" ] && mkdir -p "$HOME/.cache" && tar -xJf "$autotune_from" -C "$HOME/.cache"; then
+    echo "burn autotune cache: unpacked from $autotune_from (tuned on an earlier machine: its start-up here is not a cold one)"
+  else
+    echo "burn autotune cache: cannot unpack $autotune_from; Burn tunes from scratch"
+  fi
+fi
 echo "burn autotune cache: $(du -sh "$HOME/.cache/cubecl" 2>/dev/null | cut -f1 || echo empty); torch inductor cache: $(du -sh /tmp/torchinductor_"$(id -un)" 2>/dev/null | cut -f1 || echo empty)"
 # burn-cuda compiles kernels with NVRTC at run time and needs the CUDA headers.
 export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
@@ -238,5 +252,7 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
 done
 
 tar -C "$home/run" -cJf "$out/run.tar.xz" "$LLM_BENCH_RUN"
+# Burn's autotune results, for LLM_BENCH_BURN_AUTOTUNE on the next machine (a few hundred KB).
+[ -d "$HOME/.cache/cubecl" ] && tar -C "$HOME/.cache" -cJf "$out/burn-autotune.tar.xz" cubecl
 [ -d "$CARGO_TARGET_DIR/criterion" ] && tar -C "$CARGO_TARGET_DIR" -cJf "$out/criterion.tar.xz" criterion
 ls -l "$out"
