@@ -254,6 +254,22 @@ pub fn rate_probe_too_short<'a>(results: impl IntoIterator<Item = &'a Value>, an
     })
 }
 
+/// How long a case ran outside its timed requests, when that is far more than Criterion's warm-up
+/// (about two requests) and the analysis explain: an engine that compiles or tunes kernels the
+/// first time it sees a shape (burn-cuda, at every new prompt length: h200-2026-12-03-burn's
+/// `ttft/prompt10` ran 82 s for 1 s of requests) stalls a real server the same way, and it is
+/// in no figure. Requests served in parallel (batches) sum to more than the wall time: never flagged.
+pub fn time_outside_requests(r: &Value) -> Option<(f64, f64)> {
+    let wall = r["wall_s"].as_f64()?;
+    let (mean_ms, n) = (metric(r, "total_ms", "mean")?, metric(r, "total_ms", "n")?);
+    let timed = mean_ms * n / 1000.0;
+    let outside = wall - timed - 2.0 * mean_ms / 1000.0;
+    (outside > OUTSIDE_REQUESTS_S).then_some((wall, timed))
+}
+
+/// Seconds outside a case's requests (less its warm-up) above which the report says so.
+const OUTSIDE_REQUESTS_S: f64 = 30.0;
+
 /// Validity flags: figures with too few samples or too much spread, and every skip.
 fn flags(results: &[Value]) -> Vec<String> {
     let mut out = Vec::new();
@@ -266,6 +282,12 @@ fn flags(results: &[Value]) -> Vec<String> {
         let probe = r["case"].as_str().is_some_and(|c| c.starts_with("probe/"));
         if let Some(why) = r["reduced"].as_str().filter(|_| !probe) {
             out.push(format!("{id}: measured with fewer samples than Criterion's: {why}"));
+        }
+        if let Some((wall, timed)) = time_outside_requests(r) {
+            out.push(format!(
+                "{id}: the case took {wall:.0} s for {timed:.1} s of timed requests; the rest, outside every figure, is Criterion's \
+                 warm-up and analysis and what the engine did before it could serve the case (e.g. compiling kernels for a shape it had not seen)"
+            ));
         }
         let n = r["samples"].as_u64().unwrap_or(0) as usize;
         if r["profile"] == "full" && r["scenario"] == "single_request" && n < MIN_SAMPLES_FULL {
@@ -514,6 +536,22 @@ mod tests {
 
     fn probe(rate: f64, requests: usize) -> Value {
         json!({"status": "measured", "scenario": "concurrent_load", "engine": "candle-f16", "case": format!("probe/{rate}rps"), "samples": requests})
+    }
+
+    /// The H200 run where burn-cuda met a 10-token prompt for the first time: its two prompt-10
+    /// cases are flagged, the prompt-50 ones it had compiled for at start-up are not.
+    #[test]
+    fn a_case_that_ran_far_longer_than_its_requests_is_flagged() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target-reports/h200-2026-12-03-burn/results.jsonl");
+        let records: Vec<Value> = std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let case = |c: &str| records.iter().find(|r| r["status"] == "measured" && r["case"] == c).unwrap();
+        let (wall, timed) = time_outside_requests(case("ttft/prompt10")).expect("flagged");
+        assert!(wall > 80.0 && timed < 2.0, "{wall} {timed}");
+        assert!(time_outside_requests(case("total/prompt10")).is_some());
+        assert_eq!(time_outside_requests(case("ttft/prompt50")), None);
+        assert_eq!(time_outside_requests(case("total/prompt50")), None);
+        let flagged = flags(&records);
+        assert!(flagged.iter().any(|f| f.starts_with("single_request/burn/ttft/prompt10: the case took 82 s for 1.0 s")), "{flagged:?}");
     }
 
     #[test]
