@@ -131,6 +131,12 @@ pub fn compare_paired(run_a: &Path, run_b: &Path, pairs: &[(String, String)]) ->
         let engine = |r: &Value| r["engine"].as_str().unwrap_or("").to_string();
         a.retain(|r| !pairs.iter().any(|(_, y)| engine(r) == *y));
         b.retain(|r| !pairs.iter().any(|(x, _)| engine(r) == *x));
+        if std::fs::canonicalize(run_a).ok().is_some_and(|d| std::fs::canonicalize(run_b).ok() == Some(d)) {
+            // One run against itself: only the pairs say anything; every other engine (and the
+            // harness's `stub`) would be set against its own records.
+            a.retain(|r| pairs.iter().any(|(x, _)| engine(r) == *x));
+            b.retain(|r| pairs.iter().any(|(_, y)| engine(r) == *y));
+        }
         for r in &mut b {
             if let Some((x, _)) = pairs.iter().find(|(_, y)| engine(r) == *y) {
                 r["engine"] = x.clone().into();
@@ -181,7 +187,8 @@ pub fn compare_paired(run_a: &Path, run_b: &Path, pairs: &[(String, String)]) ->
             c.verdict
         )?;
     }
-    if ua.is_some() && ua == ub {
+    // Repeatability is one engine run twice; paired engines are two configurations.
+    if ua.is_some() && ua == ub && pairs.is_empty() {
         write_repeatability(&mut md, &a, &b, &ch)?;
     }
     let ids = |v: &[Value]| -> Vec<String> { v.iter().filter(|r| r["status"] == "measured").map(key).collect() };
@@ -406,6 +413,18 @@ mod tests {
         assert!(md.contains("1 of 2 figures with at least 10 samples in both runs repeat within 5%"), "{md}");
         assert!(md.contains("| TTFT ms | single_request/candle/ttft/prompt50 | +10.0% | 1.0% | 1.0% | 10/10 | CPU engine | +25% |"), "{md}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// `--pair burn-col=burn` within the committed H200 run that holds both: only that pair is
+    /// compared (not the harness's `stub` against itself), with burn-col's lower TTFT called.
+    #[test]
+    fn a_run_paired_with_itself_compares_only_the_pair() {
+        let run = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/target-reports/h200-2026-12-03-burn-col"));
+        let md = compare_paired(run, run, &[("burn-col".into(), "burn".into())]).unwrap();
+        assert!(!md.contains("/stub/"), "{md}");
+        let ttft = md.lines().find(|l| l.starts_with("| TTFT ms | single_request/burn-col/ttft/prompt50 |")).unwrap_or_else(|| panic!("{md}"));
+        assert!(ttft.ends_with("| worse |"), "B's burn is slower to its first token: {ttft}");
+        assert!(!md.contains("## Repeatability"), "two configurations do not repeat one another: {md}");
     }
 
     #[test]
