@@ -113,12 +113,22 @@ pub struct Torch {
     notes: String,
 }
 
+/// One model load at a time in the process. transformers builds a model on the `meta` device by
+/// patching `torch.nn.Module` for the whole interpreter while it loads (accelerate's
+/// `init_empty_weights`), and torch releases the GIL inside its operators: two loads on two
+/// threads (the tests run in parallel) interleave, and one finds its parameters left on `meta`
+/// ("Cannot copy out of meta tensor").
+static LOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Torch {
     pub fn load(path: &Path, device: Device, variant: &'static Variant) -> Result<Self> {
         let g = GgufFile::open(path)?;
         let cfg = LlamaConfig::from_gguf(&g)?;
         // The matrices' on-disk format, for the precision line (Q8_0 for the suite's models).
         let weight_type = g.tensor(&names::layer(0, names::ATTN_Q))?.ggml_type;
+        // Taken before the GIL (a thread holding the GIL while it waits here would stop the one
+        // that loads).
+        let _one_load_at_a_time = LOADING.lock().unwrap_or_else(|e| e.into_inner());
         Python::attach(|py| -> Result<Self> {
             let source = match variant.setting {
                 Setting::Compiled => &COMPILED,
