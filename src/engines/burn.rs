@@ -43,6 +43,13 @@ use burn::tensor::f16;
 #[cfg(feature = "cuda")]
 type Gpu = Cuda<f16>;
 
+/// burn-cuda's backend without its kernel fusion: the `CubeBackend` that `Cuda` wraps in
+/// `Fusion` when burn-cuda's `fusion` feature is on (`burn-col-unfused`). A matmul fused with its
+/// element-wise consumer is tuned by the fused-matmul autotune, which in h200-2026-12-03-burn-col
+/// did not take the one-row gemv; unfused, each matmul is tuned on its own.
+#[cfg(feature = "cuda")]
+type GpuUnfused = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f16, i32, u8>;
+
 /// Room allocated in the KV cache is rounded up to this many positions.
 const CACHE_ROUNDING: usize = 512;
 
@@ -73,7 +80,19 @@ pub fn load(path: &Path, device: Device, variant: &'static Variant) -> Result<Bo
             variant,
         )?),
         #[cfg(feature = "cuda")]
-        Device::Cuda(i) => Box::new(load_cuda(&g, i, variant)?),
+        Device::Cuda(i) if variant.setting == Setting::ColumnWeightsUnfused => Box::new(load_cuda::<GpuUnfused>(
+            &g,
+            i,
+            variant,
+            "burn-cuda's CubeBackend without fusion (CubeCL kernels compiled by NVRTC at run time, autotuned)",
+        )?),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(i) => Box::new(load_cuda::<Gpu>(
+            &g,
+            i,
+            variant,
+            "burn-cuda (CubeCL kernels compiled by NVRTC at run time, fused and autotuned)",
+        )?),
         #[cfg(not(feature = "cuda"))]
         Device::Cuda(_) => {
             bail!("Burn was built without CUDA; rebuild with `--features cuda` to run it on a GPU")
@@ -87,15 +106,9 @@ pub fn load(path: &Path, device: Device, variant: &'static Variant) -> Result<Bo
 /// says what it needs, at load time instead of inside the first measured request, and the kernels
 /// of both prefill and decode are compiled before anything is timed.
 #[cfg(feature = "cuda")]
-fn load_cuda(g: &GgufFile, index: usize, variant: &'static Variant) -> Result<Model<Gpu>> {
+fn load_cuda<B: Backend<Device = CudaDevice>>(g: &GgufFile, index: usize, variant: &'static Variant, backend: &str) -> Result<Model<B>> {
     catch("loading the model on CUDA", || {
-        let mut model = Model::<Gpu>::load(
-            g,
-            Device::Cuda(index),
-            CudaDevice::new(index),
-            "burn-cuda (CubeCL kernels compiled by NVRTC at run time, fused and autotuned)",
-            variant,
-        )?;
+        let mut model = Model::<B>::load(g, Device::Cuda(index), CudaDevice::new(index), backend, variant)?;
         model.pad_batches = true;
         model.notes.push_str(&format!(
             "; on CUDA a batch runs padded to {BATCH_BUCKETS:?} rows (kernels compiled and autotuned per shape; padded rows discarded)"
@@ -310,7 +323,7 @@ impl<B: Backend> Model<B> {
         let cfg = LlamaConfig::from_gguf(g)?;
         let mut w = Weights::<B> { g, device: &device, elements: 0 };
         let layout = match variant.setting {
-            Setting::ColumnWeights => LinearLayout::Col,
+            Setting::ColumnWeights | Setting::ColumnWeightsUnfused => LinearLayout::Col,
             _ => LinearLayout::Row,
         };
         let embed_rows = w.rows(names::EMBED)?;

@@ -59,6 +59,8 @@ pub enum Setting {
     /// Burn: `Linear` weights in burn-nn's `LinearLayout::Col`, `(out, in)` as the GGUF stores
     /// them, read through a transposed view.
     ColumnWeights,
+    /// Burn: [`Setting::ColumnWeights`] on burn-cuda's CubeCL backend without its kernel fusion.
+    ColumnWeightsUnfused,
     /// PyTorch: the suite's Llama with a static KV cache and its decode step under
     /// `torch.compile(mode="reduce-overhead")`.
     Compiled,
@@ -152,6 +154,16 @@ pub const VARIANTS: &[Variant] = &[
                  so a one-row input is a column-major vec-mat, which CubeCL's matmul autotune ranks its gemv kernels first for",
         source: "burn-nn LinearConfig::layout (LinearLayout::Col: \"this can have performance impacts\"); burn-cubecl's matmul \
                  autotune, gemv group (vec-mat with a transposed matrix: \"best algo is col major vec mat\")",
+        gpu_only: true,
+    },
+    Variant {
+        name: "burn-col-unfused",
+        engine: EngineKind::Burn,
+        setting: Setting::ColumnWeightsUnfused,
+        config: "as `burn-col`, on burn-cuda's CubeCL backend without kernel fusion (burn-cuda built without its `fusion` \
+                 feature), autotune kept: every matmul reaches CubeCL's matmul autotune on its own, none fused with its consumer",
+        source: "burn-cuda's Cargo features (`fusion` is optional: without it `Cuda` is the `CubeBackend` itself); burn-nn \
+                 LinearLayout::Col",
         gpu_only: true,
     },
     Variant {
