@@ -1065,7 +1065,7 @@ impl Harness {
 /// mistral.rs's CUDA errors print one frame per line from `   0: <unknown>` on, when backtraces
 /// are on): the reason a record keeps is the message, not twenty lines of frames.
 fn without_backtrace(message: &str) -> String {
-    let frames = message.lines().position(|l| l.trim_start().starts_with("0: "));
+    let frames = message.lines().position(|l| l.trim_start().starts_with("0: ") || l.trim() == "Stack backtrace:");
     let kept: Vec<&str> = message.lines().take(frames.unwrap_or(usize::MAX)).collect();
     kept.join("\n").trim_end().to_string()
 }
@@ -1208,6 +1208,9 @@ mod tests {
         let e = "batch failed: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")\n   0: <unknown>\n   1: <unknown>\n  20: __libc_start_main\n             at ./csu/libc-start.c:360\n";
         assert_eq!(super::without_backtrace(e), "batch failed: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")");
         assert_eq!(super::without_backtrace("two lines\nat most 8192 tokens"), "two lines\nat most 8192 tokens");
+        // anyhow's own heading before the frames goes with them (the torch adapter's errors).
+        let e = "transformers cannot load x.gguf\n\nStack backtrace:\n   0: anyhow::error::msg\n";
+        assert_eq!(super::without_backtrace(e), "transformers cannot load x.gguf");
     }
 
     fn args(a: &[&str]) -> Vec<String> {
