@@ -226,14 +226,18 @@ fn torch_baseline_cpu_matches_the_reference_on_smollm2() {
     assert_eq!(batch, vec![a.tokens[..5].to_vec(), single_other]);
 }
 
-/// A Python exception inside the model is a Rust error carrying the Python traceback.
+/// A Python exception inside the model is a Rust error that says the exception first (what a
+/// record keeps), then the Python traceback (what the bench log keeps).
 #[cfg(feature = "torch")]
 #[test]
-fn torch_error_names_python_exceptions_with_their_traceback() {
+fn torch_error_names_python_exceptions_first_then_their_traceback() {
     let s = smol();
     let mut t = variant("torch").load(&s.files, Device::Cpu).unwrap();
     let e = t.logits(&[u32::MAX - 1]).unwrap_err().to_string();
-    assert!(e.contains("Traceback") && e.contains("python_baseline/transformers_baseline.py"), "{e}");
+    let first = e.lines().next().unwrap_or_default();
+    assert!(first.starts_with("Python raised ") && first.contains("Error") && !first.contains("File "), "{e}");
+    let frames = e.split_once("\nPython traceback (innermost last):\n").map(|(_, f)| f).unwrap_or_else(|| panic!("no traceback: {e}"));
+    assert!(frames.contains("python_baseline/transformers_baseline.py"), "{e}");
 }
 
 /// `torch-compile`'s model (the suite's Llama with a static KV cache): on the CPU the same

@@ -124,3 +124,22 @@ fn an_engine_panic_in_one_case_is_recorded_and_the_cases_around_it_are_measured(
     assert!(dir.join("run/summary.md").is_file(), "no summary after the bench: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_engine_that_cannot_serve_after_a_failure_has_its_remaining_cases_recorded_as_not_run() {
+    // Memory efficiency measures model/batch1, model/batch8, model/batch32: the batch of 8 fails
+    // and leaves the engine unable to serve (as burn-cuda after an out-of-memory).
+    let (records, err, dir) = with_fault("memory_efficiency", "break:8", "break");
+    let case = |c: &str| candle_case(&records, c, &err);
+    assert_eq!(case("model/batch1")["status"], "measured", "{}", case("model/batch1"));
+    let failed = case("model/batch8");
+    assert!(failed["reason"].as_str().unwrap().starts_with("batch failed"), "{failed}");
+    let after = case("model/batch32");
+    assert_eq!(after["status"], "skipped", "{after}");
+    let why = after["reason"].as_str().unwrap();
+    for part in ["not run", "did not recover after model/batch8 failed", "unusable", "LLM_BENCH_ENGINES=candle", "LLM_BENCH_RESUME=1"] {
+        assert!(why.contains(part), "the reason does not say `{part}`: {why}");
+    }
+    assert!(dir.join("run/summary.md").is_file(), "no summary after the bench: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,7 +3,9 @@
 //! requests, `LLM_BENCH_FAULT=oom:N` makes it return the error an engine gives when it runs out
 //! of device memory, and `LLM_BENCH_FAULT=squeeze:N` (GPU only) takes all the GPU's free memory
 //! for the length of every batch of exactly N, so that the engine's own allocations meet a full
-//! GPU and fail as they really do (a real out-of-memory, the engine's own message). Everything else
+//! GPU and fail as they really do (a real out-of-memory, the engine's own message), and
+//! `LLM_BENCH_FAULT=break:N` makes the first batch of N fail and every request after it too (an
+//! engine left unable to serve, as burn-cuda is after an out-of-memory). Everything else
 //! is the real engine, so the harness's recovery (that case recorded as failed with the engine's
 //! message, the next cases and engines measured) is tested through the real binary. The engine
 //! info says a fault is injected, so no figure of such a run can pass for a real one.
@@ -18,6 +20,8 @@ pub enum Fault {
     OutOfMemory(usize),
     /// The GPU's free memory taken (see [`Ballast`]) while a batch of this size runs.
     Squeeze(usize),
+    /// A batch of this size fails, and so does every request after it.
+    Break(usize),
 }
 
 impl Fault {
@@ -29,13 +33,14 @@ impl Fault {
         }
         let (kind, n) = v.split_once(':').unwrap_or((&v, ""));
         let Ok(n) = n.parse::<usize>() else {
-            bail!("LLM_BENCH_FAULT={v}: give panic:<batch size>, oom:<batch size> or squeeze:<batch size>, e.g. oom:32")
+            bail!("LLM_BENCH_FAULT={v}: give panic:<batch size>, oom:<batch size>, squeeze:<batch size> or break:<batch size>, e.g. oom:32")
         };
         Ok(Some(match kind {
             "panic" => Fault::Panic(n),
             "oom" => Fault::OutOfMemory(n),
             "squeeze" => Fault::Squeeze(n),
-            _ => bail!("LLM_BENCH_FAULT={v}: `{kind}` is not a fault; use panic, oom or squeeze"),
+            "break" => Fault::Break(n),
+            _ => bail!("LLM_BENCH_FAULT={v}: `{kind}` is not a fault; use panic, oom, squeeze or break"),
         }))
     }
 }
@@ -44,6 +49,8 @@ impl Fault {
 pub struct Faulty {
     pub inner: Box<dyn Engine>,
     pub fault: Fault,
+    /// `break:N` has struck: every request fails from now on.
+    pub broken: bool,
 }
 
 impl Engine for Faulty {
@@ -54,7 +61,14 @@ impl Engine for Faulty {
     }
 
     fn generate(&mut self, prompts: &[Vec<u32>], options: &GenerateOptions, on_token: &mut dyn FnMut(TokenEvent)) -> Result<Vec<Vec<u32>>> {
+        if self.broken {
+            bail!("the engine's runtime is unusable since an earlier batch failed (injected by LLM_BENCH_FAULT)");
+        }
         match self.fault {
+            Fault::Break(n) if prompts.len() == n => {
+                self.broken = true;
+                bail!("a batch of {n} failed and left the engine's runtime unusable (injected by LLM_BENCH_FAULT)")
+            }
             Fault::Panic(n) if prompts.len() == n => panic!("index out of bounds: a batch of {n} (injected by LLM_BENCH_FAULT)"),
             Fault::OutOfMemory(n) if prompts.len() == n => {
                 bail!("out of memory: cannot allocate the KV cache of a batch of {n} (CUDA_ERROR_OUT_OF_MEMORY, injected by LLM_BENCH_FAULT)")

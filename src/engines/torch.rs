@@ -366,15 +366,18 @@ impl<T, E: Into<PyErr>> OrTraceback<T> for std::result::Result<T, E> {
     fn or_traceback(self, py: Python<'_>) -> Result<T> {
         self.map_err(|e| {
             let e: PyErr = e.into();
-            let formatted = py
-                .import("traceback")
-                .and_then(|tb| {
-                    tb.call_method1("format_exception", (e.get_type(py), e.value(py), e.traceback(py)))
-                })
-                .and_then(|lines| lines.extract::<Vec<String>>());
-            match formatted {
-                Ok(lines) => anyhow!("Python raised:\n{}", lines.concat().trim_end()),
-                Err(_) => anyhow!("Python raised: {e}"),
+            // The exception itself first (`torch.OutOfMemoryError: CUDA out of memory. …`), then
+            // the frames: a record keeps the first part (the harness cuts at "Python traceback"),
+            // the bench log all of it.
+            let lines = |r: PyResult<Bound<'_, PyAny>>| r.and_then(|l| l.extract::<Vec<String>>()).map(|l| l.concat().trim_end().to_string());
+            let exception = lines(py.import("traceback").and_then(|tb| tb.call_method1("format_exception_only", (e.get_type(py), e.value(py)))));
+            let frames = match e.traceback(py) {
+                Some(t) => lines(py.import("traceback").and_then(|tb| tb.call_method1("format_tb", (t,)))),
+                None => Ok(String::new()),
+            };
+            match (exception, frames) {
+                (Ok(exception), Ok(frames)) => anyhow!("Python raised {exception}\nPython traceback (innermost last):\n{frames}"),
+                _ => anyhow!("Python raised {e}"),
             }
         })
     }

@@ -41,6 +41,10 @@ pub struct Harness {
     pub done: std::collections::BTreeSet<(String, String)>,
     /// When the current case started (its record's `wall_s`).
     case_started: std::sync::Mutex<Option<Instant>>,
+    /// Engine → its case whose batch failed, until the engine's next case checks it still serves.
+    failed: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Engine → why its remaining cases are not run: it did not recover from a failed case.
+    broken: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl Harness {
@@ -82,7 +86,7 @@ impl Harness {
         if resume && !done.is_empty() {
             eprintln!("[llm-bench] {scenario}: resuming {}: {} case(s) already measured there are not measured again", run.dir.display(), done.len());
         }
-        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer, done, case_started: Default::default() })
+        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer, done, case_started: Default::default(), failed: Default::default(), broken: Default::default() })
     }
 
     /// A prompt of exactly `len` tokens, the same ids for every engine.
@@ -129,7 +133,7 @@ impl Harness {
         let load = started.elapsed();
         // A fault on purpose (the tests of a failing engine): the real engine, failing as told.
         if let Some(fault) = crate::engines::fault::Fault::from_env().map_err(|e| format!("{e:#}"))? {
-            engine = Box::new(crate::engines::fault::Faulty { inner: engine, fault });
+            engine = Box::new(crate::engines::fault::Faulty { inner: engine, fault, broken: false });
         }
         // Loading may have replaced the SIGINT handler (torch's import does): Ctrl-C is ours again.
         crate::run::interrupt::install();
@@ -231,9 +235,47 @@ impl Harness {
         })
     }
 
+    /// Why `engine`'s next case cannot run: an earlier case of it failed, and one untimed request
+    /// of 8 prompt tokens and 2 new ones after it failed too. Such an engine would fail every case
+    /// after (burn-cuda after an out-of-memory: its fusion streams have lost their tensors), so
+    /// those are recorded as not run, each saying how to measure it: a new process, resuming.
+    fn lost(&self, engine: &mut dyn Engine, name: &str) -> Option<String> {
+        if let Some(why) = self.broken.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+            return Some(why.clone());
+        }
+        let case = self.failed.lock().unwrap_or_else(|e| e.into_inner()).remove(name)?;
+        let probe = self.prompt(8).ok()?;
+        match run_requests(engine, &[probe], 2) {
+            Ok(_) => {
+                eprintln!("[llm-bench] {name} serves again after {case} failed (one untimed request of 8 prompt tokens, 2 new)");
+                None
+            }
+            Err(e) => {
+                let why = format!(
+                    "not run: {name} did not recover after {case} failed: one request of 8 prompt tokens and 2 new ones after it \
+                     failed too ({}); its remaining cases need a new process: rerun with LLM_BENCH_ENGINES={name} and \
+                     LLM_BENCH_RESUME=1, which keeps every finished case",
+                    without_backtrace(&format!("{e:#}"))
+                );
+                self.broken.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), why.clone());
+                Some(why)
+            }
+        }
+    }
+
     /// Record that an engine (or one case of it) was not measured, and why.
     pub fn skip(&self, engine: &str, case: Option<&str>, reason: &str) {
-        let reason = &without_backtrace(reason);
+        let short = without_backtrace(reason);
+        if short.len() < reason.trim_end().len() {
+            // The record keeps the message; the bench log keeps the frames too.
+            eprintln!("[llm-bench] {}/{engine}: the engine's whole error:\n{reason}", self.scenario);
+        }
+        if short.starts_with("batch failed") {
+            if let Some(case) = case {
+                self.failed.lock().unwrap_or_else(|e| e.into_inner()).insert(engine.to_string(), case.to_string());
+            }
+        }
+        let reason = &with_hint(&short);
         eprintln!("[llm-bench] {}/{engine}{}: skipped: {reason}", self.scenario, case.map(|c| format!("/{c}")).unwrap_or_default());
         let rec = ResultRecord::Skipped {
             run: self.run.run.clone(),
@@ -436,6 +478,10 @@ impl Harness {
                 continue; // left out by Criterion's filter, or measured before this run resumed
             }
             self.pacer.progress(self.scenario, &name, &id);
+            if let Some(why) = self.lost(engine, &name) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
             let prompt = std::slice::from_ref(&case.prompt);
             if let Some(why) = self.context_problem(engine, case.prompt.len(), case.new_tokens) {
                 self.skip(&name, Some(&id), &why);
@@ -589,6 +635,10 @@ impl Harness {
                 continue; // left out by Criterion's filter, or measured before this run resumed
             }
             self.pacer.progress(self.scenario, &name, &id);
+            if let Some(why) = self.lost(engine, &name) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
             let prompt_len = case.prompts[0].len();
             if let Some(why) = self.context_problem(engine, prompt_len, case.new_tokens) {
                 self.skip(&name, Some(&id), &why);
@@ -814,6 +864,10 @@ impl Harness {
                 continue; // left out by Criterion's filter, or measured before this run resumed
             }
             self.pacer.progress(self.scenario, &name, &id);
+            if let Some(why) = self.lost(engine, &name) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
             let in_flight = match case.load {
                 crate::run::batcher::Load::ClosedLoop { clients } => clients.min(batcher.max_batch),
                 crate::run::batcher::Load::Poisson { .. } => 1,
@@ -949,6 +1003,10 @@ impl Harness {
                 continue;
             }
             self.pacer.progress(self.scenario, &name, &id);
+            if let Some(why) = self.lost(engine, &name) {
+                self.skip(&name, Some(&id), &why);
+                continue;
+            }
             if let Some(why) = self.context_problem(engine, prompt_len, self.new_tokens) {
                 self.skip(&name, Some(&id), &why);
                 continue;
@@ -1063,11 +1121,28 @@ impl Harness {
 
 /// An engine's error message without the stack trace some engines' errors carry (candle's and
 /// mistral.rs's CUDA errors print one frame per line from `   0: <unknown>` on, when backtraces
-/// are on): the reason a record keeps is the message, not twenty lines of frames.
+/// are on; the PyTorch baseline's Python traceback follows its exception): the reason a record
+/// keeps is the message, not twenty lines of frames.
 fn without_backtrace(message: &str) -> String {
-    let frames = message.lines().position(|l| l.trim_start().starts_with("0: ") || l.trim() == "Stack backtrace:");
+    let frames = message.lines().position(|l| {
+        l.trim_start().starts_with("0: ") || l.trim() == "Stack backtrace:" || l.starts_with("Python traceback (innermost last):")
+    });
     let kept: Vec<&str> = message.lines().take(frames.unwrap_or(usize::MAX)).collect();
     kept.join("\n").trim_end().to_string()
+}
+
+/// An out-of-memory reason with what would fit instead: the engines' own messages name the
+/// allocation that failed, not the way out.
+fn with_hint(reason: &str) -> String {
+    const HINT: &str = " (out of GPU memory: the case needs more than the GPU had free; it fits with fewer rows per batch, \
+                        a shorter context, or no other process on the GPU: nvidia-smi lists them)";
+    let lower = reason.to_lowercase();
+    let oom = ["out of memory", "outofmemory", "can't allocate buffer", "cannot allocate"].iter().any(|p| lower.contains(p));
+    if oom && !reason.contains(HINT) {
+        format!("{reason}{HINT}")
+    } else {
+        reason.to_string()
+    }
 }
 
 /// How a case is measured, as its warm-up decided.
@@ -1211,6 +1286,23 @@ mod tests {
         // anyhow's own heading before the frames goes with them (the torch adapter's errors).
         let e = "transformers cannot load x.gguf\n\nStack backtrace:\n   0: anyhow::error::msg\n";
         assert_eq!(super::without_backtrace(e), "transformers cannot load x.gguf");
+        // The PyTorch baseline's exception, then its traceback (as torch's read in h200-2026-12-03-squeeze).
+        let e = "batch failed: Python raised torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB.\nPython traceback (innermost last):\n  File \"python_baseline/transformers_baseline.py\", line 71, in generate\n";
+        assert_eq!(super::without_backtrace(e), "batch failed: Python raised torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB.");
+    }
+
+    #[test]
+    fn an_out_of_memory_reason_says_what_would_fit() {
+        for e in [
+            "Python raised torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB.",
+            "its thread 'DSD-0-0' panicked first, at cubecl-cuda-0.10.0/src/compute/server.rs:124:46: called `Result::unwrap()` on an `Err` value: can't allocate buffer of size: 146591744",
+            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")",
+        ] {
+            let with = super::with_hint(e);
+            assert!(with.starts_with(e) && with.contains("out of GPU memory") && with.contains("fewer rows"), "{with}");
+            assert_eq!(super::with_hint(&with), with, "the hint is added once");
+        }
+        assert_eq!(super::with_hint("index out of bounds"), "index out of bounds");
     }
 
     fn args(a: &[&str]) -> Vec<String> {

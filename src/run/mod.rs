@@ -9,6 +9,7 @@ pub mod batcher;
 pub mod harness;
 pub mod interrupt;
 pub mod pacer;
+pub mod panics;
 pub mod plan;
 pub mod rate_search;
 pub mod requests;

@@ -43,6 +43,8 @@ impl Timed {
 pub fn run_requests(engine: &mut dyn Engine, prompts: &[Vec<u32>], new_tokens: usize) -> Result<Timed> {
     let mut tokens: Vec<Vec<Instant>> = (0..prompts.len()).map(|_| Vec::with_capacity(new_tokens)).collect();
     let options = GenerateOptions::greedy(new_tokens);
+    crate::run::panics::install();
+    crate::run::panics::take(); // this batch's panics only
     let start = Instant::now();
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let out = engine.generate(prompts, &options, &mut |ev| tokens[ev.request].push(ev.at))?;
@@ -56,7 +58,15 @@ pub fn run_requests(engine: &mut dyn Engine, prompts: &[Vec<u32>], new_tokens: u
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("(no message)");
         anyhow::anyhow!("engine {} panicked: {message}", engine.info().name)
-    })??;
+    })
+    .and_then(|r| r)
+    .map_err(|e| {
+        // The engine's own threads may have panicked first, with the real cause.
+        match crate::run::panics::cause_elsewhere(&crate::run::panics::take()) {
+            Some(n) => e.context(format!("its thread '{}' panicked first, at {}: {}; then", n.thread, n.place, n.message)),
+            None => e,
+        }
+    })?;
     let end = Instant::now();
     anyhow::ensure!(
         out.iter().all(|o| o.len() == new_tokens),
