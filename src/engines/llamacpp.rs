@@ -119,7 +119,14 @@ impl LlamaCpp {
             let ctx = self
                 .model
                 .new_context(backend()?, params)
-                .with_context(|| format!("llama.cpp cannot make a context of {seqs} sequences x {per_seq} positions"))?;
+                .with_context(|| {
+                    // llama.cpp returns no context, and no reason (its log is off here), when it
+                    // cannot allocate the context's KV cache and compute buffers.
+                    format!(
+                        "llama.cpp cannot make a context of {seqs} sequences x {per_seq} positions \
+                         (it gives none when the KV cache and compute buffers of {n_ctx} positions cannot be allocated: out of memory)"
+                    )
+                })?;
             // SAFETY: the context borrows `*self.model`, a box that lives (at the same address)
             // as long as `self`, and `ctx` is dropped before it (field order, and `self.ctx = None`
             // above before any new context).
