@@ -86,6 +86,30 @@ pub struct Sample {
     pub gpu_power_w: Option<f64>,
     pub gpu_sm_clock_mhz: Option<f64>,
     pub gpu_temp_c: Option<f64>,
+    /// The CPU the thread that started the sampler (the one timing the requests) last ran on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timed_cpu: Option<u32>,
+    /// That thread's involuntary context switches since the previous sample, per second: how
+    /// often something else took its CPU while it had work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timed_preempted_per_s: Option<f64>,
+}
+
+/// The CPU a thread last ran on and its involuntary context switches so far, from
+/// `/proc/self/task/<tid>/stat` (field 39) and `…/status`; `None` where /proc lacks them.
+fn thread_cpu_and_preemptions(tid: &str) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let cpu = stat.rsplit_once(')')?.1.split_whitespace().nth(39 - 3)?.parse().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
+    let switches = status.lines().find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))?.trim().parse().ok()?;
+    Some((cpu, switches))
+}
+
+/// This thread's id, as /proc names it (`/proc/thread-self` → `<pid>/task/<tid>`).
+fn this_thread_id() -> Option<String> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
 }
 
 /// Samples CPU use, resident memory and (with `cuda`) the GPU through NVML every `period` on a
@@ -147,6 +171,7 @@ impl Sampler {
     pub fn start(gpu: Option<usize>, period: std::time::Duration) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
+        let timed = this_thread_id();
         let handle = std::thread::spawn(move || {
             #[cfg(feature = "cuda")]
             let nvml = gpu.and_then(|_| nvml_wrapper::Nvml::init().ok());
@@ -154,6 +179,7 @@ impl Sampler {
             let _ = gpu;
             let start = std::time::Instant::now();
             let (mut last_t, mut last_cpu) = (0.0, process_cpu_seconds());
+            let mut last_switches = timed.as_deref().and_then(thread_cpu_and_preemptions).map(|(_, n)| n);
             let mut out = Vec::new();
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(period);
@@ -161,6 +187,11 @@ impl Sampler {
                 let cpu = process_cpu_seconds();
                 #[allow(unused_mut)]
                 let mut s = Sample { t, cpu_cores: (cpu - last_cpu) / (t - last_t).max(1e-9), rss_bytes: rss_bytes(), ..Default::default() };
+                if let Some((on, switches)) = timed.as_deref().and_then(thread_cpu_and_preemptions) {
+                    s.timed_cpu = Some(on);
+                    s.timed_preempted_per_s = last_switches.map(|n| switches.saturating_sub(n) as f64 / (t - last_t).max(1e-9));
+                    last_switches = Some(switches);
+                }
                 (last_t, last_cpu) = (t, cpu);
                 #[cfg(feature = "cuda")]
                 if let (Some(n), Some(i)) = (&nvml, gpu) {
@@ -183,5 +214,25 @@ impl Sampler {
     pub fn stop(self) -> Vec<Sample> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.handle.join().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sampler_says_where_the_thread_that_started_it_ran() {
+        let sampler = super::Sampler::start(None, std::time::Duration::from_millis(20));
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(250);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1); // busy, as a timed thread is
+        }
+        std::hint::black_box(x);
+        let samples = sampler.stop();
+        let cpus = std::fs::read_to_string("/proc/cpuinfo").unwrap().lines().filter(|l| l.starts_with("processor")).count() as u32;
+        let on: Vec<u32> = samples.iter().filter_map(|s| s.timed_cpu).collect();
+        assert!(!on.is_empty() && on.iter().all(|&c| c < cpus.max(1)), "CPUs {on:?} of {cpus}");
+        let preempted: Vec<f64> = samples.iter().filter_map(|s| s.timed_preempted_per_s).collect();
+        assert!(preempted.len() + 1 >= on.len() && preempted.iter().all(|p| p.is_finite() && *p >= 0.0), "{preempted:?}");
     }
 }

@@ -232,7 +232,7 @@ fn write_repeatability(md: &mut String, a: &[Value], b: &[Value], ch: &[Change])
         }
     }
     writeln!(md, "\n## Repeatability (one GPU)\n")?;
-    writeln!(md, "\"host B vs A\": the single-thread workload of the host calibration, timed right after each run loaded the case's engine (B slower when positive).\n")?;
+    writeln!(md, "\"host B vs A\": the single-thread workload of the host calibration, timed right after each run loaded the case's engine (B slower when positive). \"timed thread\": the CPU the thread timing the requests ran on most, and how often per second something else took it (involuntary context switches), during the case.\n")?;
     writeln!(
         md,
         "{} of {counted} figures with at least 10 samples in both runs repeat within {:.0}%.{}\n",
@@ -243,14 +243,14 @@ fn write_repeatability(md: &mut String, a: &[Value], b: &[Value], ch: &[Change])
     if beyond.is_empty() {
         return Ok(());
     }
-    writeln!(md, "| figure | case | change | spread A | spread B | samples A/B | bound by | host B vs A |")?;
-    writeln!(md, "|---|---|---:|---:|---:|---:|---|---:|")?;
+    writeln!(md, "| figure | case | change | spread A | spread B | samples A/B | bound by | host B vs A | timed thread A / B |")?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---|---:|---|")?;
     let metric = |f: &str| FIGURES.iter().find(|x| x.1 == f).map_or("", |x| x.0);
     for (c, ra, rb) in beyond {
         let spread = |r: &Value| r["metrics"][metric(c.figure)]["rel_mad"].as_f64().map_or("—".to_string(), |v| format!("{:.1}%", v * 100.0));
         writeln!(
             md,
-            "| {} | {} | {:+.1}% | {} | {} | {}/{} | {} | {} |",
+            "| {} | {} | {:+.1}% | {} | {} | {}/{} | {} | {} | {} / {} |",
             c.figure,
             c.id,
             c.change * 100.0,
@@ -259,11 +259,23 @@ fn write_repeatability(md: &mut String, a: &[Value], b: &[Value], ch: &[Change])
             samples(&ra),
             samples(&rb),
             crate::report::host::bound(&rb),
-            host_change(&ra, &rb).map_or("—".to_string(), |h| format!("{:+.0}%", h * 100.0))
+            host_change(&ra, &rb).map_or("—".to_string(), |h| format!("{:+.0}%", h * 100.0)),
+            timed_thread(&ra),
+            timed_thread(&rb)
         )?;
     }
     writeln!(md)?;
     Ok(())
+}
+
+/// Where a case's timing thread ran: `cpu 5, 12/s preempted`, or `—` for runs before it was recorded.
+fn timed_thread(r: &Value) -> String {
+    let m = |k: &str| r["metrics"][k]["median"].as_f64();
+    match (m("timed_thread_cpu"), m("timed_thread_preempted_per_s")) {
+        (Some(cpu), Some(p)) => format!("cpu {cpu:.0}, {p:.0}/s preempted"),
+        (Some(cpu), None) => format!("cpu {cpu:.0}"),
+        _ => "—".to_string(),
+    }
 }
 
 /// How much slower B's host was than A's at the single-thread workload, timed right after each
@@ -395,7 +407,9 @@ mod tests {
             let host = if ttft > 20.5 || ttft == 10.2 { 50.0 } else { 40.0 };
             serde_json::json!({"status": "measured", "scenario": "single_request", "engine": "candle", "case": case,
                 "samples": samples, "metrics": {"ttft_ms": {"median": ttft, "mean": ttft, "stddev": 0.1, "n": samples, "rel_mad": 0.01},
-                "host_cpu_ns_per_iteration": {"median": host}}})
+                "host_cpu_ns_per_iteration": {"median": host},
+                "timed_thread_cpu": {"median": if host > 45.0 { 9.0 } else { 3.0 }},
+                "timed_thread_preempted_per_s": {"median": if host > 45.0 { 240.0 } else { 2.0 }}}})
             .to_string()
         };
         let run = |name: &str, lines: &[String]| {
@@ -411,7 +425,10 @@ mod tests {
         let b = run("b", &[rec("ttft/prompt10", 10.2, 10), rec("ttft/prompt50", 22.0, 10), rec("ttft/prompt200", 40.0, 3)]);
         let md = compare(&a, &b).unwrap();
         assert!(md.contains("1 of 2 figures with at least 10 samples in both runs repeat within 5%"), "{md}");
-        assert!(md.contains("| TTFT ms | single_request/candle/ttft/prompt50 | +10.0% | 1.0% | 1.0% | 10/10 | CPU engine | +25% |"), "{md}");
+        assert!(
+            md.contains("| TTFT ms | single_request/candle/ttft/prompt50 | +10.0% | 1.0% | 1.0% | 10/10 | CPU engine | +25% | cpu 3, 2/s preempted / cpu 9, 240/s preempted |"),
+            "{md}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -574,6 +574,7 @@ impl Harness {
             };
             put("cpu_cores", "cores", samples.iter().map(|s| s.cpu_cores).collect());
             put("gpu_util_pct", "%", samples.iter().filter_map(|s| s.gpu_util_pct).collect());
+            timed_thread(&mut put, &samples);
             extra.extend(startup.metrics());
             self.finish_case(engine, clock.label(), &id, records, extra, few.map(|(_, why)| why));
         }
@@ -730,6 +731,7 @@ impl Harness {
             };
             put("output_tok_s", "tok/s", measured.iter().flat_map(|c| c.2.clone()).collect());
             put("cpu_cores", "cores", samples.iter().map(|s| s.cpu_cores).collect());
+            timed_thread(&mut put, &samples);
             put("rss_gb", "GB", samples.iter().map(|s| s.rss_bytes as f64 / 1e9).collect());
             put("gpu_util_pct", "%", samples.iter().filter_map(|s| s.gpu_util_pct).collect());
             put("gpu_mem_used_gb", "GB", samples.iter().filter_map(|s| s.gpu_mem_used_bytes.map(|b| b as f64 / 1e9)).collect());
@@ -1129,6 +1131,22 @@ fn without_backtrace(message: &str) -> String {
     });
     let kept: Vec<&str> = message.lines().take(frames.unwrap_or(usize::MAX)).collect();
     kept.join("\n").trim_end().to_string()
+}
+
+/// Where the thread timing the requests ran during a case, from the sampler's readings: how
+/// often something else took its CPU (`timed_thread_preempted_per_s`), on how many CPUs it ran
+/// (`timed_thread_cpus`) and the one it ran on most (`timed_thread_cpu`). A host-bound figure
+/// that differs between two processes with the same single-thread speed may differ here.
+fn timed_thread(put: &mut impl FnMut(&str, &'static str, Vec<f64>), samples: &[crate::measure::telemetry::Sample]) {
+    put("timed_thread_preempted_per_s", "1/s", samples.iter().filter_map(|s| s.timed_preempted_per_s).collect());
+    let mut count: BTreeMap<u32, usize> = BTreeMap::new();
+    for cpu in samples.iter().filter_map(|s| s.timed_cpu) {
+        *count.entry(cpu).or_default() += 1;
+    }
+    if let Some((&most, _)) = count.iter().max_by_key(|(_, n)| **n) {
+        put("timed_thread_cpus", "CPUs", vec![count.len() as f64]);
+        put("timed_thread_cpu", "CPU", vec![most as f64]);
+    }
 }
 
 /// An out-of-memory reason with what would fit instead: the engines' own messages name the
