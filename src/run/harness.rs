@@ -270,7 +270,9 @@ impl Harness {
             // The record keeps the message; the bench log keeps the frames too.
             eprintln!("[llm-bench] {}/{engine}: the engine's whole error:\n{reason}", self.scenario);
         }
-        if short.starts_with("batch failed") {
+        // A case whose requests failed (not one skipped before it ran): the engine's next case
+        // first checks that it still serves (`lost`).
+        if ["request failed", "batch failed", "serving failed"].iter().any(|p| short.starts_with(p)) {
             if let Some(case) = case {
                 self.failed.lock().unwrap_or_else(|e| e.into_inner()).insert(engine.to_string(), case.to_string());
             }
