@@ -11,6 +11,7 @@ pub mod cupti;
 #[cfg(feature = "cuda")]
 pub mod gpu;
 pub mod host;
+pub mod pin;
 pub mod stats;
 pub mod telemetry;
 

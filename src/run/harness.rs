@@ -127,6 +127,8 @@ impl Harness {
     pub fn load(&self, variant: &'static Variant) -> std::result::Result<(Box<dyn Engine>, Startup), String> {
         let device = variant.device(self.gpu);
         self.current(variant.name, None);
+        // An engine's threads are made while it loads: not on a CPU pinned for the last engine.
+        crate::measure::pin::release();
         self.pacer.set_gpu_baseline(crate::measure::telemetry::gpu_memory_used(self.gpu));
         let started = Instant::now();
         let mut engine = variant.load(&self.model, device).map_err(|e| format!("failed to load on {device}: {e:#}"))?;
@@ -157,8 +159,12 @@ impl Harness {
         // The host's single-thread speed right before this engine's cases, with the engine
         // loaded (its threads alive): batch-1 figures follow it, and it can move by tens of
         // percent inside one run (h200-2026-12-03-repeat), so every case carries it.
+        let pinned_cpu = crate::measure::pin::pin_timing_thread().map_err(|e| format!("{e:#}"))?;
+        if let Some(cpu) = pinned_cpu {
+            eprintln!("[llm-bench] {}: the timing thread runs on CPU {cpu}, the process's other threads elsewhere (LLM_BENCH_PIN)", variant.name);
+        }
         let host_cpu_ns = Some(crate::measure::host::cpu_ns_per_iteration());
-        Ok((engine, Startup { load, first_request: Some(first_request), shapes: None, host_cpu_ns }))
+        Ok((engine, Startup { load, first_request: Some(first_request), shapes: None, host_cpu_ns, pinned_cpu }))
     }
 
     /// What Criterion spends on a case whose one iteration takes `one`: its warm-up (at least
@@ -1247,6 +1253,8 @@ pub struct Startup {
     /// The host calibration's single-thread workload (`crate::measure::host`), ns per iteration,
     /// timed after the load.
     pub host_cpu_ns: Option<f64>,
+    /// The CPU the timing thread was pinned to after the load (`LLM_BENCH_PIN`), if it was.
+    pub pinned_cpu: Option<usize>,
 }
 
 impl Startup {
@@ -1259,6 +1267,7 @@ impl Startup {
             ("first_request_s", "s", self.first_request.map(|t| t.as_secs_f64())),
             ("shape_warm_up_s", "s", self.shapes.map(|t| t.as_secs_f64())),
             ("host_cpu_ns_per_iteration", "ns", self.host_cpu_ns),
+            ("timed_thread_pinned_cpu", "CPU", self.pinned_cpu.map(|c| c as f64)),
         ]
             .into_iter()
             .filter_map(|(k, unit, v)| Some((k.to_string(), Metric { unit, summary: Summary::of(&[v?])? })))
