@@ -42,11 +42,6 @@ fn set_affinity(tid: libc::pid_t, cpus: &[usize]) -> bool {
     }
 }
 
-fn this_thread() -> libc::pid_t {
-    // SAFETY: gettid has no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
-}
-
 /// Before an engine loads: the timing thread may use every CPU again.
 pub fn release() {
     if let Some(all) = ALL.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
@@ -65,7 +60,7 @@ pub fn pin_timing_thread() -> anyhow::Result<Option<usize>> {
 /// Pin the calling thread to `choice` (`None`: the last CPU the process may use) and keep the
 /// process's other threads off it; the CPU it got, or `None` when the process has one CPU.
 pub fn pin(choice: Option<usize>) -> anyhow::Result<Option<usize>> {
-    let me = this_thread();
+    let me = crate::measure::telemetry::thread_id();
     let all = {
         let mut saved = ALL.lock().unwrap_or_else(|e| e.into_inner());
         if saved.is_none() {

@@ -97,7 +97,7 @@ pub struct Sample {
 
 /// The CPU a thread last ran on and its involuntary context switches so far, from
 /// `/proc/self/task/<tid>/stat` (field 39) and `…/status`; `None` where /proc lacks them.
-fn thread_cpu_and_preemptions(tid: &str) -> Option<(u32, u64)> {
+fn thread_cpu_and_preemptions(tid: libc::pid_t) -> Option<(u32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start at field 3.
     let cpu = stat.rsplit_once(')')?.1.split_whitespace().nth(39 - 3)?.parse().ok()?;
@@ -106,10 +106,10 @@ fn thread_cpu_and_preemptions(tid: &str) -> Option<(u32, u64)> {
     Some((cpu, switches))
 }
 
-/// This thread's id, as /proc names it (`/proc/thread-self` → `<pid>/task/<tid>`).
-fn this_thread_id() -> Option<String> {
-    let link = std::fs::read_link("/proc/thread-self").ok()?;
-    Some(link.file_name()?.to_string_lossy().into_owned())
+/// The calling thread's id, as /proc/self/task and sched_setaffinity name it.
+pub fn thread_id() -> libc::pid_t {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
 }
 
 /// Samples CPU use, resident memory and (with `cuda`) the GPU through NVML every `period` on a
@@ -171,7 +171,7 @@ impl Sampler {
     pub fn start(gpu: Option<usize>, period: std::time::Duration) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
-        let timed = this_thread_id();
+        let timed = thread_id();
         let handle = std::thread::spawn(move || {
             #[cfg(feature = "cuda")]
             let nvml = gpu.and_then(|_| nvml_wrapper::Nvml::init().ok());
@@ -179,7 +179,7 @@ impl Sampler {
             let _ = gpu;
             let start = std::time::Instant::now();
             let (mut last_t, mut last_cpu) = (0.0, process_cpu_seconds());
-            let mut last_switches = timed.as_deref().and_then(thread_cpu_and_preemptions).map(|(_, n)| n);
+            let mut last_switches = thread_cpu_and_preemptions(timed).map(|(_, n)| n);
             let mut out = Vec::new();
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(period);
@@ -187,7 +187,7 @@ impl Sampler {
                 let cpu = process_cpu_seconds();
                 #[allow(unused_mut)]
                 let mut s = Sample { t, cpu_cores: (cpu - last_cpu) / (t - last_t).max(1e-9), rss_bytes: rss_bytes(), ..Default::default() };
-                if let Some((on, switches)) = timed.as_deref().and_then(thread_cpu_and_preemptions) {
+                if let Some((on, switches)) = thread_cpu_and_preemptions(timed) {
                     s.timed_cpu = Some(on);
                     s.timed_preempted_per_s = last_switches.map(|n| switches.saturating_sub(n) as f64 / (t - last_t).max(1e-9));
                     last_switches = Some(switches);

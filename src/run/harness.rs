@@ -41,7 +41,7 @@ pub struct Harness {
     pub done: std::collections::BTreeSet<(String, String)>,
     /// When the current case started (its record's `wall_s`).
     case_started: std::sync::Mutex<Option<Instant>>,
-    /// Engine → its case whose batch failed, until the engine's next case checks it still serves.
+    /// Engine → its case whose requests failed, until the engine's next case checks it still serves.
     failed: std::sync::Mutex<BTreeMap<String, String>>,
     /// Engine → why its remaining cases are not run: it did not recover from a failed case.
     broken: std::sync::Mutex<BTreeMap<String, String>>,
@@ -241,6 +241,12 @@ impl Harness {
         })
     }
 
+    /// Why a case of `prompt` + `new_tokens` tokens cannot run on `engine`: it did not recover from
+    /// an earlier failed case ([`Self::lost`]), or the request does not fit its context.
+    fn blocked(&self, engine: &mut dyn Engine, name: &str, prompt: usize, new_tokens: usize) -> Option<String> {
+        self.lost(engine, name).or_else(|| self.context_problem(engine, prompt, new_tokens))
+    }
+
     /// Why `engine`'s next case cannot run: an earlier case of it failed, and one untimed request
     /// of 8 prompt tokens and 2 new ones after it failed too. Such an engine would fail every case
     /// after (burn-cuda after an out-of-memory: its fusion streams have lost their tensors), so
@@ -269,19 +275,20 @@ impl Harness {
         }
     }
 
+    /// Record that `case`'s requests failed (`what`: "batch failed", ...) with the engine's error:
+    /// recorded like a skip, and the engine's next case first checks that it still serves
+    /// ([`Self::blocked`]).
+    fn fail(&self, engine: &str, case: &str, what: &str, e: &anyhow::Error) {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner()).insert(engine.to_string(), case.to_string());
+        self.skip(engine, Some(case), &format!("{what}: {e:#}"));
+    }
+
     /// Record that an engine (or one case of it) was not measured, and why.
     pub fn skip(&self, engine: &str, case: Option<&str>, reason: &str) {
         let short = without_backtrace(reason);
         if short.len() < reason.trim_end().len() {
             // The record keeps the message; the bench log keeps the frames too.
             eprintln!("[llm-bench] {}/{engine}: the engine's whole error:\n{reason}", self.scenario);
-        }
-        // A case whose requests failed (not one skipped before it ran): the engine's next case
-        // first checks that it still serves (`lost`).
-        if ["request failed", "batch failed", "serving failed"].iter().any(|p| short.starts_with(p)) {
-            if let Some(case) = case {
-                self.failed.lock().unwrap_or_else(|e| e.into_inner()).insert(engine.to_string(), case.to_string());
-            }
         }
         let reason = &with_hint(&short);
         eprintln!("[llm-bench] {}/{engine}{}: skipped: {reason}", self.scenario, case.map(|c| format!("/{c}")).unwrap_or_default());
@@ -486,12 +493,8 @@ impl Harness {
                 continue; // left out by Criterion's filter, or measured before this run resumed
             }
             self.pacer.progress(self.scenario, &name, &id);
-            if let Some(why) = self.lost(engine, &name) {
-                self.skip(&name, Some(&id), &why);
-                continue;
-            }
             let prompt = std::slice::from_ref(&case.prompt);
-            if let Some(why) = self.context_problem(engine, case.prompt.len(), case.new_tokens) {
+            if let Some(why) = self.blocked(engine, &name, case.prompt.len(), case.new_tokens) {
                 self.skip(&name, Some(&id), &why);
                 continue;
             }
@@ -513,7 +516,7 @@ impl Harness {
                     continue;
                 }
                 Err(e) => {
-                    self.skip(&name, Some(&id), &format!("request failed: {e:#}"));
+                    self.fail(&name, &id, "request failed", &e);
                     continue;
                 }
             };
@@ -560,7 +563,7 @@ impl Harness {
             }
             let samples = sampler.stop();
             if let Some(e) = failure {
-                self.skip(&name, Some(&id), &format!("request failed during measurement: {e:#}"));
+                self.fail(&name, &id, "request failed during measurement", &e);
                 continue;
             }
             // Criterion's measurement phase is its last `samples` calls; earlier ones warmed up.
@@ -644,12 +647,8 @@ impl Harness {
                 continue; // left out by Criterion's filter, or measured before this run resumed
             }
             self.pacer.progress(self.scenario, &name, &id);
-            if let Some(why) = self.lost(engine, &name) {
-                self.skip(&name, Some(&id), &why);
-                continue;
-            }
             let prompt_len = case.prompts[0].len();
-            if let Some(why) = self.context_problem(engine, prompt_len, case.new_tokens) {
+            if let Some(why) = self.blocked(engine, &name, prompt_len, case.new_tokens) {
                 self.skip(&name, Some(&id), &why);
                 continue;
             }
@@ -671,7 +670,7 @@ impl Harness {
                     continue;
                 }
                 Err(e) => {
-                    self.skip(&name, Some(&id), &format!("batch failed: {e:#}"));
+                    self.fail(&name, &id, "batch failed", &e);
                     continue;
                 }
             };
@@ -717,7 +716,7 @@ impl Harness {
             }
             let samples = sampler.stop();
             if let Some(e) = failure {
-                self.skip(&name, Some(&id), &format!("batch failed during measurement: {e:#}"));
+                self.fail(&name, &id, "batch failed during measurement", &e);
                 continue;
             }
             let keep = calls.len().saturating_sub(self.samples());
@@ -874,15 +873,11 @@ impl Harness {
                 continue; // left out by Criterion's filter, or measured before this run resumed
             }
             self.pacer.progress(self.scenario, &name, &id);
-            if let Some(why) = self.lost(engine, &name) {
-                self.skip(&name, Some(&id), &why);
-                continue;
-            }
             let in_flight = match case.load {
                 crate::run::batcher::Load::ClosedLoop { clients } => clients.min(batcher.max_batch),
                 crate::run::batcher::Load::Poisson { .. } => 1,
             };
-            if let Some(why) = self.context_problem(engine, prompts[0].len(), self.new_tokens) {
+            if let Some(why) = self.blocked(engine, &name, prompts[0].len(), self.new_tokens) {
                 self.skip(&name, Some(&id), &why);
                 continue;
             }
@@ -911,7 +906,7 @@ impl Harness {
                     continue;
                 }
                 Err(e) => {
-                    self.skip(&name, Some(&id), &format!("serving failed: {e:#}"));
+                    self.fail(&name, &id, "serving failed", &e);
                     continue;
                 }
             };
@@ -943,7 +938,7 @@ impl Harness {
                 }
             }
             if let Some(e) = failure {
-                self.skip(&name, Some(&id), &format!("serving failed: {e:#}"));
+                self.fail(&name, &id, "serving failed", &e);
                 continue;
             }
             let keep = calls.len().saturating_sub(self.samples());
@@ -1013,11 +1008,7 @@ impl Harness {
                 continue;
             }
             self.pacer.progress(self.scenario, &name, &id);
-            if let Some(why) = self.lost(engine, &name) {
-                self.skip(&name, Some(&id), &why);
-                continue;
-            }
-            if let Some(why) = self.context_problem(engine, prompt_len, self.new_tokens) {
+            if let Some(why) = self.blocked(engine, &name, prompt_len, self.new_tokens) {
                 self.skip(&name, Some(&id), &why);
                 continue;
             }
