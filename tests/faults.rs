@@ -2,15 +2,10 @@
 //! longer than the model's context is a clear error naming the lengths, the limit and the model
 //! (never a panic), and in a scenario that case is recorded as not runnable while the run goes on.
 
-use std::process::Command;
+mod common;
 
-fn results(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("results.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a results line does not parse ({e}): {l}")))
-        .collect()
-}
+use common::{bench_link, results};
+use std::process::Command;
 
 #[test]
 fn generate_refuses_a_prompt_longer_than_the_context_with_the_lengths_and_the_model() {
@@ -30,12 +25,7 @@ fn generate_refuses_a_prompt_longer_than_the_context_with_the_lengths_and_the_mo
 
 #[test]
 fn a_scenario_case_past_the_context_is_recorded_as_not_runnable_and_the_run_goes_on() {
-    let dir = std::env::temp_dir().join(format!("llm-bench-faults-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    // The binary runs the bench its name says: `long_context`, as `cargo bench --bench long_context`.
-    let bench = dir.join("long_context");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_llm-bench"), &bench).unwrap();
+    let (dir, bench) = bench_link("faults", "long_context");
     let run = dir.join("run");
     // SmolLM2 was trained for 8192 positions: the 8192-token context plus its new tokens does not
     // fit; the Criterion filter keeps the 1K/4K cases out so the test takes seconds.
@@ -68,11 +58,7 @@ fn a_scenario_case_past_the_context_is_recorded_as_not_runnable_and_the_run_goes
 /// Run `bench` (a link to the binary named for it) on SmolLM2 with Candle and `LLM_BENCH_FAULT`
 /// set; the run directory's records and stderr.
 fn with_fault(bench: &str, fault: &str, tag: &str) -> (Vec<serde_json::Value>, String, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("llm-bench-fault-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join(bench);
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_llm-bench"), &link).unwrap();
+    let (dir, link) = bench_link(&format!("fault-{tag}"), bench);
     let run = dir.join("run");
     let out = Command::new(&link)
         .args(["--bench", "--test"])

@@ -4,16 +4,11 @@
 //! every finished case, record the interrupted one, and leave a results file whose every line
 //! parses.
 
+mod common;
+
+use common::results;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn results(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("results.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a results line does not parse ({e}): {l}")))
-        .collect()
-}
 
 #[test]
 fn ctrl_c_stops_a_suite_with_130_and_keeps_every_finished_case() {

@@ -1,6 +1,8 @@
 //! `LLM_BENCH_PIN`: the timing thread gets a CPU that the process's other threads leave to it.
 //! A test binary of its own: pinning changes every thread of the process.
 
+mod common;
+
 use llm_bench::measure::pin;
 
 #[test]
@@ -33,11 +35,7 @@ fn the_timing_thread_gets_a_cpu_the_other_threads_leave_to_it() {
 
 #[test]
 fn a_bench_run_with_llm_bench_pin_records_the_cpu_in_every_case() {
-    let dir = std::env::temp_dir().join(format!("llm-bench-pin-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let bench = dir.join("single_request");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_llm-bench"), &bench).unwrap();
+    let (dir, bench) = common::bench_link("pin", "single_request");
     let run = dir.join("run");
     let out = std::process::Command::new(&bench)
         .args(["--bench", "--test", "prompt10"])
@@ -51,12 +49,8 @@ fn a_bench_run_with_llm_bench_pin_records_the_cpu_in_every_case() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let cpus = pin::affinity(0).unwrap();
-    let measured: Vec<serde_json::Value> = std::fs::read_to_string(run.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["engine"] == "candle" && r["status"] == "measured")
-        .collect();
+    let measured: Vec<serde_json::Value> =
+        common::results(&run).into_iter().filter(|r| r["engine"] == "candle" && r["status"] == "measured").collect();
     assert!(!measured.is_empty(), "{err}");
     for r in &measured {
         let cpu = r["metrics"]["timed_thread_pinned_cpu"]["median"].as_f64();

@@ -2,15 +2,13 @@
 //! `LLM_BENCH_RUN`): every process appends to the same files, and what belongs to the run rather
 //! than to an engine is recorded once.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn one_engine_per_process_appends_to_one_run_and_measures_the_harness_overhead_once() {
-    let dir = std::env::temp_dir().join(format!("llm-bench-runs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let bench = dir.join("single_request");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_llm-bench"), &bench).unwrap();
+    let (dir, bench) = common::bench_link("runs", "single_request");
     let run = dir.join("run");
     for engine in ["candle", "lmrs"] {
         let out = Command::new(&bench)
@@ -23,11 +21,7 @@ fn one_engine_per_process_appends_to_one_run_and_measures_the_harness_overhead_o
             .expect("single_request starts");
         assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a results line does not parse ({e}): {l}")))
-        .collect();
+    let records = common::results(&run);
     let measured = |engine: &str, case: &str| {
         records.iter().filter(|r| r["status"] == "measured" && r["engine"] == engine && r["case"] == case).count()
     };
