@@ -1,11 +1,18 @@
 //! `LLM_BENCH_PIN`: the timing thread gets a CPU that the process's other threads leave to it.
-//! A test binary of its own: pinning changes every thread of the process.
+//! A test binary of its own with one test: pinning changes every thread of the process, so a
+//! second test running beside it would see its CPUs change under it.
 
 mod common;
 
 use llm_bench::measure::pin;
 
 #[test]
+fn pinning_through_the_binary_then_in_this_process() {
+    // The bench first: its process inherits this thread's CPUs, all of them before the pin.
+    a_bench_run_with_llm_bench_pin_records_the_cpu_in_every_case();
+    the_timing_thread_gets_a_cpu_the_other_threads_leave_to_it();
+}
+
 fn the_timing_thread_gets_a_cpu_the_other_threads_leave_to_it() {
     let all = pin::affinity(0).expect("sched_getaffinity");
     if all.len() < 2 {
@@ -33,7 +40,6 @@ fn the_timing_thread_gets_a_cpu_the_other_threads_leave_to_it() {
     assert!(e.contains("LLM_BENCH_PIN=") && e.contains("may use CPUs"), "{e}");
 }
 
-#[test]
 fn a_bench_run_with_llm_bench_pin_records_the_cpu_in_every_case() {
     let (dir, bench) = common::bench_link("pin", "single_request");
     let run = dir.join("run");
