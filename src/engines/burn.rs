@@ -107,11 +107,12 @@ pub fn load(path: &Path, device: Device, variant: &'static Variant) -> Result<Bo
 /// of both prefill and decode are compiled before anything is timed.
 #[cfg(feature = "cuda")]
 fn load_cuda<B: Backend<Device = CudaDevice>>(g: &GgufFile, index: usize, variant: &'static Variant, backend: &str) -> Result<Model<B>> {
+    let kernel_cache = keep_compiled_kernels();
     catch("loading the model on CUDA", || {
         let mut model = Model::<B>::load(g, Device::Cuda(index), CudaDevice::new(index), backend, variant)?;
         model.pad_batches = true;
         model.notes.push_str(&format!(
-            "; on CUDA a batch runs padded to {BATCH_BUCKETS:?} rows (kernels compiled and autotuned per shape; padded rows discarded)"
+            "; on CUDA a batch runs padded to {BATCH_BUCKETS:?} rows (kernels compiled and autotuned per shape; padded rows discarded); {kernel_cache}"
         ));
         model.run(&[vec![0, 0]], 2, &mut |_| {})?;
         Ok(model)
@@ -121,6 +122,31 @@ fn load_cuda<B: Backend<Device = CudaDevice>>(g: &GgufFile, index: usize, varian
             "burn-cuda cannot run on CUDA device {index}; it needs an NVIDIA driver, libnvrtc.so at run time \
              and the CUDA headers under $CUDA_PATH/include (default /usr/local/cuda/include)"
         ))
+    })
+}
+
+/// burn-cuda compiles every kernel with NVRTC again in each new process: the untimed warm-up of
+/// the seven batch shapes took 193 s on an H200 whose autotune cache was already warm
+/// (h200-2026-12-03-rate3), and the suite starts Burn once per scenario and variant. CubeCL can
+/// keep the PTX it compiles on disk (`[compilation] cache` of `cubecl.toml` or `burn.toml`'s
+/// `[cubecl]` section; off by default): this turns it on, in the same place as the autotune cache,
+/// unless the user's file names a place. Start-up only: the kernels that run are the same. It must
+/// be set before CubeCL first reads its configuration, so before the first device is made; once
+/// per process. Returns what the engine info says about it.
+#[cfg(feature = "cuda")]
+fn keep_compiled_kernels() -> &'static str {
+    use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    static SAID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SAID.get_or_init(|| {
+        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        if config.compilation.cache.is_none() {
+            config.compilation.cache = Some(config.autotune.cache.clone());
+        }
+        let root = config.compilation.cache.as_ref().map(|c| c.root().display().to_string()).unwrap_or_default();
+        match std::panic::catch_unwind(|| CubeClRuntimeConfig::set(config)) {
+            Ok(()) => format!("compiled kernels (PTX) kept between processes in {root} (CubeCL's compilation cache)"),
+            Err(_) => "CubeCL's configuration was read before the suite could turn on its compilation cache: kernels are compiled in every process".into(),
+        }
     })
 }
 

@@ -87,12 +87,25 @@ pub fn calibrate(gpu: Option<usize>) -> Value {
         "cpu_workload_ns_per_iteration": ns,
         "cpu_workload": "one thread: a hash-map update, a small Vec made and dropped, a data-dependent branch per iteration",
         "cpu_mhz": cpu_mhz(),
-        "logical_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "logical_cpus": online_cpus(),
         "load_average": load_average(),
         "steal_fraction": steal,
         "gpu": launches,
         "seconds": started.elapsed().as_secs_f64(),
     })
+}
+
+/// The host's online CPUs. Not `available_parallelism`, which counts the calling thread's
+/// affinity: with `LLM_BENCH_PIN` the end-of-run calibration ran on one CPU and said 1
+/// (h200-2026-12-03-pin).
+fn online_cpus() -> usize {
+    // SAFETY: sysconf reads a system value and has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 {
+        n as usize
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
 }
 
 /// Host-side GPU latencies, or why there are none.
@@ -109,6 +122,28 @@ fn gpu_latency(gpu: Option<usize>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_count_is_the_hosts_even_on_a_pinned_thread() {
+        let tid = crate::measure::telemetry::thread_id();
+        let allowed = crate::measure::pin::affinity(tid).expect("the process's CPUs");
+        // A thread of its own, pinned to one CPU, as LLM_BENCH_PIN leaves the timing thread.
+        let seen = std::thread::spawn(|| {
+            let me = crate::measure::telemetry::thread_id();
+            let first = crate::measure::pin::affinity(me).unwrap()[0];
+            // SAFETY: the set is built with the libc macros and passed with its size.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(first, &mut set);
+                assert_eq!(libc::sched_setaffinity(me, std::mem::size_of::<libc::cpu_set_t>(), &set), 0);
+            }
+            assert_eq!(crate::measure::pin::affinity(me).unwrap(), vec![first]);
+            online_cpus()
+        })
+        .join()
+        .unwrap();
+        assert!(seen >= allowed.len(), "pinned, the calibration counted {seen} CPUs; the process may use {}", allowed.len());
+    }
 
     #[test]
     fn workload_is_deterministic_and_timed() {
