@@ -35,7 +35,8 @@
 #   run.tar.xz          environment.json, results.jsonl, requests.jsonl, one <bench>.log each,
 #                       generate.log (LLM_BENCH_GENERATE)
 #   criterion.tar.xz    Criterion's output (estimates and HTML report)
-#   burn-autotune.tar.xz  burn-cuda's autotune cache after the run (LLM_BENCH_BURN_AUTOTUNE)
+#   burn-autotune.tar.xz  burn-cuda's autotune results and compiled kernels (PTX) after the run
+#                       (LLM_BENCH_BURN_AUTOTUNE)
 set -uo pipefail
 script_start=$(date +%s)
 here="$(cd "$(dirname "$0")" && pwd)" # the scripts' folder (the script cds to its home below)
@@ -116,7 +117,9 @@ echo "driver kernel cache: $(du -sh "$CUDA_CACHE_PATH" 2>/dev/null | cut -f1 || 
 # driver's kernel cache, so only a fresh machine pays them (each engine's start-up in the reports).
 # LLM_BENCH_BURN_AUTOTUNE=<burn-autotune.tar.xz from an earlier run's $OUT>: a fresh machine starts
 # from that machine's autotune results instead of tuning every kernel again (minutes of Burn's
-# start-up and of each new shape: h200-2026-12-03-burn); the kernels are still compiled here.
+# start-up and of each new shape: h200-2026-12-03-burn), and from the PTX CubeCL compiled there
+# (src/engines/burn.rs turns CubeCL's compilation cache on), so NVRTC is not run again; the
+# driver still turns that PTX into this GPU's code.
 # The choice is start-up only, never in a figure; device.log says where the cache came from.
 autotune_from="${LLM_BENCH_BURN_AUTOTUNE:-}"
 [ -n "$autotune_from" ] && autotune_from="$(cd "$(dirname "$autotune_from")" 2>/dev/null && pwd)/$(basename "$autotune_from")"
@@ -263,7 +266,7 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
 done
 
 tar -C "$home/run" -cJf "$out/run.tar.xz" "$LLM_BENCH_RUN"
-# Burn's autotune results, for LLM_BENCH_BURN_AUTOTUNE on the next machine (a few hundred KB).
+# Burn's autotune results and compiled kernels, for LLM_BENCH_BURN_AUTOTUNE on the next machine.
 [ -d "$HOME/.cache/cubecl" ] && tar -C "$HOME/.cache" -cJf "$out/burn-autotune.tar.xz" cubecl
 [ -d "$CARGO_TARGET_DIR/criterion" ] && tar -C "$CARGO_TARGET_DIR" -cJf "$out/criterion.tar.xz" criterion
 ls -l "$out"
