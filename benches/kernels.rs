@@ -119,6 +119,7 @@ mod gpu {
         let c = Criterion::default()
             .with_measurement(m)
             .sample_size(profile.samples().max(10))
+            .nresamples(profile.nresamples())
             .warm_up_time(profile.warm_up_time())
             .measurement_time(profile.measurement_time());
         if llm_bench::run::harness::started_as_bench() {

@@ -319,6 +319,7 @@ impl Harness {
         let c = Criterion::default()
             .with_measurement(clock)
             .sample_size(self.profile.samples())
+            .nresamples(self.profile.nresamples())
             .warm_up_time(self.profile.warm_up_time())
             .measurement_time(self.profile.measurement_time());
         // `llm-bench suite` has its own arguments; Criterion's would read them as a filter.
