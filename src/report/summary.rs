@@ -29,10 +29,17 @@ fn criterion_estimates(criterion_dir: &Path, group: &str, bench: &str) -> Option
 }
 
 /// The raw request records of a run: its `requests.jsonl`, or the `requests.jsonl.xz` a
-/// committed report keeps instead (read through the `xz` command).
+/// committed report keeps instead.
 fn read_requests(run_dir: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(run_dir.join("requests.jsonl")).ok().or_else(|| {
-        let xz = run_dir.join("requests.jsonl.xz");
+    read_jsonl(run_dir, "requests.jsonl")
+}
+
+/// The lines of a run's `<name>`, or of the `<name>.xz` a committed report keeps instead (read
+/// through the `xz` command): every committed run travels with each GPU call, so its large raw
+/// files are kept compressed.
+fn read_jsonl(run_dir: &Path, name: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(run_dir.join(name)).ok().or_else(|| {
+        let xz = run_dir.join(format!("{name}.xz"));
         let out = std::process::Command::new("xz").arg("-dc").arg(&xz).output().ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     });
@@ -770,8 +777,7 @@ fn charts(run_dir: &Path, results: &[Value], kernel_lines: &[Value], a: &crate::
 
 /// GPU utilisation over time of each engine's largest sustained batch, from `telemetry.jsonl`.
 fn telemetry_series(run_dir: &Path, a: &crate::report::analysis::Analysis) -> Vec<(String, Vec<(f64, f64)>)> {
-    let text = std::fs::read_to_string(run_dir.join("telemetry.jsonl")).unwrap_or_default();
-    let rows: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let rows = read_jsonl(run_dir, "telemetry.jsonl");
     let mut out = Vec::new();
     for e in &a.engines {
         let Some(case) = &e.sustained_case else { continue };
@@ -864,6 +870,24 @@ fn write_coverage(md: &mut String, results: &[Value]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A committed run keeps its large raw files as `.xz`: they read as the plain file does.
+    #[test]
+    fn a_compressed_raw_file_reads_as_the_plain_one() {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("target-reports/h200-2026-12-03-squeeze2");
+        let rows = read_jsonl(&committed, "telemetry.jsonl");
+        assert!(rows.len() > 100, "{} telemetry rows", rows.len());
+        let dir = std::env::temp_dir().join(format!("llm-bench-report-xz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
+        std::fs::write(dir.join("telemetry.jsonl"), lines.join("\n")).unwrap();
+        assert_eq!(read_jsonl(&dir, "telemetry.jsonl"), rows);
+        let xz = std::process::Command::new("xz").arg(dir.join("telemetry.jsonl")).status().expect("the xz command");
+        assert!(xz.success() && !dir.join("telemetry.jsonl").exists() && dir.join("telemetry.jsonl.xz").exists());
+        let unpacked = read_jsonl(&dir, "telemetry.jsonl");
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(unpacked, rows);
+    }
 
     /// A kernels-bench run made of one-engine passes: each pass records the engines it did not
     /// select, and the breakdown of the engines it did is in kernels.jsonl.
