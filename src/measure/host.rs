@@ -98,7 +98,7 @@ pub fn calibrate(gpu: Option<usize>) -> Value {
 /// The host's online CPUs. Not `available_parallelism`, which counts the calling thread's
 /// affinity: with `LLM_BENCH_PIN` the end-of-run calibration ran on one CPU and said 1
 /// (h200-2026-12-03-pin).
-fn online_cpus() -> usize {
+pub fn online_cpus() -> usize {
     // SAFETY: sysconf reads a system value and has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     if n > 0 {
@@ -131,12 +131,7 @@ mod tests {
         let seen = std::thread::spawn(|| {
             let me = crate::measure::telemetry::thread_id();
             let first = crate::measure::pin::affinity(me).unwrap()[0];
-            // SAFETY: the set is built with the libc macros and passed with its size.
-            unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::CPU_SET(first, &mut set);
-                assert_eq!(libc::sched_setaffinity(me, std::mem::size_of::<libc::cpu_set_t>(), &set), 0);
-            }
+            assert!(crate::measure::pin::set_affinity(0, &[first]));
             assert_eq!(crate::measure::pin::affinity(me).unwrap(), vec![first]);
             online_cpus()
         })

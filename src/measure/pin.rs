@@ -5,6 +5,8 @@
 //! the next suspect. Pinned, the timing thread runs on one CPU and every other thread of the
 //! process is kept off it; threads made later by those threads inherit that, threads made later
 //! by the timing thread itself inherit its one CPU (engines make theirs while loading, before).
+//! Measured on an H200 VM (target-reports/h200-2026-12-03-pin): no effect on which figures repeat,
+//! so it stays opt-in.
 
 /// The process's CPUs before the first pin, to give the timing thread back before an engine loads
 /// (an engine's threads made during a load would otherwise inherit the one CPU).
@@ -31,7 +33,8 @@ pub fn affinity(tid: libc::pid_t) -> Option<Vec<usize>> {
     }
 }
 
-fn set_affinity(tid: libc::pid_t, cpus: &[usize]) -> bool {
+/// Let thread `tid` (0: the calling one) run on `cpus` only; false when the kernel refuses.
+pub fn set_affinity(tid: libc::pid_t, cpus: &[usize]) -> bool {
     // SAFETY: the set is built with the libc macros and passed with its size.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

@@ -42,7 +42,7 @@ pub fn environment() -> Value {
                 .and_then(|s| s.lines().find(|l| l.starts_with("PRETTY_NAME=")).map(|l| l[12..].trim_matches('"').to_string())),
             "kernel": command("uname", &["-r"]),
             "cpu": cpu_model(),
-            "logical_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "logical_cpus": crate::measure::host::online_cpus(),
             "memory_bytes": mem_total_bytes(),
         },
         "gpu": gpu(),
@@ -229,7 +229,7 @@ mod tests {
         }
         std::hint::black_box(x);
         let samples = sampler.stop();
-        let cpus = std::fs::read_to_string("/proc/cpuinfo").unwrap().lines().filter(|l| l.starts_with("processor")).count() as u32;
+        let cpus = crate::measure::host::online_cpus() as u32;
         let on: Vec<u32> = samples.iter().filter_map(|s| s.timed_cpu).collect();
         assert!(!on.is_empty() && on.iter().all(|&c| c < cpus.max(1)), "CPUs {on:?} of {cpus}");
         let preempted: Vec<f64> = samples.iter().filter_map(|s| s.timed_preempted_per_s).collect();

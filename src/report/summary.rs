@@ -28,12 +28,6 @@ fn criterion_estimates(criterion_dir: &Path, group: &str, bench: &str) -> Option
     }))
 }
 
-/// The raw request records of a run: its `requests.jsonl`, or the `requests.jsonl.xz` a
-/// committed report keeps instead.
-fn read_requests(run_dir: &Path) -> Vec<Value> {
-    read_jsonl(run_dir, "requests.jsonl")
-}
-
 /// The lines of a run's `<name>`, or of the `<name>.xz` a committed report keeps instead (read
 /// through the `xz` command): every committed run travels with each GPU call, so its large raw
 /// files are kept compressed.
@@ -141,7 +135,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
         model["sha256"].as_str().unwrap_or("?")
     )?;
     writeln!(md, "- profile: {}\n", env["profile"].as_str().unwrap_or("?"))?;
-    let requests = read_requests(run_dir);
+    let requests = read_jsonl(run_dir, "requests.jsonl");
     let tokens = crate::report::analysis::tokens_per_request(&requests);
     let analysis = crate::report::analysis::analyse(&results, &env, &tokens, options.gpu_price_per_hour);
     let any_measured = results.iter().any(|r| r["status"] == "measured");

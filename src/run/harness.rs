@@ -156,13 +156,13 @@ impl Harness {
             second.start.elapsed().as_secs_f64(),
             prompt.len()
         );
-        // The host's single-thread speed right before this engine's cases, with the engine
-        // loaded (its threads alive): batch-1 figures follow it, and it can move by tens of
-        // percent inside one run (h200-2026-12-03-repeat), so every case carries it.
         let pinned_cpu = crate::measure::pin::pin_timing_thread().map_err(|e| format!("{e:#}"))?;
         if let Some(cpu) = pinned_cpu {
             eprintln!("[llm-bench] {}: the timing thread runs on CPU {cpu}, the process's other threads elsewhere (LLM_BENCH_PIN)", variant.name);
         }
+        // The host's single-thread speed right before this engine's cases, with the engine
+        // loaded (its threads alive): batch-1 figures follow it, and it can move by tens of
+        // percent inside one run (h200-2026-12-03-repeat), so every case carries it.
         let host_cpu_ns = Some(crate::measure::host::cpu_ns_per_iteration());
         Ok((engine, Startup { load, first_request: Some(first_request), shapes: None, host_cpu_ns, pinned_cpu }))
     }
