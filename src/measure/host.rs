@@ -87,25 +87,12 @@ pub fn calibrate(gpu: Option<usize>) -> Value {
         "cpu_workload_ns_per_iteration": ns,
         "cpu_workload": "one thread: a hash-map update, a small Vec made and dropped, a data-dependent branch per iteration",
         "cpu_mhz": cpu_mhz(),
-        "logical_cpus": online_cpus(),
+        "logical_cpus": crate::measure::telemetry::online_cpus(),
         "load_average": load_average(),
         "steal_fraction": steal,
         "gpu": launches,
         "seconds": started.elapsed().as_secs_f64(),
     })
-}
-
-/// The host's online CPUs. Not `available_parallelism`, which counts the calling thread's
-/// affinity: with `LLM_BENCH_PIN` the end-of-run calibration ran on one CPU and said 1
-/// (h200-2026-12-03-pin).
-pub fn online_cpus() -> usize {
-    // SAFETY: sysconf reads a system value and has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n > 0 {
-        n as usize
-    } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    }
 }
 
 /// Host-side GPU latencies, or why there are none.
@@ -133,7 +120,7 @@ mod tests {
             let first = crate::measure::pin::affinity(me).unwrap()[0];
             assert!(crate::measure::pin::set_affinity(0, &[first]));
             assert_eq!(crate::measure::pin::affinity(me).unwrap(), vec![first]);
-            online_cpus()
+            crate::measure::telemetry::online_cpus()
         })
         .join()
         .unwrap();

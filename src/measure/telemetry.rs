@@ -42,7 +42,7 @@ pub fn environment() -> Value {
                 .and_then(|s| s.lines().find(|l| l.starts_with("PRETTY_NAME=")).map(|l| l[12..].trim_matches('"').to_string())),
             "kernel": command("uname", &["-r"]),
             "cpu": cpu_model(),
-            "logical_cpus": crate::measure::host::online_cpus(),
+            "logical_cpus": online_cpus(),
             "memory_bytes": mem_total_bytes(),
         },
         "gpu": gpu(),
@@ -104,6 +104,19 @@ fn thread_cpu_and_preemptions(tid: libc::pid_t) -> Option<(u32, u64)> {
     let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
     let switches = status.lines().find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))?.trim().parse().ok()?;
     Some((cpu, switches))
+}
+
+/// The host's online CPUs. Not `available_parallelism`, which counts the calling thread's
+/// affinity: with `LLM_BENCH_PIN` the end-of-run calibration ran on one CPU and said 1
+/// (h200-2026-12-03-pin).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf reads a system value and has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 {
+        n as usize
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
 }
 
 /// The calling thread's id, as /proc/self/task and sched_setaffinity name it.
@@ -229,7 +242,7 @@ mod tests {
         }
         std::hint::black_box(x);
         let samples = sampler.stop();
-        let cpus = crate::measure::host::online_cpus() as u32;
+        let cpus = super::online_cpus() as u32;
         let on: Vec<u32> = samples.iter().filter_map(|s| s.timed_cpu).collect();
         assert!(!on.is_empty() && on.iter().all(|&c| c < cpus.max(1)), "CPUs {on:?} of {cpus}");
         let preempted: Vec<f64> = samples.iter().filter_map(|s| s.timed_preempted_per_s).collect();
