@@ -18,6 +18,7 @@
 #   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_CHECK=0 (no SmolLM2 check),
 #        LLM_BENCH_LMRS_UPSTREAM (upstream lm.rs's chat binary: timed beside lmrs first),
 #        LLM_BENCH_CHECK_ENGINES (check only these, comma list), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
+#        LLM_BENCH_PASS_S (the suite's budget per pass, seconds, in the passes' order; default LLM_BENCH_SUITE_S, 480),
 #        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
 #        seconds after which no bench runs or goes on, so the results come back inside one call),
 #        LLM_BENCH_KERNELS (kernels bench: ops | breakdown | all; with LLM_BENCH_PASSES="candle
@@ -235,8 +236,14 @@ done
 # baseline's embedded Python as a KeyboardInterrupt and look like a failed request) this many seconds after the script started,
 # so the files below are always written inside one call's limit; a bench cut short keeps every
 # case it finished (results.jsonl is appended case by case).
+# LLM_BENCH_PASS_S="200 260": the suite's budget in each pass, in the passes' order (a pass
+# without one gets LLM_BENCH_SUITE_S), so engines that share a call each get their part of it.
 deadline=$(( script_start + ${LLM_BENCH_BUDGET_S:-540} ))
+read -r -a pass_s <<<"${LLM_BENCH_PASS_S:-}"
+pass_i=0
 for pass in ${LLM_BENCH_PASSES:-all}; do
+  pass_budget="${pass_s[$pass_i]:-${LLM_BENCH_SUITE_S:-480}}"
+  pass_i=$((pass_i + 1))
   for b in "${benches[@]}"; do
     left=$(( deadline - $(date +%s) ))
     if [ "$left" -le 5 ]; then
@@ -252,7 +259,7 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
     if [ "$b" = suite ]; then
       # The suite paces itself: at most LLM_BENCH_SUITE_S (default 480, the quick profile's
       # 8 minutes), and 30 s less than the call has left, for a case that runs over its estimate.
-      suite_s=${LLM_BENCH_SUITE_S:-480}
+      suite_s=$pass_budget
       [ $(( left - 30 )) -lt "$suite_s" ] && suite_s=$(( left > 60 ? left - 30 : left / 2 ))
       timeout -s TERM -k 10 "$left" "$bin/llm-bench" suite --budget "$suite_s" \
         2>&1 | tee "$LLM_BENCH_OUT/$log"

@@ -32,10 +32,14 @@ pub const CONCURRENT_CLIENTS: [usize; 5] = [1, 10, 25, 50, 100];
 /// (full profile).
 pub const POISSON_RATES: [f64; 3] = [2.0, 8.0, 32.0];
 /// The quick profile's subsets: the scaling baseline, the specification's ends (10 and 100) and
-/// one point between; a moderate and a saturating rate. Sized so every engine's whole table fits
-/// one GPU lease (README, "Profiles"); the full profile measures every point.
+/// one point between. No fixed Poisson rates: its open-loop figures are the rate search's probes
+/// (Poisson windows at rates chosen per engine, each recorded as a case with its raw requests),
+/// which say more than two fixed rates that are idle for a fast engine and saturating for a slow
+/// one, and the fixed rates' ten one-second windows each were 20-40 s per engine, a sixth of a
+/// fast engine's table (h200-2026-12-02-table). Sized so every GPU engine's whole table fits one
+/// GPU lease (README, "Before a run"); the full profile measures every point.
 pub const QUICK_CONCURRENT_CLIENTS: [usize; 4] = [1, 10, 50, 100];
-pub const QUICK_POISSON_RATES: [f64; 2] = [8.0, 32.0];
+pub const QUICK_POISSON_RATES: [f64; 0] = [];
 /// The largest batch any scenario hands an engine (the engine seam's constant).
 pub use crate::engine::MAX_BATCH;
 /// Batch sizes of the memory-efficiency scenario.
@@ -85,10 +89,13 @@ impl Profile {
 
     /// Criterion's measurement time for a latency or concurrent-load figure (a floor: slow
     /// requests take `samples` iterations whatever it is).
+    /// Quick: half a second, which still gives a 5 ms figure 100 iterations over its 10 samples
+    /// (a case's floor is its warm-up, this and Criterion's analysis: about 2 s with 1 s, times
+    /// 24 cases per engine).
     pub fn measurement_time(self) -> Duration {
-        Duration::from_secs(match self {
-            Profile::Quick => 1,
-            Profile::Full => 30,
+        Duration::from_millis(match self {
+            Profile::Quick => 500,
+            Profile::Full => 30_000,
         })
     }
 
@@ -96,15 +103,17 @@ impl Profile {
     /// the harness also runs one request of every case before Criterion starts).
     pub fn warm_up_time(self) -> Duration {
         Duration::from_millis(match self {
-            Profile::Quick => 300,
+            Profile::Quick => 200,
             Profile::Full => 1000,
         })
     }
 
-    /// How long a sustained-throughput case keeps batches running back to back.
+    /// How long a sustained-throughput case keeps batches running back to back (at least
+    /// Criterion's 10 samples of one batch each, whatever it is: 36 s for mistral.rs at batch 32).
+    /// Quick: 3 s, 30 samples of GPU utilisation at the telemetry's 100 ms.
     pub fn sustained(self) -> Duration {
         Duration::from_secs(match self {
-            Profile::Quick => 5,
+            Profile::Quick => 3,
             Profile::Full => 300,
         })
     }
@@ -112,7 +121,7 @@ impl Profile {
     /// How long a memory-efficiency case runs its batch back to back while memory is sampled.
     pub fn memory_run(self) -> Duration {
         Duration::from_secs(match self {
-            Profile::Quick => 3,
+            Profile::Quick => 2,
             Profile::Full => 10,
         })
     }
