@@ -173,7 +173,7 @@ impl Harness {
         one.max(self.profile.warm_up_time()) + measurement.max(one * self.samples() as u32)
     }
 
-    /// Learn an engine's speed from a finished `generate` call (its first request).
+    /// Learn an engine's speed from a finished `generate` call (a warm-up or a measured one).
     fn learn(&self, engine: &str, t: &Timed, prompt_tokens: usize) {
         self.pacer.learn(engine, prompt_tokens, t.start, &t.tokens);
     }
@@ -534,6 +534,11 @@ impl Harness {
                     match run_requests(engine, prompt, case.new_tokens) {
                         Ok(t) => {
                             total += clock.end(mark);
+                            // Outside the timed span: the measured requests teach the pacer
+                            // too, so a warm-up request that paid a compile (the only one when
+                            // it alone used the case's share) is not what later cases are
+                            // estimated from (h200-2026-12-03-whole: Burn's 1K context).
+                            self.learn(&name, &t, case.prompt.len());
                             if let Err(e) = engine.settle() {
                                 failure.get_or_insert(e);
                             }
@@ -690,6 +695,7 @@ impl Harness {
                     match run_requests(engine, &case.prompts, case.new_tokens) {
                         Ok(t) => {
                             total += clock.end(mark);
+                            self.learn(&name, &t, case.prompts[0].len()); // untimed, as for latency cases
                             if let Err(e) = engine.settle() {
                                 failure.get_or_insert(e);
                             }

@@ -212,8 +212,15 @@ impl Pacer {
             r.prefill_tokens = prompt;
         }
         if tokens.len() == 1 && first.len() > 1 {
-            let mean = (first[first.len() - 1] - first[0]).as_secs_f64() * 1e3 / (first.len() - 1) as f64;
-            r.step_ms = r.step_ms.max(mean);
+            // The median gap, not the mean: one step that compiled a kernel for a new cache
+            // length (burn-cuda: a minute) is not what the next request's steps cost
+            // (h200-2026-12-03-whole: a mean over such a step estimated Burn's 1K-token
+            // request at 137 s and skipped it).
+            let mut gaps: Vec<f64> = first.windows(2).map(|w| (w[1] - w[0]).as_secs_f64() * 1e3).collect();
+            gaps.sort_by(f64::total_cmp);
+            let n = gaps.len();
+            let median = if n % 2 == 1 { gaps[n / 2] } else { (gaps[n / 2 - 1] + gaps[n / 2]) / 2.0 };
+            r.step_ms = r.step_ms.max(median);
         }
         if let Some(second) = tokens.get(1).and_then(|t| t.first()) {
             r.serial |= second >= first.last().unwrap();
@@ -301,6 +308,20 @@ mod tests {
         assert_eq!(r.estimate(64, 50, 4), Duration::from_secs(26));
         // A smaller batch keeps the single-request model.
         assert!(r.estimate(8, 50, 4) < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn one_step_that_compiled_a_kernel_does_not_set_the_step_time() {
+        let p = Pacer::unlimited();
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        // 32 tokens 4 ms apart, but the 10th step took a minute (a new cache length compiled).
+        let mut tokens: Vec<Instant> = (0..32).map(|i| ms(20 + 4 * i)).collect();
+        for t in tokens.iter_mut().skip(10) {
+            *t += Duration::from_secs(60);
+        }
+        p.learn("e", 50, t0, &[tokens]);
+        assert!((p.rates("e").unwrap().step_ms - 4.0).abs() < 1e-9);
     }
 
     #[test]
