@@ -322,18 +322,19 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
             e["notes"].as_str().unwrap_or("")
         )?;
     }
-    // An engine left out of one pass of a run (LLM_BENCH_ENGINES) but measured in another is
-    // not a skip; every other skip is listed with its reason.
+    // An engine left out of one pass of a run (LLM_BENCH_ENGINES) but selected in another is
+    // not a skip of that pass: what the other pass recorded (figures, or a skip with its own
+    // reason, such as the budget) is what the reader needs. Every other skip is listed.
     // The kernels bench keeps its figures in kernels.jsonl: an engine with a decode breakdown
     // there was measured in scenario `kernels`.
-    let measured_in = |scenario: &Value, engine: &Value| {
-        results.iter().any(|r| r["status"] == "measured" && &r["scenario"] == scenario && &r["engine"] == engine)
+    let deselected = |r: &Value| r["reason"].as_str().is_some_and(|x| x.starts_with("not selected"));
+    let selected_in = |scenario: &Value, engine: &Value| {
+        results.iter().any(|r| &r["scenario"] == scenario && &r["engine"] == engine && !deselected(r))
             || (scenario == "kernels" && kernel_lines.iter().any(|l| l["kind"] == "engine_decode" && &l["engine"] == engine))
     };
     let mut skipped: Vec<&Value> = Vec::new();
     for r in results.iter().filter(|r| r["status"] == "skipped") {
-        let deselected = r["reason"].as_str().is_some_and(|x| x.starts_with("not selected"));
-        if deselected && measured_in(&r["scenario"], &r["engine"]) {
+        if deselected(r) && selected_in(&r["scenario"], &r["engine"]) {
             continue;
         }
         if !skipped.iter().any(|s| s["scenario"] == r["scenario"] && s["engine"] == r["engine"] && s["case"] == r["case"] && s["reason"] == r["reason"]) {
@@ -881,6 +882,25 @@ mod tests {
         let unpacked = read_jsonl(&dir, "telemetry.jsonl");
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(unpacked, rows);
+    }
+
+    /// A run of several passes: an engine one pass did not select and the next skipped for
+    /// time is listed once, with the time, not also as "not selected".
+    #[test]
+    fn a_skip_of_another_pass_replaces_not_selected() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-report-passes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines = [
+            r#"{"status":"skipped","run":"r","scenario":"long_context","engine":"torch-compile","case":null,"reason":"not selected by LLM_BENCH_ENGINES"}"#,
+            r#"{"status":"skipped","run":"r","scenario":"long_context","engine":"torch-compile","case":null,"reason":"the suite's time budget (--budget) was spent before this scenario's turn on this engine"}"#,
+            r#"{"status":"skipped","run":"r","scenario":"long_context","engine":"lmrs","case":null,"reason":"not selected by LLM_BENCH_ENGINES"}"#,
+        ];
+        std::fs::write(dir.join("results.jsonl"), lines.join("\n") + "\n").unwrap();
+        let (md, _) = summarize(&dir, None).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(md.contains("- long_context/torch-compile: the suite's time budget"), "{md}");
+        assert!(!md.contains("- long_context/torch-compile: not selected"), "{md}");
+        assert!(md.contains("- long_context/lmrs: not selected by LLM_BENCH_ENGINES"), "{md}");
     }
 
     /// A kernels-bench run made of one-engine passes: each pass records the engines it did not
