@@ -36,8 +36,10 @@ pub const POISSON_RATES: [f64; 3] = [2.0, 8.0, 32.0];
 /// (Poisson windows at rates chosen per engine, each recorded as a case with its raw requests),
 /// which say more than two fixed rates that are idle for a fast engine and saturating for a slow
 /// one, and the fixed rates' ten one-second windows each were 20-40 s per engine, a sixth of a
-/// fast engine's table (h200-2026-12-02-table). Sized so every GPU engine's whole table fits one
-/// GPU lease (README, "Before a run"); the full profile measures every point.
+/// fast engine's table (h200-2026-12-02-table). Sized toward one GPU lease: a fast engine's whole
+/// table is one to two minutes, but on a fresh machine start-up and the slow engines still take
+/// more than one lease (README, "Before a run"; h200-2026-12-03-whole); the full profile measures
+/// every point.
 pub const QUICK_CONCURRENT_CLIENTS: [usize; 4] = [1, 10, 50, 100];
 pub const QUICK_POISSON_RATES: [f64; 0] = [];
 /// The largest batch any scenario hands an engine (the engine seam's constant).
