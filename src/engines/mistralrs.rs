@@ -40,8 +40,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Most sequences mistral.rs's scheduler runs at once: the suite's largest batch.
-pub const MAX_SEQS: usize = crate::engine::MAX_BATCH;
+/// Most sequences mistral.rs's scheduler runs at once: `GgufModelBuilder`'s default
+/// `max_num_seqs` (mistralrs 0.8.1 `src/gguf.rs`), more waiting their turn. Not the suite's
+/// largest batch (64), which the suite had set before: mistral.rs 0.8.1 copies the whole batch's
+/// logits to the host once per sequence per step (its sampler's `to_vec1` of a view into the
+/// `[batch, 1, vocab]` tensor copies the whole buffer), O(batch²) bytes, so a step at 64
+/// sequences took 1.35 s against 110 ms at 32 (h200-2026-12-03-whole: one batch of 64 in 43.5 s,
+/// two of 32 would take about 7.4 s). Fixed upstream in 0.9.1 (one stacked copy per step,
+/// mistral.rs PR #2354), which this suite cannot take yet (README, versions).
+pub const MAX_SEQS: usize = 32;
 /// Longest sequence the device mapper plans for: the 8K long-context case plus its new tokens.
 const MAX_SEQ_LEN: usize = 8192 + 512;
 /// Default KV-cache pool for paged attention on CUDA, in MB.
