@@ -47,7 +47,7 @@ use std::time::Instant;
 /// `[batch, 1, vocab]` tensor copies the whole buffer), O(batch²) bytes, so a step at 64
 /// sequences took 1.35 s against 110 ms at 32 (h200-2026-12-03-whole: one batch of 64 in 43.5 s,
 /// two of 32 would take about 7.4 s). Fixed upstream in 0.9.1 (one stacked copy per step,
-/// mistral.rs PR #2354), which this suite cannot take yet (README, versions).
+/// mistral.rs PR #2354), not on crates.io, where mistralrs-core's newest is 0.8.1.
 pub const MAX_SEQS: usize = 32;
 /// Longest sequence the device mapper plans for: the 8K long-context case plus its new tokens.
 const MAX_SEQ_LEN: usize = 8192 + 512;
