@@ -46,7 +46,8 @@ use std::time::Instant;
 /// logits to the host once per sequence per step (its sampler's `to_vec1` of a view into the
 /// `[batch, 1, vocab]` tensor copies the whole buffer), O(batch²) bytes, so a step at 64
 /// sequences took 1.35 s against 110 ms at 32 (h200-2026-12-03-whole: one batch of 64 in 43.5 s,
-/// two of 32 would take about 7.4 s). Fixed upstream in 0.9.1 (one stacked copy per step,
+/// two of 32 would take about 7.4 s if that were all; with 32 at once the batch of 64 still took
+/// 45.2 s in h200-2026-12-04-table, so part of that cost is elsewhere, not yet found). Fixed upstream in 0.9.1 (one stacked copy per step,
 /// mistral.rs PR #2354), not on crates.io, where mistralrs-core's newest is 0.8.1.
 pub const MAX_SEQS: usize = 32;
 /// Longest sequence the device mapper plans for: the 8K long-context case plus its new tokens.
