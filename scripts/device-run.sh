@@ -38,6 +38,7 @@
 #   criterion.tar.xz    Criterion's output (estimates and HTML report)
 #   burn-autotune.tar.xz  burn-cuda's autotune results and compiled kernels (PTX) after the run
 #                       (LLM_BENCH_BURN_AUTOTUNE)
+#   torch-inductor.tar.xz torch.compile's Inductor caches after the run (LLM_BENCH_TORCH_INDUCTOR)
 set -uo pipefail
 script_start=$(date +%s)
 here="$(cd "$(dirname "$0")" && pwd)" # the scripts' folder (the script cds to its home below)
@@ -130,6 +131,21 @@ if [ -n "$autotune_from" ] && [ ! -d "$HOME/.cache/cubecl" ]; then
     echo "burn autotune cache: unpacked from $autotune_from (tuned on an earlier machine: its start-up here is not a cold one)"
   else
     echo "burn autotune cache: cannot unpack $autotune_from; Burn tunes from scratch"
+  fi
+fi
+# LLM_BENCH_TORCH_INDUCTOR=<torch-inductor.tar.xz from an earlier run's $OUT>: the same for
+# torch.compile: Inductor's FX-graph, AOTAutograd and Triton caches (its documented on-disk caches,
+# keyed by the graph, torch's version and the GPU), so `torch-compile` skips Inductor's codegen
+# and Triton's compiles (143-164 s of its load on a fresh H200); Dynamo still traces and the
+# CUDA graphs are still recorded in the process. Start-up only, like Burn's.
+inductor="/tmp/torchinductor_$(id -un)"
+inductor_from="${LLM_BENCH_TORCH_INDUCTOR:-}"
+[ -n "$inductor_from" ] && inductor_from="$(cd "$(dirname "$inductor_from")" 2>/dev/null && pwd)/$(basename "$inductor_from")"
+if [ -n "$inductor_from" ] && [ ! -d "$inductor" ]; then
+  if [ -f "$inductor_from" ] && tar -xJf "$inductor_from" -C /tmp && [ -d "$inductor" ]; then
+    echo "torch inductor cache: unpacked from $inductor_from (compiled on an earlier machine: torch-compile's start-up here is not a cold one)"
+  else
+    echo "torch inductor cache: cannot unpack $inductor_from into $inductor; Inductor compiles from scratch"
   fi
 fi
 echo "burn autotune cache: $(du -sh "$HOME/.cache/cubecl" 2>/dev/null | cut -f1 || echo empty); torch inductor cache: $(du -sh /tmp/torchinductor_"$(id -un)" 2>/dev/null | cut -f1 || echo empty)"
@@ -275,5 +291,8 @@ done
 tar -C "$home/run" -cJf "$out/run.tar.xz" "$LLM_BENCH_RUN"
 # Burn's autotune results and compiled kernels, for LLM_BENCH_BURN_AUTOTUNE on the next machine.
 [ -d "$HOME/.cache/cubecl" ] && tar -C "$HOME/.cache" -cJf "$out/burn-autotune.tar.xz" cubecl
+# Inductor's caches, for LLM_BENCH_TORCH_INDUCTOR on the next machine (without the CUDA-graph and
+# Python-bytecode leftovers Inductor also writes there, which it remakes in every process).
+[ -d "$inductor" ] && tar -C /tmp --exclude='__pycache__' -cJf "$out/torch-inductor.tar.xz" "$(basename "$inductor")"
 [ -d "$CARGO_TARGET_DIR/criterion" ] && tar -C "$CARGO_TARGET_DIR" -cJf "$out/criterion.tar.xz" criterion
 ls -l "$out"
