@@ -223,7 +223,10 @@ impl RunDir {
 
     /// Note this process in `processes.jsonl` (once per process and run directory): a run that
     /// spans processes, device calls, binaries or GPUs says so in its report.
-    pub fn process(&self, gpu_uuid: Option<String>) -> Result<()> {
+    /// `engines`: the variants this process was given (`LLM_BENCH_ENGINES`; `None`: every built
+    /// one) and whether each is CPU-only, so the report can tell a CPU-only engine measured on
+    /// another machine from a second GPU.
+    pub fn process(&self, gpu_uuid: Option<String>, engines: Option<Vec<(&str, bool)>>) -> Result<()> {
         static NOTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
         let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
         if noted.contains(&self.dir) {
@@ -241,6 +244,8 @@ impl RunDir {
                 // The device machine's call this process ran in, where the caller names one.
                 "call": std::env::var("LLM_BENCH_CALL").ok().filter(|c| !c.is_empty()),
                 "command": std::env::args().collect::<Vec<_>>(),
+                "engines": engines.as_ref().map(|e| e.iter().map(|(n, _)| *n).collect::<Vec<_>>()),
+                "cpu_only": engines.as_ref().is_some_and(|e| !e.is_empty() && e.iter().all(|(_, cpu)| *cpu)),
             }),
         )
     }

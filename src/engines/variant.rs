@@ -208,11 +208,17 @@ impl Variant {
         name.split('-').next().unwrap_or(name)
     }
 
+    /// Whether the variant never uses a GPU (the lm.rs design): its figures depend on the host's
+    /// CPU alone, so a run may measure it on another machine than its GPU engines (flagged).
+    pub fn cpu_only(&self) -> bool {
+        self.engine == EngineKind::Lmrs
+    }
+
     /// The device this variant is measured on: the GPU when there is one and the engine can use it.
     pub fn device(&self, gpu: Option<usize>) -> Device {
-        match (self.engine, gpu) {
-            (EngineKind::Lmrs, _) | (_, None) => Device::Cpu,
-            (_, Some(i)) => Device::Cuda(i),
+        match gpu {
+            Some(i) if !self.cpu_only() => Device::Cuda(i),
+            _ => Device::Cpu,
         }
     }
 

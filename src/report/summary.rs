@@ -428,7 +428,9 @@ fn render(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Res
 
 /// Where a run's records come from (`processes.jsonl`): how many processes, device calls,
 /// binaries and GPUs; a warning first when more than one binary or GPU made them, since figures
-/// from different binaries or machines are not comparable.
+/// from different binaries or machines are not comparable. A process that ran only CPU-only
+/// engines (the lm.rs design) counts no GPU: its figures depend on its host's CPU, so it is
+/// flagged when its machine is not the GPU engines' one, instead of warning of a second GPU.
 fn write_provenance(md: &mut String, run_dir: &Path) -> Result<()> {
     let lines: Vec<Value> = std::fs::read_to_string(run_dir.join("processes.jsonl"))
         .unwrap_or_default()
@@ -438,26 +440,46 @@ fn write_provenance(md: &mut String, run_dir: &Path) -> Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
-    let distinct = |k: &str| -> Vec<String> {
+    let cpu_only = |l: &Value| l["cpu_only"].as_bool() == Some(true);
+    let (cpu_lines, gpu_lines): (Vec<&Value>, Vec<&Value>) = lines.iter().partition(|l| cpu_only(l));
+    let distinct = |lines: &[&Value], k: &str| -> Vec<String> {
         let mut v: Vec<String> = lines.iter().filter_map(|l| l[k].as_str().map(str::to_string)).collect();
         v.sort();
         v.dedup();
         v
     };
-    let (commits, gpus, calls) = (distinct("git_commit"), distinct("gpu_uuid"), distinct("call"));
+    let all: Vec<&Value> = lines.iter().collect();
+    let (commits, gpus, calls) = (distinct(&all, "git_commit"), distinct(&gpu_lines, "gpu_uuid"), distinct(&all, "call"));
     if commits.len() > 1 {
         writeln!(md, "**Warning: this run's records come from {} binaries** ({}): figures of different commits are side by side.\n", commits.len(), commits.iter().map(|c| format!("`{}`", &c[..c.len().min(12)])).collect::<Vec<_>>().join(", "))?;
     }
     if gpus.len() > 1 {
         writeln!(md, "**Warning: this run's records come from {} GPUs** ({}): machines of one GPU model differ by tens of percent where engines are bound by host work; compare only figures of one GPU.\n", gpus.len(), gpus.join(", "))?;
     }
+    let elsewhere: Vec<&Value> = cpu_lines.into_iter().filter(|l| l["gpu_uuid"].as_str().is_none_or(|g| !gpus.iter().any(|x| x == g))).collect();
+    if !elsewhere.is_empty() && !gpu_lines.is_empty() {
+        let mut engines: Vec<String> = elsewhere.iter().flat_map(|l| l["engines"].as_array().into_iter().flatten()).filter_map(|n| n.as_str().map(str::to_string)).collect();
+        engines.sort();
+        engines.dedup();
+        let machines = distinct(&elsewhere, "gpu_uuid");
+        let their_calls = distinct(&elsewhere, "call");
+        writeln!(
+            md,
+            "**Flag: CPU-only engines measured on another machine** ({}): {} process(es) in {} (the machine of {}), not the GPU engines' one. They use no GPU; their figures depend on that host's CPU, so set them beside the others with that in mind.\n",
+            engines.join(", "),
+            elsewhere.len(),
+            if their_calls.is_empty() { "no named call".to_string() } else { format!("call(s) {}", their_calls.join(", ")) },
+            if machines.is_empty() { "no GPU".to_string() } else { machines.join(", ") },
+        )?;
+    }
     writeln!(
         md,
-        "- records from {} process(es){}, {} binary(ies), {} GPU(s)",
+        "- records from {} process(es){}, {} binary(ies), {} GPU(s){}",
         lines.len(),
         if calls.is_empty() { String::new() } else { format!(" in {} device call(s)", calls.len()) },
         commits.len(),
-        gpus.len().max(usize::from(lines.iter().any(|l| l["gpu_uuid"].is_null())))
+        gpus.len().max(usize::from(gpu_lines.iter().any(|l| l["gpu_uuid"].is_null()))),
+        if elsewhere.is_empty() { "" } else { " for the GPU engines (CPU-only engines flagged above)" }
     )?;
     Ok(())
 }
@@ -882,6 +904,37 @@ mod tests {
         let unpacked = read_jsonl(&dir, "telemetry.jsonl");
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(unpacked, rows);
+    }
+
+    /// The CPU-only engines measured on another machine are flagged, not counted as a second
+    /// GPU; a GPU engine on another machine still is.
+    #[test]
+    fn a_cpu_only_engine_on_another_machine_is_flagged_not_a_second_gpu() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-report-cpu-only-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("results.jsonl"),
+            r#"{"status":"skipped","run":"r","scenario":"long_context","engine":"lmrs","case":null,"reason":"not selected by LLM_BENCH_ENGINES"}"#.to_string() + "\n",
+        )
+        .unwrap();
+        let process = |gpu: &str, call: &str, engines: &str, cpu: bool| {
+            format!(r#"{{"pid":1,"git_commit":"c","gpu_uuid":"{gpu}","call":"{call}","engines":{engines},"cpu_only":{cpu}}}"#)
+        };
+        let mut lines = vec![
+            process("GPU-a", "call-1", r#"["candle"]"#, false),
+            process("GPU-a", "call-2", r#"["burn"]"#, false),
+            process("GPU-b", "call-9", r#"["lmrs","lmrs-fast"]"#, true),
+        ];
+        std::fs::write(dir.join("processes.jsonl"), lines.join("\n")).unwrap();
+        let (md, _) = summarize(&dir, None).unwrap();
+        assert!(!md.contains("come from 2 GPUs"), "{md}");
+        assert!(md.contains("CPU-only engines measured on another machine** (lmrs, lmrs-fast)") && md.contains("call-9"), "{md}");
+        assert!(md.contains("1 GPU(s) for the GPU engines"), "{md}");
+        lines.push(process("GPU-b", "call-9", r#"["torch"]"#, false));
+        std::fs::write(dir.join("processes.jsonl"), lines.join("\n")).unwrap();
+        let (md, _) = summarize(&dir, None).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(md.contains("come from 2 GPUs") && !md.contains("CPU-only engines measured on another machine"), "{md}");
     }
 
     /// A run of several passes: an engine one pass did not select and the next skipped for

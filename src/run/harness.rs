@@ -56,7 +56,15 @@ impl Harness {
         let config = LlamaConfig::from_gguf(&crate::model::gguf::GgufFile::open(&model.gguf)?)?;
         let tokenizer = crate::model::tokenizer::load(&model.tokenizer)?;
         let gpu = select_gpu()?;
-        run.process(crate::measure::telemetry::gpu_uuid(gpu))?;
+        let chosen = std::env::var("LLM_BENCH_ENGINES").ok().filter(|e| !e.trim().is_empty());
+        let engines = chosen.map(|_| {
+            crate::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| (v.name, v.cpu_only()))
+                .collect()
+        });
+        run.process(crate::measure::telemetry::gpu_uuid(gpu), engines)?;
         if !run.path("environment.json").exists() {
             let mut env = crate::measure::telemetry::environment();
             env["model"] = serde_json::to_value(&identity)?;
