@@ -61,6 +61,7 @@ struct State {
     cases_total: usize,
     estimate: BTreeMap<(String, &'static str, String), f64>,
     startups: BTreeMap<String, f64>,
+    fastest_loads: BTreeMap<String, f64>,
 }
 
 /// The run's clock: `unlimited` for a plain `cargo bench` (every case runs), `until` a deadline
@@ -110,6 +111,26 @@ impl Pacer {
         let mut s = self.state.lock().unwrap();
         s.engine_turn = (i, n);
         s.startups.remove(engine);
+    }
+
+    /// Why `engine` should not be loaded now: even its fastest load in earlier runs is longer
+    /// than what is left of the budget, so a load would be cut off with nothing measured
+    /// (h200-2026-12-04-burn: a pass left 10 s was killed while loading `burn-col-unfused`).
+    pub fn load_does_not_fit(&self, engine: &str) -> Option<String> {
+        let left = self.left()?;
+        let load = *self.state.lock().unwrap().fastest_loads.get(engine)?;
+        (left.as_secs_f64() < load).then(|| {
+            format!(
+                "its load took at least {load:.0} s in earlier runs (LLM_BENCH_PLAN_FROM), more than the {:.0} s left of the \
+                 suite's time budget (--budget): not started, rather than cut off half-way; rerun with LLM_BENCH_RESUME=1",
+                left.as_secs_f64()
+            )
+        })
+    }
+
+    /// The shortest load of each engine in earlier runs (`crate::run::plan::Reference`).
+    pub fn set_fastest_loads(&self, loads: BTreeMap<String, f64>) {
+        self.state.lock().unwrap().fastest_loads = loads;
     }
 
     /// What the run is expected to cost (`crate::run::plan::Estimate`): the progress line's
@@ -250,6 +271,22 @@ fn split(now: Instant, end: Instant, parts: usize) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A load that even a warm machine's fastest would not finish in the budget left is not
+    /// started; one that may fit is, and an unlimited run never holds one back.
+    #[test]
+    fn a_load_longer_than_the_budget_left_is_not_started() {
+        let loads = || [("slow".to_string(), 30.0), ("fast".to_string(), 1.0)].into_iter().collect();
+        let p = Pacer::until(Instant::now() + Duration::from_secs(5));
+        p.set_fastest_loads(loads());
+        let why = p.load_does_not_fit("slow").expect("30 s of load against 5 s left");
+        assert!(why.contains("at least 30 s") && why.contains("LLM_BENCH_RESUME=1"), "{why}");
+        assert_eq!(p.load_does_not_fit("fast"), None);
+        assert_eq!(p.load_does_not_fit("never-seen"), None);
+        let u = Pacer::unlimited();
+        u.set_fastest_loads(loads());
+        assert_eq!(u.load_does_not_fit("slow"), None);
+    }
 
     #[test]
     fn unlimited_never_skips() {

@@ -48,6 +48,9 @@ pub struct Reference {
     cases: BTreeMap<(String, String, String), Known>,
     /// Load + first request, seconds, per engine (the largest seen: a cold start).
     startup: BTreeMap<String, f64>,
+    /// The shortest load seen per engine, seconds (a warm machine's): a load that cannot fit
+    /// even this is not started.
+    fastest_load: BTreeMap<String, f64>,
     profiles: BTreeMap<(String, String, String), String>,
     pub runs: Vec<String>,
 }
@@ -80,6 +83,10 @@ impl Reference {
                         + median(&r, "shape_warm_up_s").unwrap_or(0.0);
                     let e = me.startup.entry(key.1.clone()).or_default();
                     *e = e.max(startup);
+                    if let Some(load) = median(&r, "load_s").filter(|l| *l > 0.0) {
+                        let f = me.fastest_load.entry(key.1.clone()).or_insert(load);
+                        *f = f.min(load);
+                    }
                     me.profiles.insert(key.clone(), s("profile"));
                     me.cases.insert(
                         key,
@@ -104,6 +111,11 @@ impl Reference {
     /// Seconds an engine takes to start (load and first request), if a run saw it.
     pub fn startup_s(&self, engine: &str) -> Option<f64> {
         self.startup.get(engine).copied()
+    }
+
+    /// The shortest load of `engine` any run saw, seconds.
+    pub fn fastest_load_s(&self, engine: &str) -> Option<f64> {
+        self.fastest_load.get(engine).copied()
     }
 
     /// Expected seconds of one case of `engine` in `profile`, or None when no earlier run
@@ -256,6 +268,7 @@ mod tests {
         std::fs::write(dir.join("results.jsonl"), lines.join("\n")).unwrap();
         let r = Reference::from_runs(&[dir.as_path()]).unwrap();
         assert_eq!(r.startup_s("e"), Some(4.0));
+        assert_eq!(r.fastest_load_s("e"), Some(3.0));
         // Full profile, 128 new tokens: 20 + 127 × 5 ms = 0.655 s a request; 100 samples
         // (65.5 s, over the 30 s measurement time), warm-up of 1 s, one more request.
         let full = r.case_s(Profile::Full, "single_request", "e", "total/prompt50", Shape::Latency { new_tokens: 128 }, 128).unwrap();

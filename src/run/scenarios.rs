@@ -482,6 +482,7 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
             eprintln!("[llm-bench] {}", est.render(first.harness.profile, &reference));
             let startups = names.iter().filter_map(|n| reference.startup_s(n).map(|s| (n.to_string(), s))).collect();
             pacer.set_estimate(est.per_case, startups);
+            pacer.set_fastest_loads(names.iter().filter_map(|n| reference.fastest_load_s(n).map(|s| (n.to_string(), s))).collect());
         }
         Ok(None) => eprintln!(
             "[llm-bench] no estimate of this run's time: LLM_BENCH_PLAN_FROM=<an earlier run directory> gives one (and a time left on every progress line)"
@@ -502,7 +503,12 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
                 h.skip(variant.name, None, "the suite's time budget (--budget) was spent before this scenario's turn on this engine");
                 continue;
             }
-            if loaded.as_ref().is_none_or(|(path, _)| *path != h.model.gguf) {
+            let needs_load = loaded.as_ref().is_none_or(|(path, _)| *path != h.model.gguf);
+            if let Some(why) = pacer.load_does_not_fit(variant.name).filter(|_| needs_load) {
+                h.skip(variant.name, None, &why);
+                continue;
+            }
+            if needs_load {
                 drop(loaded.take()); // free the previous model's memory before loading the next
                 loaded = Some((h.model.gguf.clone(), h.load(variant)));
             }
