@@ -32,5 +32,44 @@ fn one_engine_per_process_appends_to_one_run_and_measures_the_harness_overhead_o
     }
     let processes = std::fs::read_to_string(run.join("processes.jsonl")).unwrap();
     assert_eq!(processes.lines().count(), 2, "{processes}");
+    // Each process says which engines it was given and whether all of them are CPU-only, so
+    // the report can tell a CPU-only engine measured on another machine from a second GPU.
+    let lines: Vec<serde_json::Value> = processes.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["engines"], serde_json::json!(["candle"]), "{processes}");
+    assert_eq!(lines[0]["cpu_only"], false, "{processes}");
+    assert_eq!(lines[1]["engines"], serde_json::json!(["lmrs"]), "{processes}");
+    assert_eq!(lines[1]["cpu_only"], true, "{processes}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// When only a few requests of a latency case fit the suite's budget, a CPU-only engine's
+/// warm-up request (no per-shape compilation, no GPU to warm) is the first of them; another
+/// engine's warm-up is never a figure. lmrs on SmolLM2, 200-token prompts token by token on this
+/// machine's cores: Criterion's ten samples do not fit a 20 s suite's shares.
+#[test]
+fn a_cpu_only_engines_warm_up_request_counts_when_few_fit() {
+    let (dir, _) = common::bench_link("runs-few", "single_request");
+    let run = dir.join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .args(["suite", "single_request", "--budget", "20"])
+        .env("LLM_BENCH_MODEL", "smollm2")
+        .env("LLM_BENCH_ENGINES", "lmrs")
+        .env("LLM_BENCH_NEW_TOKENS", "4")
+        .env("LLM_BENCH_OUT", &run)
+        .output()
+        .expect("llm-bench suite starts");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records = common::results(&run);
+    let few: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["status"] == "measured" && r["engine"] == "lmrs" && r["reduced"].as_str().is_some_and(|w| w.contains("instead of Criterion")))
+        .collect();
+    assert!(!few.is_empty(), "no lmrs case was measured with fewer samples: {records:?}");
+    for r in &few {
+        let why = r["reduced"].as_str().unwrap();
+        assert!(why.contains("is the case's warm-up request"), "{why}");
+        let n: usize = why.split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(r["samples"], n, "{r}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
