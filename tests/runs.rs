@@ -73,3 +73,34 @@ fn a_cpu_only_engines_warm_up_request_counts_when_few_fit() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same for a throughput case: lmrs serves a batch as its requests in turn, so its warm-up
+/// batch of a memory-efficiency case is the first measured one when only a few fit.
+#[test]
+fn a_cpu_only_engines_warm_up_batch_counts_when_few_fit() {
+    let (dir, _) = common::bench_link("runs-few-batch", "memory_efficiency");
+    let run = dir.join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .args(["suite", "memory_efficiency", "--budget", "12"])
+        .env("LLM_BENCH_MODEL", "smollm2")
+        .env("LLM_BENCH_ENGINES", "lmrs")
+        .env("LLM_BENCH_NEW_TOKENS", "4")
+        .env("LLM_BENCH_OUT", &run)
+        .output()
+        .expect("llm-bench suite starts");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records = common::results(&run);
+    let few: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["status"] == "measured" && r["engine"] == "lmrs" && r["reduced"].as_str().is_some_and(|w| w.contains("instead of Criterion")))
+        .collect();
+    assert!(!few.is_empty(), "no lmrs case was measured with fewer samples: {records:?}");
+    for r in &few {
+        let why = r["reduced"].as_str().unwrap();
+        assert!(why.contains("is the case's warm-up batch"), "{why}");
+        let n: u64 = why.split(' ').next().unwrap().parse().unwrap();
+        let batch: u64 = r["case"].as_str().unwrap().rsplit("batch").next().unwrap().parse().unwrap();
+        assert_eq!(r["samples"].as_u64(), Some(n * batch), "{r}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -129,7 +129,14 @@ pub fn thread_id() -> libc::pid_t {
 /// background thread, so the measured work is never interrupted to take a reading.
 pub struct Sampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handle: std::thread::JoinHandle<Vec<Sample>>,
+    handle: Option<std::thread::JoinHandle<Vec<Sample>>>,
+}
+
+/// A sampler dropped without `stop` (a case that ends early) stops its thread too.
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn process_cpu_seconds() -> f64 {
@@ -221,12 +228,12 @@ impl Sampler {
             }
             out
         });
-        Self { stop, handle }
+        Self { stop, handle: Some(handle) }
     }
 
-    pub fn stop(self) -> Vec<Sample> {
+    pub fn stop(mut self) -> Vec<Sample> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.handle.join().unwrap_or_default()
+        self.handle.take().and_then(|h| h.join().ok()).unwrap_or_default()
     }
 }
 

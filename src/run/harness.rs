@@ -686,11 +686,18 @@ impl Harness {
                 self.skip(&name, Some(&id), &why);
                 continue;
             }
+            // Started before the warm-up, whose samples are dropped below unless the warm-up
+            // batch is one of the measured ones (a CPU-only engine's, see under).
+            let sampler_start = Instant::now();
+            let sampler = crate::measure::telemetry::Sampler::start(self.gpu, Duration::from_millis(100));
+            let mut warm: Option<(Instant, Timed)> = None;
             let mut once = || -> Result<Duration> {
                 let started = Instant::now();
                 let t = run_requests(engine, &case.prompts, case.new_tokens)?;
                 self.learn(&name, &t, prompt_len);
-                Ok(started.elapsed())
+                let took = started.elapsed();
+                warm = Some((started, t));
+                Ok(took)
             };
             let few = match self.warm_up(&mut once, run.duration) {
                 Ok(Mode::Criterion) => None,
@@ -708,9 +715,17 @@ impl Harness {
             group.throughput(criterion::Throughput::Elements(tokens_per_batch));
             // Per Criterion call: its start, its requests, and (tokens, seconds) of each batch.
             let mut calls: Vec<(Instant, Vec<RequestRecord>, Vec<f64>)> = Vec::new();
+            // As for latency cases: a CPU-only engine's warm-up batch is the first of a few
+            // (the lm.rs design serves a batch of 64 as 64 requests in turn: minutes each).
+            let few = match (few, warm.take()) {
+                (Some((n, why)), Some((started, t))) if Variant::named(&name).is_some_and(Variant::cpu_only) => {
+                    let rate = tokens_per_batch as f64 / (t.end - t.start).as_secs_f64();
+                    calls.push((started, t.records(self.scenario, &name, &id, 0, prompt_len), vec![rate]));
+                    Some((n - 1, format!("{why}; the first of the {n} is the case's warm-up batch ({name} runs on the CPU only and compiles nothing per shape)")))
+                }
+                (few, _) => few,
+            };
             let mut failure = None;
-            let sampler_start = Instant::now();
-            let sampler = crate::measure::telemetry::Sampler::start(self.gpu, Duration::from_millis(100));
             let mut routine = |iters: u64| {
                 let started = Instant::now();
                 let (mut total, mut records, mut rates) = (Duration::ZERO, Vec::new(), Vec::new());
