@@ -42,65 +42,57 @@ fn one_engine_per_process_appends_to_one_run_and_measures_the_harness_overhead_o
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `llm-bench suite <scenario> --budget <s>` for lmrs on SmolLM2: its cases measured with fewer
+/// samples than Criterion's (there must be some).
+fn lmrs_cases_with_fewer_samples(tag: &str, scenario: &str, budget: &str) -> Vec<serde_json::Value> {
+    let (dir, _) = common::bench_link(tag, scenario);
+    let run = dir.join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .args(["suite", scenario, "--budget", budget])
+        .env("LLM_BENCH_MODEL", "smollm2")
+        .env("LLM_BENCH_ENGINES", "lmrs")
+        .env("LLM_BENCH_NEW_TOKENS", "4")
+        .env("LLM_BENCH_OUT", &run)
+        .output()
+        .expect("llm-bench suite starts");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records = common::results(&run);
+    let _ = std::fs::remove_dir_all(&dir);
+    let few: Vec<serde_json::Value> = records
+        .iter()
+        .filter(|r| r["status"] == "measured" && r["engine"] == "lmrs" && r["reduced"].as_str().is_some_and(|w| w.contains("instead of Criterion")))
+        .cloned()
+        .collect();
+    assert!(!few.is_empty(), "no lmrs case was measured with fewer samples: {records:?}");
+    few
+}
+
+/// The count of requests a fewer-samples reason starts with ("3 request(s) instead of ...").
+fn requests_in(why: &str) -> u64 {
+    why.split(' ').next().unwrap().parse().unwrap()
+}
+
 /// When only a few requests of a latency case fit the suite's budget, a CPU-only engine's
 /// warm-up request (no per-shape compilation, no GPU to warm) is the first of them; another
 /// engine's warm-up is never a figure. lmrs on SmolLM2, 200-token prompts token by token on this
 /// machine's cores: Criterion's ten samples do not fit a 20 s suite's shares.
 #[test]
 fn a_cpu_only_engines_warm_up_request_counts_when_few_fit() {
-    let (dir, _) = common::bench_link("runs-few", "single_request");
-    let run = dir.join("run");
-    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
-        .args(["suite", "single_request", "--budget", "20"])
-        .env("LLM_BENCH_MODEL", "smollm2")
-        .env("LLM_BENCH_ENGINES", "lmrs")
-        .env("LLM_BENCH_NEW_TOKENS", "4")
-        .env("LLM_BENCH_OUT", &run)
-        .output()
-        .expect("llm-bench suite starts");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let records = common::results(&run);
-    let few: Vec<&serde_json::Value> = records
-        .iter()
-        .filter(|r| r["status"] == "measured" && r["engine"] == "lmrs" && r["reduced"].as_str().is_some_and(|w| w.contains("instead of Criterion")))
-        .collect();
-    assert!(!few.is_empty(), "no lmrs case was measured with fewer samples: {records:?}");
-    for r in &few {
+    for r in lmrs_cases_with_fewer_samples("runs-few", "single_request", "20") {
         let why = r["reduced"].as_str().unwrap();
         assert!(why.contains("is the case's warm-up request"), "{why}");
-        let n: usize = why.split(' ').next().unwrap().parse().unwrap();
-        assert_eq!(r["samples"], n, "{r}");
+        assert_eq!(r["samples"].as_u64(), Some(requests_in(why)), "{r}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The same for a throughput case: lmrs serves a batch as its requests in turn, so its warm-up
 /// batch of a memory-efficiency case is the first measured one when only a few fit.
 #[test]
 fn a_cpu_only_engines_warm_up_batch_counts_when_few_fit() {
-    let (dir, _) = common::bench_link("runs-few-batch", "memory_efficiency");
-    let run = dir.join("run");
-    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
-        .args(["suite", "memory_efficiency", "--budget", "12"])
-        .env("LLM_BENCH_MODEL", "smollm2")
-        .env("LLM_BENCH_ENGINES", "lmrs")
-        .env("LLM_BENCH_NEW_TOKENS", "4")
-        .env("LLM_BENCH_OUT", &run)
-        .output()
-        .expect("llm-bench suite starts");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let records = common::results(&run);
-    let few: Vec<&serde_json::Value> = records
-        .iter()
-        .filter(|r| r["status"] == "measured" && r["engine"] == "lmrs" && r["reduced"].as_str().is_some_and(|w| w.contains("instead of Criterion")))
-        .collect();
-    assert!(!few.is_empty(), "no lmrs case was measured with fewer samples: {records:?}");
-    for r in &few {
+    for r in lmrs_cases_with_fewer_samples("runs-few-batch", "memory_efficiency", "12") {
         let why = r["reduced"].as_str().unwrap();
         assert!(why.contains("is the case's warm-up batch"), "{why}");
-        let n: u64 = why.split(' ').next().unwrap().parse().unwrap();
         let batch: u64 = r["case"].as_str().unwrap().rsplit("batch").next().unwrap().parse().unwrap();
-        assert_eq!(r["samples"].as_u64(), Some(n * batch), "{r}");
+        assert_eq!(r["samples"].as_u64(), Some(requests_in(why) * batch), "{r}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -56,13 +56,9 @@ impl Harness {
         let config = LlamaConfig::from_gguf(&crate::model::gguf::GgufFile::open(&model.gguf)?)?;
         let tokenizer = crate::model::tokenizer::load(&model.tokenizer)?;
         let gpu = select_gpu()?;
-        let chosen = std::env::var("LLM_BENCH_ENGINES").ok().filter(|e| !e.trim().is_empty());
-        let engines = chosen.map(|_| {
-            crate::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|v| (v.name, v.cpu_only()))
-                .collect()
+        // The engines this process was given (none named: every built one).
+        let engines = std::env::var("LLM_BENCH_ENGINES").ok().filter(|e| !e.trim().is_empty()).map(|e| {
+            crate::engines::select(Some(&e)).unwrap_or_default().into_iter().map(|v| (v.name, v.cpu_only())).collect()
         });
         run.process(crate::measure::telemetry::gpu_uuid(gpu), engines)?;
         if !run.path("environment.json").exists() {
@@ -539,12 +535,12 @@ impl Harness {
             // prefill takes minutes on 16 cores: one request less per case halves its
             // long-context scenario). Every other engine's warm-up may hold one-time costs
             // (kernels compiled for the shape, pools grown) and is never a figure.
-            let few = match (few, warm.take()) {
-                (Some((n, why)), Some(t)) if Variant::named(&name).is_some_and(Variant::cpu_only) => {
+            let few = match (warm_up_counted(&name, &few, "request"), warm.take()) {
+                (Some(counted), Some(t)) => {
                     calls.push(t.records(self.scenario, &name, &id, 0, case.prompt.len()));
-                    Some((n - 1, format!("{why}; the first of the {n} is the case's warm-up request ({name} runs on the CPU only and compiles nothing per shape)")))
+                    Some(counted)
                 }
-                (few, _) => few,
+                _ => few,
             };
             let mut failure = None;
             // What the GPU and this process did meanwhile: whether the engine is bound by the
@@ -717,13 +713,13 @@ impl Harness {
             let mut calls: Vec<(Instant, Vec<RequestRecord>, Vec<f64>)> = Vec::new();
             // As for latency cases: a CPU-only engine's warm-up batch is the first of a few
             // (the lm.rs design serves a batch of 64 as 64 requests in turn: minutes each).
-            let few = match (few, warm.take()) {
-                (Some((n, why)), Some((started, t))) if Variant::named(&name).is_some_and(Variant::cpu_only) => {
+            let few = match (warm_up_counted(&name, &few, "batch"), warm.take()) {
+                (Some(counted), Some((started, t))) => {
                     let rate = tokens_per_batch as f64 / (t.end - t.start).as_secs_f64();
                     calls.push((started, t.records(self.scenario, &name, &id, 0, prompt_len), vec![rate]));
-                    Some((n - 1, format!("{why}; the first of the {n} is the case's warm-up batch ({name} runs on the CPU only and compiles nothing per shape)")))
+                    Some(counted)
                 }
-                (few, _) => few,
+                _ => few,
             };
             let mut failure = None;
             let mut routine = |iters: u64| {
@@ -1209,6 +1205,15 @@ fn with_hint(reason: &str) -> String {
 }
 
 /// How a case is measured, as its warm-up decided.
+/// The fewer-samples plan once the warm-up `what` (request, batch) counts as its first: only
+/// for a CPU-only engine, which compiles nothing per shape and warms no GPU; `None` otherwise.
+fn warm_up_counted(engine: &str, few: &Option<(usize, String)>, what: &str) -> Option<(usize, String)> {
+    let (n, why) = few.as_ref()?;
+    Variant::named(engine).is_some_and(Variant::cpu_only).then(|| {
+        (n - 1, format!("{why}; the first of the {n} is the case's warm-up {what} ({engine} runs on the CPU only and compiles nothing per shape)"))
+    })
+}
+
 enum Mode {
     Criterion,
     /// This many requests (or batches, or rounds), timed outside Criterion, with the reason.
