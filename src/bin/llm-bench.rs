@@ -212,7 +212,11 @@ fn run() -> Result<()> {
             for v in llm_bench::engines::VARIANTS {
                 let built = if v.built() { "built".to_string() } else { format!("not built (--features {})", v.engine.name()) };
                 let gpu = if v.gpu_only { ", GPU only" } else { "" };
-                println!("{:<16} {built}{gpu}\n  {}\n  source: {}", v.name, v.config, v.source);
+                let experiment = if v.experiment.is_some() { ", experiment (measured only when LLM_BENCH_ENGINES names it)" } else { "" };
+                println!("{:<16} {built}{gpu}{experiment}\n  {}\n  source: {}", v.name, v.config, v.source);
+                if let Some(found) = v.experiment {
+                    println!("  found: {found}");
+                }
             }
             Ok(())
         }
@@ -325,10 +329,11 @@ fn check(device: &str) -> Result<()> {
             println!("{} on {dev}: not checked — {why}", v.name);
             continue;
         }
+        let engine_started = std::time::Instant::now();
         let outcome = v.load(&files, dev).and_then(|mut e| llm_bench::engines::check::compare(e.as_mut(), &reference));
         match outcome {
             Ok(a) => {
-                println!("{a}");
+                println!("{a} [{:.1} s to load and check]", engine_started.elapsed().as_secs_f64());
                 println!("  tokens: {:?}", llm_bench::model::tokenizer::decode(&tok, &a.tokens)?);
                 println!("  json: {}", serde_json::to_string(&a)?);
                 if !a.passed {

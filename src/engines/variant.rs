@@ -83,6 +83,10 @@ pub struct Variant {
     pub source: &'static str,
     /// Only runs on a GPU (on the CPU the variant is recorded as skipped, with the reason).
     pub gpu_only: bool,
+    /// An experiment on the engine's configuration, not one its documentation recommends nor its
+    /// default: measured only when `LLM_BENCH_ENGINES` names it, so the table a team decides
+    /// from holds what they would deploy. The text says what it found.
+    pub experiment: Option<&'static str>,
 }
 
 /// Every variant, in report order (each engine's default first).
@@ -94,6 +98,7 @@ pub const VARIANTS: &[Variant] = &[
         config: "Hugging Face transformers generate() (eager, default attention, dynamic cache), bf16 on the GPU, f32 on the CPU",
         source: "transformers' Llama docs (from_pretrained with gguf_file, generate); the specification's unoptimized baseline",
         gpu_only: false,
+        experiment: None,
     },
     Variant {
         name: "torch-compile",
@@ -102,6 +107,7 @@ pub const VARIANTS: &[Variant] = &[
         config: "the suite's Llama with a static KV cache, decode step torch.compile(mode=\"reduce-overhead\") (CUDA graphs), f16",
         source: "PyTorch torch.compile docs (reduce-overhead: CUDA graphs); the static-cache pattern of gpt-fast and transformers' StaticCache",
         gpu_only: true,
+        experiment: None,
     },
     Variant {
         name: "lmrs",
@@ -111,6 +117,7 @@ pub const VARIANTS: &[Variant] = &[
                  4 rows at a time, token-by-token prefill, greedy (chat --temperature 0), all cores, CPU only",
         source: "github.com/samuel-vitorino/lm.rs (src/functional.rs matmul_q8, src/transformer.rs, src/bin/chat.rs) at aa6db5c",
         gpu_only: false,
+        experiment: None,
     },
     Variant {
         name: "lmrs-fast",
@@ -120,6 +127,7 @@ pub const VARIANTS: &[Variant] = &[
                  instruction), direct scale indexing, RoPE frequencies precomputed; not upstream lm.rs",
         source: "the suite's own (src/engines/lmrs.rs); what lm.rs's design gives with a denser int8 kernel",
         gpu_only: false,
+        experiment: None,
     },
     Variant {
         name: "candle",
@@ -128,6 +136,7 @@ pub const VARIANTS: &[Variant] = &[
         config: "Q8_0 QMatMul throughout (CUDA: MMVQ up to 8 rows, MMQ tiles above), f32 activations and KV cache",
         source: "candle-core quantized::QMatMul, candle-examples quantized",
         gpu_only: false,
+        experiment: None,
     },
     Variant {
         name: "candle-f16",
@@ -137,6 +146,7 @@ pub const VARIANTS: &[Variant] = &[
                  over all rows at once; f32 activations and KV cache",
         source: "candle-core QMatMul::TensorF16 / forward_via_f16 and CANDLE_DEQUANTIZE_ALL_F16 (candle #2136)",
         gpu_only: true,
+        experiment: None,
     },
     Variant {
         name: "burn",
@@ -145,6 +155,7 @@ pub const VARIANTS: &[Variant] = &[
         config: "burn-cuda with its default features (kernel fusion, autotune), f16, batches padded to 1/2/4/../64 rows (the suite's, so per-shape compilation is bounded and done at start-up); burn-ndarray f32 on the CPU",
         source: "burn-cuda's default features (std, fusion, autotune)",
         gpu_only: false,
+        experiment: None,
     },
     Variant {
         name: "burn-col",
@@ -155,6 +166,7 @@ pub const VARIANTS: &[Variant] = &[
         source: "burn-nn LinearConfig::layout (LinearLayout::Col: \"this can have performance impacts\"); burn-cubecl's matmul \
                  autotune, gemv group (vec-mat with a transposed matrix: \"best algo is col major vec mat\")",
         gpu_only: true,
+        experiment: None,
     },
     Variant {
         name: "burn-col-unfused",
@@ -165,6 +177,11 @@ pub const VARIANTS: &[Variant] = &[
         source: "burn-cuda's Cargo features (`fusion` is optional: without it `Cuda` is the `CubeBackend` itself); burn-nn \
                  LinearLayout::Col",
         gpu_only: true,
+        experiment: Some(
+            "burn-cuda without its default kernel fusion, to see where Burn's decode step goes: the GPU's work per step fell \
+             from 10.3 to 2.6 ms, but 964 kernel launches per step kept decode host-bound at 74 tok/s against burn-col's 78 \
+             (target-reports/h200-2026-12-03-burn-unfused); neither Burn's documented setting nor its default",
+        ),
     },
     Variant {
         name: "mistralrs",
@@ -173,6 +190,7 @@ pub const VARIANTS: &[Variant] = &[
         config: "GGUF pipeline, default scheduler (no paged attention; up to 32 sequences at once, its builder's default max_num_seqs, the rest wait; unequal lengths wait), bf16",
         source: "mistralrs GgufModelBuilder default (no paged attention); mistralrs-bench --no_paged_attn",
         gpu_only: false,
+        experiment: None,
     },
     Variant {
         name: "mistralrs-paged",
@@ -181,6 +199,7 @@ pub const VARIANTS: &[Variant] = &[
         config: "GGUF pipeline, paged attention (block 32, fixed 4096 MB pool) and its scheduler (up to 32 sequences at once, mistral.rs's default max_num_seqs), bf16",
         source: "mistralrs-server's default on CUDA (paged attention); PagedAttentionMeta scheduler",
         gpu_only: true,
+        experiment: None,
     },
     Variant {
         name: "llamacpp",
@@ -189,6 +208,7 @@ pub const VARIANTS: &[Variant] = &[
         config: "llama.cpp (llama-cpp-2): all layers on the GPU, flash attention auto, CUDA graphs, one llama_batch of sequences per batch",
         source: "llama.cpp's defaults (llama_context_default_params) and its batched/parallel examples",
         gpu_only: false,
+        experiment: None,
     },
 ];
 
@@ -236,10 +256,12 @@ impl Variant {
     }
 }
 
-/// The variants `LLM_BENCH_ENGINES` selects (comma-separated names; empty or unset: all), in
-/// report order. An unknown name is an error that lists what this binary has.
+/// The variants `LLM_BENCH_ENGINES` selects (comma-separated names; empty or unset: every variant
+/// but the experiments), in report order. An unknown name is an error that lists what this binary has.
 pub fn select(list: Option<&str>) -> Result<Vec<&'static Variant>> {
-    let Some(list) = list.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(VARIANTS.iter().collect()) };
+    let Some(list) = list.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(VARIANTS.iter().filter(|v| v.experiment.is_none()).collect());
+    };
     let wanted: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let unknown: Vec<&str> = wanted.iter().copied().filter(|w| Variant::named(w).is_none()).collect();
     if !unknown.is_empty() {
@@ -283,6 +305,9 @@ mod tests {
         let e = select(Some("candle,mistral")).unwrap_err().to_string();
         assert!(e.contains("`mistral`") && e.contains("mistralrs-paged") && e.contains("candle-f16"), "{e}");
         assert_eq!(select(Some(" candle-f16 , burn")).unwrap().iter().map(|v| v.name).collect::<Vec<_>>(), ["candle-f16", "burn"]);
-        assert_eq!(select(None).unwrap().len(), VARIANTS.len());
+        let all = select(None).unwrap();
+        assert_eq!(all.len(), VARIANTS.iter().filter(|v| v.experiment.is_none()).count());
+        assert!(!all.iter().any(|v| v.name == "burn-col-unfused"), "an experiment is not in the default selection");
+        assert_eq!(select(Some("burn-col-unfused")).unwrap().iter().map(|v| v.name).collect::<Vec<_>>(), ["burn-col-unfused"]);
     }
 }

@@ -108,7 +108,10 @@ impl Harness {
             let reason = if !v.built() {
                 Some(format!("not built into this binary; rebuild with `--features {}`", v.engine.name()))
             } else if !selected.iter().any(|s| s.name == v.name) {
-                Some("not selected by LLM_BENCH_ENGINES".to_string())
+                Some(match v.experiment {
+                    None => "not selected by LLM_BENCH_ENGINES".to_string(),
+                    Some(found) => format!("not selected: an experiment, measured only when LLM_BENCH_ENGINES names it ({found})"),
+                })
             } else {
                 v.unsupported(v.device(self.gpu))
             };

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Started by `scripts/device-run.sh warm` on the GPU machine, in a process session of its own,
+# while llama.cpp's CUDA build keeps the host busy: the work of a lease that times nothing.
+#
+#   scripts/device-warm.sh <warm dir> <bundle bin dir>      (env: as device-run.sh sets it)
+#
+# 1. The SmolLM2 check (`llm-bench check cuda`) of every engine but llama.cpp, one process per
+#    engine, all at once: the check compares tokens and logits, so sharing the GPU and the host
+#    changes nothing it reports, and Burn's and torch.compile's compiles for SmolLM2's shapes
+#    (minutes each on a fresh machine) run side by side instead of one after another.
+# 2. Warm-ups at the lowest CPU priority, ended by `device-run.sh run` before it times anything:
+#    LLM_BENCH_WARM="torch-compile candle ..." loads each engine on the benchmark model and
+#    sends one request (`llm-bench generate 50 4`; torch-compile compiles all its graphs), and
+#    LLM_BENCH_WARM_SUITE="burn-col ..." runs a throwaway suite of each into a scratch run
+#    (<warm dir>/run-<engine>, never the measured run), so the kernels an engine compiles per
+#    shape land in the on-disk caches (the driver's, CubeCL's, Inductor's) that the timed
+#    processes load from. Start-up is then not a cold one; device.log and the run's README say so.
+#
+# Leaves <warm dir>/check.log (the engines' check output in order, each with its exit status and
+# seconds), check.<engine>.log, generate.<engine>.log, suite.<engine>.log; this script's own
+# output is <warm dir>/warm.log.
+set -u
+warm="${1:?usage: $0 <warm dir> <bundle bin dir>}"
+bin="${2:?usage: $0 <warm dir> <bundle bin dir>}"
+home="$(dirname "$warm")"
+log() { echo "[warm +$(( $(date +%s) - start ))s] $*"; }
+start=$(date +%s)
+echo $$ >"$warm/pgid" # setsid made this script its group's leader: `run` ends the group with it
+touch "$warm/.checking"
+
+"$bin/llm-bench" fixtures smollm2 >"$warm/fixtures-smollm2.log" 2>&1 || log "SmolLM2 fixture FAILED: $(tail -n 3 "$warm/fixtures-smollm2.log")"
+checks="${LLM_BENCH_CHECK_ENGINES:-$("$bin/llm-bench" engines | awk '/^[a-z]/ && $2 ~ /^built/ && !/experiment/ && $1 !~ /^llamacpp/ {print $1}' | paste -sd, -)}"
+log "check of ${checks//,/, } on cuda, one process each"
+pids=()
+for v in ${checks//,/ }; do
+  (
+    s=$(date +%s)
+    LLM_BENCH_ENGINES="$v" "$bin/llm-bench" check cuda >"$warm/check.$v.log" 2>&1
+    rc=$?
+    echo "[$v: check exit $rc after $(( $(date +%s) - s )) s, beside the other engines' checks and llama.cpp's build]" >>"$warm/check.$v.log"
+  ) &
+  pids+=($!)
+done
+
+# Warm-ups need the benchmark model, which `prepare` makes in the background.
+waited=0
+while [ -f "$home/.fixtures-running" ] && [ "$waited" -lt 300 ]; do sleep 2; waited=$((waited + 2)); done
+for v in ${LLM_BENCH_WARM:-}; do
+  (
+    s=$(date +%s)
+    LLM_BENCH_ENGINES="$v" LLM_BENCH_TORCH_PRECOMPILE=1 nice -n 19 "$bin/llm-bench" generate 50 4 cuda >"$warm/generate.$v.log" 2>&1
+    log "warm-up of $v (load + one request) exit $? after $(( $(date +%s) - s )) s"
+  ) &
+done
+for v in ${LLM_BENCH_WARM_SUITE:-}; do
+  (
+    s=$(date +%s)
+    unset LLM_BENCH_RESUME LLM_BENCH_PLAN_FROM
+    CARGO_TARGET_DIR="$warm/target-$v" LLM_BENCH_RUN="warm-$v" LLM_BENCH_OUT="$warm/run-$v" LLM_BENCH_ENGINES="$v" \
+      nice -n 19 "$bin/llm-bench" suite --budget "${LLM_BENCH_WARM_S:-900}" >"$warm/suite.$v.log" 2>&1
+    log "throwaway suite of $v exit $? after $(( $(date +%s) - s )) s"
+  ) &
+done
+
+wait "${pids[@]}"
+for v in ${checks//,/ }; do cat "$warm/check.$v.log"; done >"$warm/check.log.part"
+mv "$warm/check.log.part" "$warm/check.log"
+rm -f "$warm/.checking"
+log "check done: $(grep -h '^\[.*: check exit' "$warm"/check.*.log | tr '\n' ' ')"
+wait
+log "warm-ups done"
