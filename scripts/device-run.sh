@@ -236,7 +236,13 @@ finish_warm() {
   local waited=0 pgid
   pgid="$(cat "$warm/pgid")"
   while [ -f "$warm/.checking" ] && [ "$waited" -lt "${LLM_BENCH_WARM_WAIT_S:-420}" ]; do sleep 2; waited=$((waited + 2)); done
-  [ -f "$warm/.checking" ] && echo "warm: the check still ran after ${waited}s of waiting; ended with the warm-ups"
+  if [ -f "$warm/.checking" ]; then
+    echo "warm: the check still ran after ${waited}s of waiting; ended with the warm-ups"
+    for f in "$warm"/check.*.log; do
+      cat "$f"
+      grep -q 'check exit' "$f" || echo "[$(basename "$f" .log | cut -d. -f2-): check ENDED UNFINISHED after ${waited}s of waiting (LLM_BENCH_WARM_WAIT_S)]"
+    done >"$warm/check.log"
+  fi
   if kill -0 -- "-$pgid" 2>/dev/null; then
     kill -TERM -- "-$pgid" 2>/dev/null; sleep 3; kill -KILL -- "-$pgid" 2>/dev/null
     echo "warm: ended the warm-ups still running"

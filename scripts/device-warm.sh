@@ -8,7 +8,7 @@
 #    engine, all at once: the check compares tokens and logits, so sharing the GPU and the host
 #    changes nothing it reports, and Burn's and torch.compile's compiles for SmolLM2's shapes
 #    (minutes each on a fresh machine) run side by side instead of one after another.
-# 2. Warm-ups at the lowest CPU priority, ended by `device-run.sh run` before it times anything:
+# 2. Warm-ups at a lower CPU priority (nice 5), ended by `device-run.sh run` before it times anything:
 #    LLM_BENCH_WARM="torch-compile candle ..." loads each engine on the benchmark model and
 #    sends one request (`llm-bench generate 50 4`; torch-compile compiles all its graphs), and
 #    LLM_BENCH_WARM_SUITE="burn-col ..." runs a throwaway suite of each into a scratch run
@@ -48,7 +48,7 @@ while [ -f "$home/.fixtures-running" ] && [ "$waited" -lt 300 ]; do sleep 2; wai
 for v in ${LLM_BENCH_WARM:-}; do
   (
     s=$(date +%s)
-    LLM_BENCH_ENGINES="$v" LLM_BENCH_TORCH_PRECOMPILE=1 nice -n 19 "$bin/llm-bench" generate 50 4 cuda >"$warm/generate.$v.log" 2>&1
+    LLM_BENCH_ENGINES="$v" LLM_BENCH_TORCH_PRECOMPILE=1 nice -n 5 "$bin/llm-bench" generate 50 4 cuda >"$warm/generate.$v.log" 2>&1
     log "warm-up of $v (load + one request) exit $? after $(( $(date +%s) - s )) s"
   ) &
 done
@@ -57,7 +57,7 @@ for v in ${LLM_BENCH_WARM_SUITE:-}; do
     s=$(date +%s)
     unset LLM_BENCH_RESUME LLM_BENCH_PLAN_FROM
     CARGO_TARGET_DIR="$warm/target-$v" LLM_BENCH_RUN="warm-$v" LLM_BENCH_OUT="$warm/run-$v" LLM_BENCH_ENGINES="$v" \
-      nice -n 19 "$bin/llm-bench" suite --budget "${LLM_BENCH_WARM_S:-900}" >"$warm/suite.$v.log" 2>&1
+      nice -n 5 "$bin/llm-bench" suite --budget "${LLM_BENCH_WARM_S:-900}" >"$warm/suite.$v.log" 2>&1
     log "throwaway suite of $v exit $? after $(( $(date +%s) - s )) s"
   ) &
 done
