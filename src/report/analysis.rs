@@ -39,6 +39,8 @@ pub const NEAR_LINEAR: f64 = 0.8;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EngineFigures {
     pub engine: String,
+    /// What the run's SmolLM2 check found when the engine failed it ([`leave_out_failed_checks`]).
+    pub failed_check: Option<String>,
     pub device: String,
     pub ttft_ms: Option<f64>,
     pub ttft_p95_ms: Option<f64>,
@@ -384,10 +386,29 @@ fn criteria(a: &Analysis) -> Vec<Criterion> {
     out
 }
 
+/// The engines by a figure, best first; an engine that failed the run's correctness check is not
+/// ranked.
 fn best_by<'a>(a: &'a Analysis, key: impl Fn(&EngineFigures) -> Option<f64>, lowest: bool) -> Vec<(&'a EngineFigures, f64)> {
-    let mut v: Vec<(&EngineFigures, f64)> = a.engines.iter().filter_map(|e| key(e).map(|k| (e, k))).collect();
+    let mut v: Vec<(&EngineFigures, f64)> =
+        a.engines.iter().filter(|e| e.failed_check.is_none()).filter_map(|e| key(e).map(|k| (e, k))).collect();
     v.sort_by(|x, y| if lowest { x.1.partial_cmp(&y.1).unwrap() } else { y.1.partial_cmp(&x.1).unwrap() });
     v
+}
+
+/// Marks the engines the run's SmolLM2 check failed and ranks again without them: a verdict or a
+/// guidance line must not recommend an engine whose output is wrong.
+pub fn leave_out_failed_checks(a: &mut Analysis, checks: &[crate::report::check::Outcome]) {
+    let mut changed = false;
+    for e in &mut a.engines {
+        if let Some(c) = checks.iter().find(|c| c.engine == e.engine && !c.passed) {
+            e.failed_check = Some(c.detail.clone());
+            changed = true;
+        }
+    }
+    if changed {
+        a.verdict = verdicts(a);
+        a.guidance = guidance(a);
+    }
 }
 
 /// One line per question: the best engine (variant) by a figure, the best of the other engines

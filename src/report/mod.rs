@@ -4,6 +4,7 @@
 //! engine.
 
 pub mod analysis;
+pub mod check;
 pub mod compare;
 pub mod host;
 pub mod html;

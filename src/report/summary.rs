@@ -28,16 +28,20 @@ fn criterion_estimates(criterion_dir: &Path, group: &str, bench: &str) -> Option
     }))
 }
 
-/// The lines of a run's `<name>`, or of the `<name>.xz` a committed report keeps instead (read
+/// The text of a run's `<name>`, or of the `<name>.xz` a committed report keeps instead (read
 /// through the `xz` command): every committed run travels with each GPU call, so its large raw
 /// files are kept compressed.
-fn read_jsonl(run_dir: &Path, name: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(run_dir.join(name)).ok().or_else(|| {
+pub(crate) fn read_raw(run_dir: &Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(run_dir.join(name)).ok().or_else(|| {
         let xz = run_dir.join(format!("{name}.xz"));
         let out = std::process::Command::new("xz").arg("-dc").arg(&xz).output().ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    });
-    text.map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
+    })
+}
+
+/// The records of a run's `<name>` (or `<name>.xz`).
+fn read_jsonl(run_dir: &Path, name: &str) -> Vec<Value> {
+    read_raw(run_dir, name).map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
 }
 
 /// Where a Criterion benchmark's HTML page is, relative to the run directory when it can be.
@@ -137,7 +141,10 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     writeln!(md, "- profile: {}\n", env["profile"].as_str().unwrap_or("?"))?;
     let requests = read_jsonl(run_dir, "requests.jsonl");
     let tokens = crate::report::analysis::tokens_per_request(&requests);
-    let analysis = crate::report::analysis::analyse(&results, &env, &tokens, options.gpu_price_per_hour);
+    let mut analysis = crate::report::analysis::analyse(&results, &env, &tokens, options.gpu_price_per_hour);
+    let checks = crate::report::check::read(run_dir);
+    crate::report::analysis::leave_out_failed_checks(&mut analysis, &checks);
+    write_check_warning(&mut md, &analysis)?;
     let any_measured = results.iter().any(|r| r["status"] == "measured");
     if !analysis.verdict.is_empty() {
         writeln!(md, "## Verdict (computed from this run's figures)\n")?;
@@ -148,6 +155,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     }
     if any_measured {
         write_coverage(&mut md, &results)?;
+        write_checks(&mut md, &analysis, &checks)?;
     }
     // A run of the kernels bench alone has no scenario figures to analyse or list.
     if any_measured {
@@ -484,6 +492,40 @@ fn write_provenance(md: &mut String, run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// At the top, before any figure: engines measured in this run whose output the SmolLM2 check
+/// found wrong.
+fn write_check_warning(md: &mut String, a: &crate::report::analysis::Analysis) -> Result<()> {
+    for e in a.engines.iter().filter(|e| e.failed_check.is_some()) {
+        writeln!(
+            md,
+            "**Warning: `{}` failed the SmolLM2 correctness check of this run** ({}): its figures time output that is wrong, so the verdict and guidance leave it out.\n",
+            e.engine,
+            e.failed_check.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(())
+}
+
+/// The check's outcome per engine (`check.log`), and the measured engines it has no line for.
+fn write_checks(md: &mut String, a: &crate::report::analysis::Analysis, checks: &[crate::report::check::Outcome]) -> Result<()> {
+    writeln!(md, "## Correctness: the SmolLM2 check (`check.log`)\n")?;
+    if checks.is_empty() {
+        writeln!(md, "This run has no `check.log`: no engine's output was checked in it (`llm-bench check cuda` on the same machine puts one beside the results).\n")?;
+        return Ok(());
+    }
+    writeln!(md, "Each engine's greedy tokens and last-position logits on SmolLM2-135M-Instruct (real weights) against the suite's f32 reference (16 of 24 tokens must agree, logits within 5 % of the largest).\n")?;
+    writeln!(md, "| engine | check | what it found |")?;
+    writeln!(md, "|---|---|---|")?;
+    for c in checks {
+        writeln!(md, "| {} | {} | {} |", c.engine, if c.passed { "pass" } else { "**FAIL**" }, c.detail)?;
+    }
+    for e in a.engines.iter().filter(|e| !checks.iter().any(|c| c.engine == e.engine)) {
+        writeln!(md, "| {} | not checked | measured in this run, not in its check |", e.engine)?;
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
 /// A rate-search probe (`probe/<rate>rps`): one window of arrivals, shown with its search.
 fn is_probe(r: &Value) -> bool {
     r["case"].as_str().is_some_and(|c| c.starts_with("probe/"))
@@ -641,8 +683,9 @@ fn write_analysis(md: &mut String, a: &crate::report::analysis::Analysis) -> Res
     for e in &a.engines {
         writeln!(
             md,
-            "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |",
             e.engine,
+            if e.failed_check.is_some() { " (failed the check)" } else { "" },
             e.device,
             opt(e.ttft_ms, 1),
             opt(e.ttft_p95_ms, 1),
