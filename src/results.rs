@@ -331,6 +331,17 @@ pub fn current_records(records: Vec<serde_json::Value>) -> Vec<serde_json::Value
         .collect()
 }
 
+/// The text of a run's `<name>`, or of the `<name>.xz` a committed report keeps instead (read
+/// through the `xz` command): every committed run travels with each GPU call, so its large raw
+/// files are kept compressed.
+pub fn read_raw(run_dir: &Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(run_dir.join(name)).ok().or_else(|| {
+        let xz = run_dir.join(format!("{name}.xz"));
+        let out = std::process::Command::new("xz").arg("-dc").arg(&xz).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+}
+
 /// Read a results file back (for reports and tests).
 pub fn read_results(path: &Path) -> Result<Vec<serde_json::Value>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;

@@ -19,7 +19,7 @@ pub struct Outcome {
 /// the run has no check log. The agreement of each engine is its `  json: {...}` line; an engine
 /// that failed before comparing (it did not load) is its `<engine> on <device>: FAIL — ...` line.
 pub fn read(run_dir: &Path) -> Vec<Outcome> {
-    parse(&crate::report::summary::read_raw(run_dir, "check.log").unwrap_or_default())
+    parse(&crate::results::read_raw(run_dir, "check.log").unwrap_or_default())
 }
 
 pub fn parse(log: &str) -> Vec<Outcome> {

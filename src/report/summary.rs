@@ -28,20 +28,9 @@ fn criterion_estimates(criterion_dir: &Path, group: &str, bench: &str) -> Option
     }))
 }
 
-/// The text of a run's `<name>`, or of the `<name>.xz` a committed report keeps instead (read
-/// through the `xz` command): every committed run travels with each GPU call, so its large raw
-/// files are kept compressed.
-pub(crate) fn read_raw(run_dir: &Path, name: &str) -> Option<String> {
-    std::fs::read_to_string(run_dir.join(name)).ok().or_else(|| {
-        let xz = run_dir.join(format!("{name}.xz"));
-        let out = std::process::Command::new("xz").arg("-dc").arg(&xz).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    })
-}
-
 /// The records of a run's `<name>` (or `<name>.xz`).
 fn read_jsonl(run_dir: &Path, name: &str) -> Vec<Value> {
-    read_raw(run_dir, name).map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
+    crate::results::read_raw(run_dir, name).map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
 }
 
 /// Where a Criterion benchmark's HTML page is, relative to the run directory when it can be.
