@@ -1024,12 +1024,18 @@ impl Harness {
         use crate::run::rate_search::{found, next_rate, Found, Probe};
         let name = engine.info().name;
         let prompt_len = prompts[0].len();
-        // Start at half what the engine serves in batches of 16, as the pacer has learned it.
-        let mut start = self
-            .pacer
-            .rates(&name)
-            .map(|r| 0.5 * 16.0 / r.estimate(16, prompt_len, self.new_tokens).as_secs_f64().max(1e-3))
-            .unwrap_or(4.0);
+        // Start at half the highest rate the engine served to closed-loop clients in this run
+        // (`crate::run::rate_search::start_rate`), else at half its batch-16 rate.
+        let closed_loop = crate::results::read_results(&self.run.path("results.jsonl"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["status"] == "measured" && r["scenario"] == self.scenario && r["engine"] == name.as_str())
+            .filter(|r| r["case"].as_str().is_some_and(|c| c.starts_with("clients/")))
+            .filter_map(|r| r["metrics"]["output_tok_s"]["median"].as_f64())
+            .map(|tok_s| tok_s / self.new_tokens.max(1) as f64)
+            .reduce(f64::max);
+        let batch16 = self.pacer.rates(&name).map(|r| 16.0 / r.estimate(16, prompt_len, self.new_tokens).as_secs_f64().max(1e-3));
+        let mut start = crate::run::rate_search::start_rate(closed_loop, batch16);
         // Every probe served so far: its rate, requests (as results-file values) and output tok/s.
         // A resumed run starts from the probes it already served (read back from its files), so
         // a search cut by one call's time goes on in the next instead of serving them again.
@@ -1112,7 +1118,9 @@ impl Harness {
                 Found::AtLeast(r) if r >= crate::run::rate_search::MAX_RATE => format!("holds at every rate probed, up to {r} req/s (the search's ceiling)"),
                 // Cut by the probe count or the time budget before a rate failed: a lower bound.
                 Found::AtLeast(r) => format!("holds at every rate probed, up to {r} req/s; no higher rate was probed (at least {r} req/s)"),
-                Found::Below(r) => format!("fails at every rate probed, down to {r} req/s (the search's floor): no rate holds it"),
+                Found::Below(r) if r <= crate::run::rate_search::MIN_RATE => format!("fails at every rate probed, down to {r} req/s (the search's floor): no rate holds it"),
+                // Cut before a rate held: an upper bound.
+                Found::Below(r) => format!("fails at every rate probed, down to {r} req/s; no lower rate was probed (below {r} req/s)"),
                 Found::Nothing => "no probe was served".to_string(),
             };
             let note = format!("`{}` ({bound}): {what}; probes {}", slo.name, rates.join(" "));

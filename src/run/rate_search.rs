@@ -18,6 +18,16 @@ pub const PRECISION: f64 = 1.10;
 pub const MIN_RATE: f64 = 0.5;
 pub const MAX_RATE: f64 = 2000.0;
 
+/// Where a search starts: half the highest request rate the engine served closed-loop earlier in
+/// the scenario (its `clients/<n>` cases: every client waits for its answer, so that is about
+/// the most it serves at all, and a latency bound holds somewhere below it). Without one, half
+/// what the engine serves in batches of 16 as the run has learned it, else 4 req/s. A start near
+/// the answer leaves the probes for bisecting: from half the batch-16 rate, engines whose
+/// batches grow to 64 spent five of the quick profile's probes doubling.
+pub fn start_rate(closed_loop_rps: Option<f64>, batch16_rps: Option<f64>) -> f64 {
+    closed_loop_rps.filter(|r| *r > 0.0).or(batch16_rps).map_or(4.0, |r| 0.5 * r).clamp(MIN_RATE, MAX_RATE)
+}
+
 /// One probe's outcome for one bound.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Probe {
@@ -115,6 +125,43 @@ mod tests {
         assert_eq!(search(1e9, 8.0).0, Found::AtLeast(MAX_RATE));
         assert_eq!(search(0.1, 8.0).0, Found::Below(MIN_RATE));
         assert_eq!(Found::Below(MIN_RATE).rate(), 0.0);
+    }
+
+    /// Two bounds sharing one search's probes, as the harness runs them: the second starts from
+    /// the first's answer and reuses every rate already served.
+    fn two_bounds(limits: (f64, f64), start: f64) -> (Found, Found, usize) {
+        let mut served: Vec<f64> = Vec::new();
+        let mut answers = Vec::new();
+        let mut from = start;
+        for limit in [limits.0, limits.1] {
+            let probes = |served: &[f64]| served.iter().map(|&rate| Probe { rate, holds: rate <= limit }).collect::<Vec<_>>();
+            while let Some(rate) = next_rate(&probes(&served), from) {
+                served.push(rate);
+                assert!(served.len() < 40, "the search does not end: {served:?}");
+            }
+            let f = found(&probes(&served));
+            from = f.rate().max(MIN_RATE);
+            answers.push(f);
+        }
+        (answers[0], answers[1], served.len())
+    }
+
+    #[test]
+    fn from_the_closed_loop_rate_both_bounds_fit_the_quick_profile() {
+        // Closed-loop rates and the two bounds' answers of h100-2026-12-06-table's engines
+        // (torch-compile, candle-f16, burn, llamacpp): each bracketed to 10 % within 12 probes.
+        for (closed, interactive, server) in [(531.0, 536.0, 757.0), (286.0, 288.0, 408.0), (40.0, 60.2, 156.0), (116.0, 115.0, 210.0), (13.4, 4.0, 9.0)] {
+            let start = start_rate(Some(closed), Some(1.0));
+            let (a, b, n) = two_bounds((interactive, server), start);
+            for (f, limit) in [(a, interactive), (b, server)] {
+                let Found::Bracketed { holds, fails } = f else { panic!("{closed}: {f:?}") };
+                assert!(holds <= limit && fails > limit && fails / holds <= PRECISION, "{closed}: {f:?}");
+            }
+            assert!(n <= crate::run::workload::Profile::Quick.rate_probes(), "{closed}: {n} probes");
+        }
+        // Without a closed-loop figure, half the batch-16 rate; without either, 4 req/s.
+        assert_eq!(start_rate(None, Some(25.4)), 12.7);
+        assert_eq!(start_rate(Some(0.0), None), 4.0);
     }
 
     #[test]

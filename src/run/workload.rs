@@ -156,10 +156,11 @@ impl Profile {
     }
 
     /// Probes a rate search may take per engine, over all bounds (they share probes): enough to
-    /// bracket from a fair start and bisect to 10 % for two bounds.
+    /// bracket from a fair start and bisect to 10 % for two bounds (8 cut the `server` searches of
+    /// candle-f16, torch-compile and burn short in h100-2026-12-06-table).
     pub fn rate_probes(self) -> usize {
         match self {
-            Profile::Quick => 8,
+            Profile::Quick => 12,
             Profile::Full => 24,
         }
     }
