@@ -29,6 +29,7 @@
 #        LLM_BENCH_CHECK_ENGINES (check only these, comma list), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
 #        LLM_BENCH_PASS_S (the suite's budget per pass, seconds, in the passes' order; default LLM_BENCH_SUITE_S, 480),
 #        LLM_BENCH_PASS_WHOLE=1 (start a pass only if its whole budget fits what the call has left),
+#        LLM_BENCH_SUITE_SCENARIOS (the suite's scenarios, space-separated; default all five),
 #        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
 #        seconds after which no bench runs or goes on, so the results come back inside one call),
 #        LLM_BENCH_KERNELS (kernels bench: ops | breakdown | all; with LLM_BENCH_PASSES="candle
@@ -358,7 +359,8 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
       # 8 minutes), and 30 s less than the call has left, for a case that runs over its estimate.
       suite_s=$pass_budget
       [ $(( left - 30 )) -lt "$suite_s" ] && suite_s=$(( left > 60 ? left - 30 : left / 2 ))
-      timeout -s TERM -k 10 "$left" "$bin/llm-bench" suite --budget "$suite_s" \
+      # LLM_BENCH_SUITE_SCENARIOS="concurrent_load": only these scenarios (default all five).
+      timeout -s TERM -k 10 "$left" "$bin/llm-bench" suite --budget "$suite_s" ${LLM_BENCH_SUITE_SCENARIOS:-} \
         2>&1 | tee -a "$LLM_BENCH_OUT/$log"
     else
       timeout -s TERM -k 10 "$left" "$bin/$b" --bench ${LLM_BENCH_FILTER:-} 2>&1 | tee -a "$LLM_BENCH_OUT/$log"
