@@ -149,6 +149,9 @@ echo "driver kernel cache: $(du -sh "$CUDA_CACHE_PATH" 2>/dev/null | cut -f1 || 
 # The choice is start-up only, never in a figure; device.log says where the cache came from.
 autotune_from="${LLM_BENCH_BURN_AUTOTUNE:-}"
 [ -n "$autotune_from" ] && autotune_from="$(cd "$(dirname "$autotune_from")" 2>/dev/null && pwd)/$(basename "$autotune_from")"
+# (LLM_BENCH_TORCH_INDUCTOR, below: its path too is read from where the call started.)
+inductor_from="${LLM_BENCH_TORCH_INDUCTOR:-}"
+[ -n "$inductor_from" ] && inductor_from="$(cd "$(dirname "$inductor_from")" 2>/dev/null && pwd)/$(basename "$inductor_from")"
 cd "$home"
 if [ -n "$autotune_from" ] && [ ! -d "$HOME/.cache/cubecl" ]; then
   if [ -f "$autotune_from" ] && mkdir -p "$HOME/.cache" && tar -xJf "$autotune_from" -C "$HOME/.cache"; then
@@ -163,8 +166,6 @@ fi
 # and Triton's compiles (143-164 s of its load on a fresh H200); Dynamo still traces and the
 # CUDA graphs are still recorded in the process. Start-up only, like Burn's.
 inductor="/tmp/torchinductor_$(id -un)"
-inductor_from="${LLM_BENCH_TORCH_INDUCTOR:-}"
-[ -n "$inductor_from" ] && inductor_from="$(cd "$(dirname "$inductor_from")" 2>/dev/null && pwd)/$(basename "$inductor_from")"
 if [ -n "$inductor_from" ] && [ ! -d "$inductor" ]; then
   if [ -f "$inductor_from" ] && tar -xJf "$inductor_from" -C /tmp && [ -d "$inductor" ]; then
     echo "torch inductor cache: unpacked from $inductor_from (compiled on an earlier machine: torch-compile's start-up here is not a cold one)"
