@@ -25,6 +25,12 @@
 //! it records the instant and the sequence so far (which gives the token ids). The stream is still
 //! consumed as a client would consume it. The last token's id is the argmax of the last step's
 //! logits, ties to the highest index like mistral.rs's own greedy sampler.
+//!
+//! Greedy decoding is asked for as temperature 0 ([`greedy`]), which mistral.rs's sampler turns
+//! into its argmax. `SamplingParams::deterministic()` alone leaves the temperature unset, and
+//! mistral.rs 0.8.1 then samples at temperature 1 with top-k 1 (`add_request.rs`: `unwrap_or(1.0)`):
+//! the same token, after a softmax over the 128K-token vocabulary and a sort, per sequence per
+//! step, on the host, while the GPU waits.
 
 use crate::engine::{Device, Engine, EngineInfo, GenerateOptions, MemoryUse, Scheduled, TokenEvent};
 use crate::engines::variant::{Setting, Variant};
@@ -193,7 +199,7 @@ impl MistralRs {
         let (tx, mut rx) = tokio::sync::mpsc::channel(n + 16);
         let request = Request::Normal(Box::new(NormalRequest {
             messages: RequestMessage::CompletionTokens(prompt),
-            sampling_params: SamplingParams { max_len: Some(n), ..SamplingParams::deterministic() },
+            sampling_params: greedy(n),
             response: tx,
             return_logprobs: false,
             is_streaming: true,
@@ -248,6 +254,13 @@ fn check(response: Response) -> Result<()> {
     }
 }
 
+/// Greedy decoding of `n` tokens: `deterministic()` (top-k 1, no penalties) with temperature 0,
+/// which mistral.rs's `Sampler::new` maps to its argmax path (below 1e-7 it drops the
+/// temperature) instead of the temperature-1 softmax the unset one becomes.
+fn greedy(n: usize) -> SamplingParams {
+    SamplingParams { max_len: Some(n), temperature: Some(0.0), ..SamplingParams::deterministic() }
+}
+
 /// Index of the largest value, ties to the highest index (mistral.rs's greedy sampler).
 fn argmax_last(xs: &[f32]) -> u32 {
     let mut best = 0;
@@ -271,7 +284,7 @@ impl Engine for MistralRs {
             format!("weights Q8_0 (GGUF), activations {}", self.dtype),
             format!(
                 "own scheduler (continuous batching, up to {MAX_SEQS} sequences), prefix cache off, EOS ignored, {kv}; \
-                 tokens timed at the sampler hook"
+                 greedy by argmax (temperature 0); tokens timed at the sampler hook"
             ),
         )
     }
@@ -336,7 +349,7 @@ impl Engine for MistralRs {
             let (tx, mut rx) = tokio::sync::mpsc::channel(16);
             let request = Request::Normal(Box::new(NormalRequest {
                 messages: RequestMessage::CompletionTokens(prompt),
-                sampling_params: SamplingParams { max_len: Some(1), ..SamplingParams::deterministic() },
+                sampling_params: greedy(1),
                 response: tx,
                 return_logprobs: false,
                 is_streaming: false,
