@@ -9,6 +9,8 @@
 //! time; the results add per-request TTFT and inter-token latency with p50/p90/p99, output tok/s
 //! and the mean batch size. Scaling versus 1 client is read from the `clients/1` case.
 //! Timed by the host clock for every engine: a request's latency includes its queueing.
+//! After the 10-client case comes the rate search, per latency bound: the highest Poisson rate
+//! whose p99 TTFT and time per output token stay within it (`concurrent_load/<engine>/max_rate/<bound>`).
 //!
 //! The cases are data (`llm_bench::run::workload`); the plan that measures them is shared with
 //! `llm-bench suite` (`llm_bench::run::scenarios`).

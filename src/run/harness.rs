@@ -879,7 +879,10 @@ impl Harness {
 impl Harness {
     /// Serve each case through the shared batcher. Criterion's figure is the mean end-to-end
     /// response time per request (arrival to last token); the results add TTFT and inter-token
-    /// latency per request (p50/p90/p99), output tok/s and the mean batch size.
+    /// latency per request (p50/p90/p99), output tok/s and the mean batch size. The rate search
+    /// for `slos` (`Self::measure_rate_search`) runs after the closed-loop cases of up to
+    /// `crate::run::workload::RATE_SEARCH_AFTER_CLIENTS` clients, inside the same Criterion group
+    /// so that the group's report keeps every case.
     pub fn measure_concurrent(
         &self,
         engine: &mut dyn Engine,
@@ -887,11 +890,12 @@ impl Harness {
         cases: &[ConcurrentCase],
         prompts: &[Vec<u32>],
         batcher: &crate::run::batcher::Batcher,
+        slos: &[crate::report::slo::Slo],
     ) {
         match clock_for(engine) {
-            Clock::Wall(c) => self.measure_concurrent_with(engine, c, startup, cases, prompts, batcher),
+            Clock::Wall(c) => self.measure_concurrent_with(engine, c, startup, cases, prompts, batcher, slos),
             #[cfg(feature = "cuda")]
-            Clock::CudaEvents(_) => self.measure_concurrent_with(engine, crate::measure::clock::Wall, startup, cases, prompts, batcher),
+            Clock::CudaEvents(_) => self.measure_concurrent_with(engine, crate::measure::clock::Wall, startup, cases, prompts, batcher, slos),
         }
     }
 
@@ -903,15 +907,23 @@ impl Harness {
         cases: &[ConcurrentCase],
         prompts: &[Vec<u32>],
         batcher: &crate::run::batcher::Batcher,
+        slos: &[crate::report::slo::Slo],
     ) {
         let name = engine.info().name;
+        let search_at = cases
+            .iter()
+            .position(|c| !matches!(c.load, crate::run::batcher::Load::ClosedLoop { clients } if clients <= crate::run::workload::RATE_SEARCH_AFTER_CLIENTS))
+            .unwrap_or(cases.len());
         let mut criterion = self.criterion(clock.clone());
         let mut group = criterion.benchmark_group(format!("{}/{name}", self.scenario));
         group.sampling_mode(Self::sampling());
         let serve = |engine: &mut dyn Engine, case: &ConcurrentCase, id: &str, sample: usize, count: usize| -> Result<Round> {
             self.serve_round(engine, &name, case.load, id, sample, count, prompts, batcher)
         };
-        for case in cases {
+        for (i, case) in cases.iter().enumerate() {
+            if i == search_at {
+                self.measure_rate_search(engine, startup, slos, prompts, batcher);
+            }
             let id = format!("{}/{}", case.figure, case.label);
             let _case = self.case_starts(&name, &id);
             if !self.criterion_selects(&name, &id) || self.is_done(&name, &id) {
@@ -1000,6 +1012,9 @@ impl Harness {
             let records = measured.into_iter().flat_map(|c| c.0).collect();
             extra.extend(startup.metrics());
             self.finish_case(engine, "wall", &id, records, extra, few.map(|(_, why)| why));
+        }
+        if search_at == cases.len() {
+            self.measure_rate_search(engine, startup, slos, prompts, batcher);
         }
         group.finish();
         criterion.final_summary();

@@ -55,7 +55,8 @@ impl Scenario {
 enum Work {
     Latency(Vec<LatencyCase>),
     Throughput { cases: Vec<ThroughputCase>, duration: Duration, copy_bandwidth: Option<f64> },
-    /// Closed-loop and Poisson cases, then the rate search for each latency bound.
+    /// Closed-loop and Poisson cases, with the rate search for each latency bound after the
+    /// closed-loop cases of up to `crate::run::workload::RATE_SEARCH_AFTER_CLIENTS` clients.
     Concurrent { cases: Vec<ConcurrentCase>, pool: Vec<Vec<u32>>, batcher: Batcher, slos: Vec<crate::report::slo::Slo> },
 }
 
@@ -220,8 +221,7 @@ impl Plan {
                     let sizes = engine.warm_up_batches();
                     startup.shapes = h.warm_up_shapes(engine, pool, &sizes);
                 }
-                h.measure_concurrent(engine, startup, cases, pool, batcher);
-                h.measure_rate_search(engine, startup, slos, pool, batcher)
+                h.measure_concurrent(engine, startup, cases, pool, batcher, slos)
             }
         }
         for (case, reason) in &self.left_out {

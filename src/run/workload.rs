@@ -42,6 +42,11 @@ pub const POISSON_RATES: [f64; 3] = [2.0, 8.0, 32.0];
 /// every point.
 pub const QUICK_CONCURRENT_CLIENTS: [usize; 4] = [1, 10, 50, 100];
 pub const QUICK_POISSON_RATES: [f64; 0] = [];
+/// The rate search runs after the closed-loop cases up to this many clients and before the rest:
+/// it starts from the closed-loop rate measured so far, and an engine whose 50- and 100-client
+/// rounds take minutes (mistral.rs 0.8.1 on an H100: 100 s and 122 s, h100-2026-12-06-b) would
+/// otherwise spend its whole pass before the figure a deployment is sized by.
+pub const RATE_SEARCH_AFTER_CLIENTS: usize = 10;
 /// The largest batch any scenario hands an engine (the engine seam's constant).
 pub use crate::engine::MAX_BATCH;
 /// Batch sizes of the memory-efficiency scenario.
