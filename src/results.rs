@@ -118,6 +118,12 @@ pub enum ResultRecord {
         /// answer: which bound, the bracket, the probes).
         #[serde(skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+        /// A rate search cut by the run's time budget before it reached its precision: its
+        /// answer is a bound, and a resumed run takes the search up again from its probes
+        /// instead of counting the case as measured (`measured_cases`); the later record then
+        /// stands for the case (`current_records`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unfinished: bool,
     },
     Skipped {
         run: String,
@@ -279,7 +285,7 @@ pub fn measured_cases(dir: &Path) -> std::collections::BTreeSet<(String, String,
     read_results(&dir.join("results.jsonl"))
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| r["status"] == "measured")
+        .filter(|r| r["status"] == "measured" && r["unfinished"] != true)
         .map(|r| {
             let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
             (s("scenario"), s("engine"), s("case"))
@@ -309,26 +315,30 @@ pub fn measured_with_requests(dir: &Path, scenario: &str, engine: &str, prefix: 
 
 /// The records of a run as its reports read them: a skip that a later measured record of the
 /// same case (or, for a whole engine's skip, of the same engine and scenario) made good, in a
-/// resumed run, is left out.
+/// resumed run, is left out; so is an unfinished rate search that a resumed run took up again
+/// (a later measured record of the same case).
 pub fn current_records(records: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
-    let measured: Vec<(String, String, String)> = records
+    let key = |r: &serde_json::Value| {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        (s("scenario"), s("engine"), s("case"))
+    };
+    let measured: Vec<(String, String, String)> = records.iter().filter(|r| r["status"] == "measured").map(key).collect();
+    let taken_up = |i: usize, r: &serde_json::Value| r["unfinished"] == true && records[i + 1..].iter().any(|later| later["status"] == "measured" && key(later) == key(r));
+    let kept: Vec<bool> = records
         .iter()
-        .filter(|r| r["status"] == "measured")
-        .map(|r| {
-            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-            (s("scenario"), s("engine"), s("case"))
-        })
-        .collect();
-    records
-        .into_iter()
-        .filter(|r| {
+        .enumerate()
+        .map(|(i, r)| {
+            if r["status"] == "measured" {
+                return !taken_up(i, r);
+            }
             if r["status"] != "skipped" {
                 return true;
             }
             let (scenario, engine) = (r["scenario"].as_str().unwrap_or(""), r["engine"].as_str().unwrap_or(""));
             !measured.iter().any(|(s, e, c)| s == scenario && e == engine && r["case"].as_str().is_none_or(|rc| rc == c))
         })
-        .collect()
+        .collect();
+    records.into_iter().zip(kept).filter_map(|(r, keep)| keep.then_some(r)).collect()
 }
 
 /// The text of a run's `<name>`, or of the `<name>.xz` a committed report keeps instead (read
@@ -382,6 +392,39 @@ mod tests {
         let ttfts: Vec<f64> = got[0].1.iter().map(|q| q["ttft_ms"].as_f64().unwrap()).collect();
         assert_eq!(ttfts, [1.0, 3.0]);
         assert!(measured_with_requests(&dir, "concurrent_load", "torch", "probe/").is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A rate search cut by the time budget (torch's in h100-2026-12-06-c, recorded then as a
+    /// finished case) is measured again by a resumed run, and its later record is the one the
+    /// reports read; a search cut by the probe limit stays done.
+    #[test]
+    fn a_search_cut_by_time_is_taken_up_again_and_its_later_record_stands() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-unfinished-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let search = |case: &str, rate: f64, unfinished: bool| {
+            let mut r = serde_json::json!({"status": "measured", "scenario": "concurrent_load", "engine": "torch", "case": case,
+                "metrics": {"max_rate_rps": {"median": rate}}});
+            if unfinished {
+                r["unfinished"] = true.into();
+            }
+            r
+        };
+        let first = [search("max_rate/interactive", 0.0, true), search("max_rate/server", 13.2, false)];
+        let text: Vec<String> = first.iter().map(|r| r.to_string()).collect();
+        std::fs::write(dir.join("results.jsonl"), text.join("\n")).unwrap();
+        let done = measured_cases(&dir);
+        assert!(!done.contains(&("concurrent_load".into(), "torch".into(), "max_rate/interactive".into())), "{done:?}");
+        assert!(done.contains(&("concurrent_load".into(), "torch".into(), "max_rate/server".into())), "{done:?}");
+
+        let mut all = first.to_vec();
+        all.push(search("max_rate/interactive", 1.2, false));
+        let current = current_records(all);
+        let rates: Vec<(String, f64)> =
+            current.iter().map(|r| (r["case"].as_str().unwrap().to_string(), r["metrics"]["max_rate_rps"]["median"].as_f64().unwrap())).collect();
+        assert_eq!(rates, [("max_rate/server".to_string(), 13.2), ("max_rate/interactive".to_string(), 1.2)]);
+        // Not taken up (yet): the unfinished record is what the run has.
+        assert_eq!(current_records(first.to_vec()).len(), 2);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

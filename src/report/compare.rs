@@ -125,7 +125,13 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<String> {
 /// run B's engine `y` (e.g. a configuration against another, `candle` vs `candle-f16`, also within
 /// one run given twice). B's `y` records stand in for `x`; B's own `x` and A's `y` are left out.
 pub fn compare_paired(run_a: &Path, run_b: &Path, pairs: &[(String, String)]) -> Result<String> {
-    let read = |d: &Path| read_results(&d.join("results.jsonl")).with_context(|| format!("{} is not a run directory (no results.jsonl)", d.display()));
+    // As the summary reads a run (`crate::results::current_records`): a skip made good and a
+    // rate search taken up again by a resumed run are left out.
+    let read = |d: &Path| {
+        read_results(&d.join("results.jsonl"))
+            .map(crate::results::current_records)
+            .with_context(|| format!("{} is not a run directory (no results.jsonl)", d.display()))
+    };
     let (mut a, mut b) = (read(run_a)?, read(run_b)?);
     if !pairs.is_empty() {
         let engine = |r: &Value| r["engine"].as_str().unwrap_or("").to_string();

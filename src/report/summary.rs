@@ -658,8 +658,11 @@ fn write_host_bound(md: &mut String, results: &[Value]) -> Result<()> {
     Ok(())
 }
 
+/// A figure with `d` decimals, or a dash. `+ 0.0` turns a negative zero into zero: a float sum
+/// of nothing is -0.0 in Rust, which printed "-0" as the goodput of a case where no request met
+/// its bound (h100-2026-12-06-c).
 fn opt(v: Option<f64>, d: usize) -> String {
-    v.map_or("—".to_string(), |v| format!("{v:.d$}"))
+    v.map_or("—".to_string(), |v| format!("{:.d$}", v + 0.0))
 }
 
 /// The analysis sections of the Markdown summary.
@@ -936,6 +939,19 @@ mod tests {
         let unpacked = read_jsonl(&dir, "telemetry.jsonl");
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(unpacked, rows);
+    }
+
+    /// h100-2026-12-06-c's mistral.rs cases where no request met `interactive`: their goodput
+    /// reads 0, not "-0" (a float sum of nothing is -0.0).
+    #[test]
+    fn a_case_where_no_request_met_the_bound_has_a_goodput_of_zero() {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("target-reports/h100-2026-12-06-c");
+        let results = crate::results::read_results(&committed.join("results.jsonl")).unwrap();
+        let requests = read_jsonl(&committed, "requests.jsonl");
+        let mut md = String::new();
+        write_goodput(&mut md, &results, &requests).unwrap();
+        let row = md.lines().find(|l| l.starts_with("| mistralrs-paged | clients/50 |")).expect("the row");
+        assert!(row.contains("| 0% / 0 / 0.00 |") && !row.contains("-0"), "{row}");
     }
 
     /// The CPU-only engines measured on another machine are flagged, not counted as a second

@@ -403,6 +403,7 @@ impl Harness {
             reduced,
             wall_s: self.case_started.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed().as_secs_f64()),
             note: None,
+            unfinished: false,
         };
         if let Err(e) = self.run.requests(&records).and_then(|_| self.run.record(&rec)) {
             eprintln!("[llm-bench] cannot write the results file: {e:#}");
@@ -1084,9 +1085,16 @@ impl Harness {
                 served.iter().filter_map(|(rate, reqs, _)| attain(reqs).map(|a| Probe { rate: *rate, holds: a.holds })).collect()
             };
             let mut cut = None;
+            // Cut by the time budget: a resumed run goes on with it (`ResultRecord::Measured::unfinished`).
+            let mut unfinished = false;
+            // This bound's own probes (the ones it shares with an earlier bound, or a resumed run
+            // read back, do not count): a bound whose answer is far from the previous bound's
+            // doubles its way there (burn: 2.88 req/s within `interactive`, ≥ 154 within
+            // `server`, h100-2026-12-06-c, when the limit was per engine).
+            let served_before = served.len();
             while let Some(rate) = next_rate(&probes(&served), start) {
-                if served.len() >= max_probes {
-                    cut = Some(format!("the search stopped at the profile's {max_probes} probes per engine"));
+                if served.len() - served_before >= max_probes {
+                    cut = Some(format!("the search stopped at the profile's {max_probes} probes per bound"));
                     break;
                 }
                 let count = self.profile.rate_probe_requests(rate);
@@ -1094,10 +1102,12 @@ impl Harness {
                 let expected = Duration::from_secs_f64(count as f64 / rate) + one;
                 if let Some(left) = self.pacer.left().filter(|left| expected > *left) {
                     cut = Some(format!(
-                        "the search stopped: a probe at {rate} req/s ({count} requests, about {:.1} s) does not fit the {:.1} s left of the run's time budget",
+                        "the search stopped: a probe at {rate} req/s ({count} requests, about {:.1} s) does not fit the {:.1} s left of the run's time budget; \
+                         a resumed run (LLM_BENCH_RESUME=1) goes on with it",
                         expected.as_secs_f64(),
                         left.as_secs_f64()
                     ));
+                    unfinished = true;
                     break;
                 }
                 let probe_id = format!("probe/{rate}rps");
@@ -1177,6 +1187,7 @@ impl Harness {
                 reduced: cut,
                 wall_s: Some(search_started.elapsed().as_secs_f64()),
                 note: Some(note),
+                unfinished,
             };
             if let Err(e) = self.run.record(&rec) {
                 eprintln!("[llm-bench] cannot write the results file: {e:#}");

@@ -128,40 +128,54 @@ mod tests {
     }
 
     /// Two bounds sharing one search's probes, as the harness runs them: the second starts from
-    /// the first's answer and reuses every rate already served.
-    fn two_bounds(limits: (f64, f64), start: f64) -> (Found, Found, usize) {
+    /// the first's answer and reuses every rate already served. Returns each bound's answer and
+    /// how many probes of its own it served.
+    fn two_bounds(limits: (f64, f64), start: f64) -> [(Found, usize); 2] {
         let mut served: Vec<f64> = Vec::new();
         let mut answers = Vec::new();
         let mut from = start;
         for limit in [limits.0, limits.1] {
             let probes = |served: &[f64]| served.iter().map(|&rate| Probe { rate, holds: rate <= limit }).collect::<Vec<_>>();
+            let before = served.len();
             while let Some(rate) = next_rate(&probes(&served), from) {
                 served.push(rate);
                 assert!(served.len() < 40, "the search does not end: {served:?}");
             }
             let f = found(&probes(&served));
             from = f.rate().max(MIN_RATE);
-            answers.push(f);
+            answers.push((f, served.len() - before));
         }
-        (answers[0], answers[1], served.len())
+        [answers[0], answers[1]]
     }
 
     #[test]
     fn from_the_closed_loop_rate_both_bounds_fit_the_quick_profile() {
-        // The best closed-loop rates (req/s) of h100-2026-12-06-table's torch-compile, candle-f16,
-        // burn, llamacpp and mistralrs-paged, with the bounds' answers that run found
-        // (torch-compile 536 / 757, candle-f16 288 / 408, burn 60.2, llamacpp 115 within
-        // `interactive`) and assumed ones where its search was cut: each engine's two bounds are
-        // bracketed to 10 % within the quick profile's 12 probes.
-        for (closed, interactive, server) in [(457.3, 536.0, 757.0), (249.3, 288.0, 408.0), (96.3, 60.2, 156.0), (119.4, 115.0, 210.0), (13.4, 4.0, 9.0)] {
+        // h100-2026-12-06-c, where the search ran after the 1- and 10-client cases: each engine's
+        // best closed-loop rate among those (req/s) and a limit inside each bracket that run found
+        // (llamacpp, torch-compile, candle-f16, candle, burn, mistralrs, mistralrs-paged), burn's
+        // `server` assumed inside its cut bracket of 154-218. Each bound is bracketed to 10 %
+        // within the quick profile's probes per bound, burn's `server` too, which 12 probes per
+        // engine cut.
+        let runs = [
+            (72.75, 118.0, 235.0),
+            (142.38, 590.0, 1000.0),
+            (59.45, 250.0, 455.0),
+            (19.83, 27.0, 140.0),
+            (19.32, 3.0, 190.0),
+            (11.70, 2.8, 17.0),
+            (5.43, 1.7, 1.7),
+        ];
+        for (closed, interactive, server) in runs {
             let start = start_rate(Some(closed), Some(1.0));
-            let (a, b, n) = two_bounds((interactive, server), start);
-            for (f, limit) in [(a, interactive), (b, server)] {
+            for ((f, n), limit) in two_bounds((interactive, server), start).into_iter().zip([interactive, server]) {
                 let Found::Bracketed { holds, fails } = f else { panic!("{closed}: {f:?}") };
                 assert!(holds <= limit && fails > limit && fails / holds <= PRECISION, "{closed}: {f:?}");
+                assert!(n <= crate::run::workload::Profile::Quick.rate_probes(), "{closed}: {n} probes for {limit}");
             }
-            assert!(n <= crate::run::workload::Profile::Quick.rate_probes(), "{closed}: {n} probes");
         }
+        // Burn's two bounds need more probes than one bound's limit in all.
+        let [(_, a), (_, b)] = two_bounds((3.0, 190.0), start_rate(Some(19.32), None));
+        assert!(a + b > crate::run::workload::Profile::Quick.rate_probes(), "{a} + {b}");
         // Without a closed-loop figure, half the batch-16 rate; without either, 4 req/s.
         assert_eq!(start_rate(None, Some(25.4)), 12.7);
         assert_eq!(start_rate(Some(0.0), None), 4.0);

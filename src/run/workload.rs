@@ -160,9 +160,11 @@ impl Profile {
         ((rate * window).ceil() as usize).clamp(min, max)
     }
 
-    /// Probes a rate search may take per engine, over all bounds (they share probes): enough to
-    /// bracket from a fair start and bisect to 10 % for two bounds (8 cut the `server` searches of
-    /// candle-f16, torch-compile and burn short in h100-2026-12-06-table).
+    /// Probes one bound's search may serve (probes served for an earlier bound are shared and
+    /// not counted): enough to bracket from a fair start and bisect to 10 %. Counted per engine,
+    /// 8 cut the `server` searches of candle-f16, torch-compile and burn short in
+    /// h100-2026-12-06-table, and 12 burn's `server` in h100-2026-12-06-c (its `interactive`
+    /// answer, 2.88 req/s, was far below).
     pub fn rate_probes(self) -> usize {
         match self {
             Profile::Quick => 12,
