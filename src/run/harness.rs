@@ -955,7 +955,7 @@ impl Harness {
             if let Some(left) = left {
                 let why = match (first, floor) {
                     (_, Some((before, t))) if t > left && first.is_none_or(|e| e <= t) => Some(format!(
-                        "its first round of requests takes at least the {:.1} s the {before}-client case's first round took, more than the {:.1} s left of the run's time budget",
+                        "its first round of requests alone is estimated at {:.1} s or more (the {before}-client case's first round took that long), more than the {:.1} s left of the run's time budget",
                         t.as_secs_f64(),
                         left.as_secs_f64()
                     )),
