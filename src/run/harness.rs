@@ -951,25 +951,20 @@ impl Harness {
                 crate::run::batcher::Load::Poisson { .. } => None,
             };
             let floor = last_round.filter(|(before, _)| clients.is_some_and(|n| n >= *before));
-            let left = self.pacer.left();
-            if let Some(left) = left {
-                let why = match (first, floor) {
-                    (_, Some((before, t))) if t > left && first.is_none_or(|e| e <= t) => Some(format!(
-                        "its first round of requests alone is estimated at {:.1} s or more (the {before}-client case's first round took that long), more than the {:.1} s left of the run's time budget",
-                        t.as_secs_f64(),
-                        left.as_secs_f64()
-                    )),
-                    (Some(t), _) if t > left => Some(format!(
-                        "its first round of requests alone is estimated at {:.1} s, more than the {:.1} s left of the run's time budget",
-                        t.as_secs_f64(),
-                        left.as_secs_f64()
-                    )),
-                    _ => None,
+            // `Option`'s order puts None below any estimate: the larger of the two that exist.
+            let estimate = first.max(floor.map(|(_, t)| t));
+            if let Some((t, left)) = estimate.zip(self.pacer.left()).filter(|(t, left)| t > left) {
+                let from = match floor {
+                    Some((before, f)) if f >= t => format!(" or more (the {before}-client case's first round took that long)"),
+                    _ => String::new(),
                 };
-                if let Some(why) = why {
-                    self.skip(&name, Some(&id), &why);
-                    continue;
-                }
+                let why = format!(
+                    "its first round of requests alone is estimated at {:.1} s{from}, more than the {:.1} s left of the run's time budget",
+                    t.as_secs_f64(),
+                    left.as_secs_f64()
+                );
+                self.skip(&name, Some(&id), &why);
+                continue;
             }
             let mut first_round = None;
             let mut once = || -> Result<Duration> {
