@@ -177,6 +177,9 @@ echo "burn autotune cache: $(du -sh "$HOME/.cache/cubecl" 2>/dev/null | cut -f1 
 # burn-cuda compiles kernels with NVRTC at run time and needs the CUDA headers.
 export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
 export LLM_BENCH_CACHE="$home/cache"
+# The SmolLM2 check's f32 reference answer, computed by the lease's first check and read by the
+# others of the same binary (src/engines/check.rs, reference_answer_stored).
+export LLM_BENCH_CHECK_REFERENCE="${LLM_BENCH_CHECK_REFERENCE-$home/cache/check-reference.json}"
 export CARGO_TARGET_DIR="$home/target"
 export LLM_BENCH_RUN="${LLM_BENCH_RUN:-device-$(date -u +%Y%m%dT%H%M%SZ)}"
 # Each call of this script is one device call: its processes say so in the run's processes.jsonl.

@@ -52,6 +52,37 @@ fn reference_engine_answers_like_the_real_model() {
     assert!(s.answer.tokens.contains(&2), "the answer should end within {GENERATE} tokens: {answer:?}");
 }
 
+/// The answer a check stores for the checks beside it is the reference engine's, and it is read
+/// back only by the binary that wrote it, for the model it was computed on.
+#[test]
+fn a_stored_reference_answer_is_read_back_only_for_the_same_binary_and_model() {
+    let s = smol();
+    let dir = std::env::temp_dir().join(format!("llm-bench-reference-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("reference.json");
+    let (first, read) = check::reference_answer_stored(&s.files, &store).unwrap();
+    assert!(!read, "nothing was stored yet");
+    assert_eq!((&first.prompt, &first.tokens, &first.logits), (&s.answer.prompt, &s.answer.tokens, &s.answer.logits));
+    let commit = llm_bench::measure::telemetry::git_commit();
+    let (second, read) = check::reference_answer_stored(&s.files, &store).unwrap();
+    assert_eq!(second.tokens, s.answer.tokens);
+    if commit == "unknown" || commit.ends_with("-dirty") {
+        // A build from a changed tree neither trusts nor writes a stored answer.
+        assert!(!read && !store.exists(), "{commit}: a stored answer was written or read");
+    } else {
+        assert!(read, "{commit}: the answer stored by the first call was not read back");
+        // The same file for another model (its size differs) is computed again, not trusted.
+        let mut stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+        stored["model_bytes"] = serde_json::json!(1);
+        stored["tokens"] = serde_json::json!([0, 0, 0]);
+        std::fs::write(&store, serde_json::to_vec(&stored).unwrap()).unwrap();
+        let (third, read) = check::reference_answer_stored(&s.files, &store).unwrap();
+        assert!(!read, "an answer stored for another model file was trusted");
+        assert_eq!(third.tokens, s.answer.tokens);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[cfg(feature = "candle")]
 #[test]
 fn candle_cpu_matches_the_reference_on_smollm2() {

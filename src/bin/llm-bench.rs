@@ -315,11 +315,16 @@ fn check(device: &str) -> Result<()> {
     let variants = llm_bench::engines::select(std::env::var("LLM_BENCH_ENGINES").ok().as_deref())?;
     let files = Fixture::SmolLm2.files()?;
     let started = std::time::Instant::now();
-    let reference = llm_bench::engines::check::reference_answer(&files)?;
+    // LLM_BENCH_CHECK_REFERENCE=<file>: checks running side by side share one reference answer.
+    let (reference, read) = match std::env::var_os("LLM_BENCH_CHECK_REFERENCE").filter(|p| !p.is_empty()) {
+        Some(store) => llm_bench::engines::check::reference_answer_stored(&files, std::path::Path::new(&store))?,
+        None => (llm_bench::engines::check::reference_answer(&files)?, false),
+    };
     let tok = llm_bench::model::tokenizer::load(&files.tokenizer)?;
     println!(
-        "reference engine (f32, CPU, {:.1}s): {:?}",
+        "reference engine (f32, CPU, {:.1}s{}): {:?}",
         started.elapsed().as_secs_f64(),
+        if read { ", read back from an earlier check of this binary" } else { "" },
         llm_bench::model::tokenizer::decode(&tok, &reference.tokens)?
     );
     let mut failed = Vec::new();
