@@ -41,6 +41,43 @@ transformers.utils.logging.disable_progress_bar()
 transformers.utils.logging.set_verbosity_error()
 
 
+def saved_copy(gguf_path, dtype, rope):
+    """Where this load's transformers copy is kept when `LLM_BENCH_TORCH_WEIGHTS` names a folder:
+    transformers' GGUF loader dequantizes every tensor with numpy (44 s of the 1B model's 45 s load
+    on an H200 host, target-reports/h200-2026-12-06-d), and a lease loads the baseline three times
+    (the check, its passes). The copy is what that load made, saved the way transformers documents
+    for GGUF checkpoints (a transformers checkpoint: `save_copy`), so the weights are the same bits; it is kept per model
+    file (size and modification time), dtype, RoPE scaling and transformers version. Start-up only."""
+    root = os.environ.get("LLM_BENCH_TORCH_WEIGHTS")
+    if not root:
+        return None
+    st = os.stat(gguf_path)
+    rope_key = "none" if rope is None else "-".join(f"{k}={rope[k]}" for k in sorted(rope))
+    key = f"{os.path.basename(gguf_path)}-{st.st_size}-{int(st.st_mtime)}-{str(dtype).removeprefix('torch.')}-{rope_key}-transformers{transformers.__version__}"
+    os.makedirs(root, exist_ok=True)
+    return os.path.join(root, key.replace("/", "_"))
+
+
+def save_copy(model, saved):
+    """The loaded model as a transformers checkpoint: its config and its tensors (safetensors, tied
+    ones once). `save_pretrained` itself refuses a model loaded from GGUF ("quantized with
+    QuantizationMethod.GGUF and is not serializable"), although its tensors are plain ones once
+    loaded; the copy leaves out that marker, so `from_pretrained(copy)` loads it as any checkpoint.
+    Written whole, then renamed: a process loading meanwhile finds the copy or none."""
+    import copy
+
+    from safetensors.torch import save_model
+
+    partial = f"{saved}.part-{os.getpid()}"
+    os.makedirs(partial, exist_ok=True)
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(partial)
+    save_model(model, os.path.join(partial, "model.safetensors"), metadata={"format": "pt"})
+    os.replace(partial, saved)
+
+
 class Baseline:
     """What the Rust adapter holds: the transformers model on one device."""
 
@@ -54,10 +91,18 @@ class Baseline:
         else:
             self.dtype = torch.float32
         folder, name = os.path.split(os.path.abspath(gguf_path))
-        config = AutoConfig.from_pretrained(folder, gguf_file=name)
-        if rope is not None:
-            config.rope_parameters = dict(rope)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, config=config, dtype=self.dtype)
+        saved = saved_copy(gguf_path, self.dtype, rope)
+        if saved is not None and os.path.isfile(os.path.join(saved, "config.json")):
+            self.model = AutoModelForCausalLM.from_pretrained(saved, dtype=self.dtype)
+            self.weights_from = f"transformers' GGUF load of {name}, as an earlier process saved it ({saved})"
+        else:
+            config = AutoConfig.from_pretrained(folder, gguf_file=name)
+            if rope is not None:
+                config.rope_parameters = dict(rope)
+            self.model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, config=config, dtype=self.dtype)
+            self.weights_from = f"{name} through transformers' GGUF loader"
+            if saved is not None:
+                save_copy(self.model, saved)
         self.model.to(self.device).eval()
         self.last_kv_tokens = 0
 
@@ -116,4 +161,5 @@ class Baseline:
             "dtype": str(self.dtype).removeprefix("torch."),
             "attention": str(self.model.config._attn_implementation),
             "threads": torch.get_num_threads(),
+            "weights_from": self.weights_from,
         }

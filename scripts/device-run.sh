@@ -180,6 +180,10 @@ export LLM_BENCH_CACHE="$home/cache"
 # The SmolLM2 check's f32 reference answer, computed by the lease's first check and read by the
 # others of the same binary (src/engines/check.rs, reference_answer_stored).
 export LLM_BENCH_CHECK_REFERENCE="${LLM_BENCH_CHECK_REFERENCE-$home/cache/check-reference.json}"
+# The PyTorch baseline's first load on this machine (transformers' GGUF loader, 44 s for the 1B
+# model) saves what it loaded; its later processes (the check's, each pass's) read that copy
+# (python_baseline/transformers_baseline.py, saved_copy). Start-up only; the engine info says which.
+export LLM_BENCH_TORCH_WEIGHTS="${LLM_BENCH_TORCH_WEIGHTS-$home/torch-weights}"
 export CARGO_TARGET_DIR="$home/target"
 export LLM_BENCH_RUN="${LLM_BENCH_RUN:-device-$(date -u +%Y%m%dT%H%M%SZ)}"
 # Each call of this script is one device call: its processes say so in the run's processes.jsonl.

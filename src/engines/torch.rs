@@ -176,8 +176,9 @@ impl Torch {
                     format!("weights {weight_type:?} dequantized to {dtype} by transformers' GGUF loader, activations {dtype}"),
                     format!(
                         "Hugging Face transformers generate(), greedy, no end-of-sequence token (exactly max_new_tokens); attention \
-                         `{}` (transformers' default), dynamic KV cache; tokens stamped by a streamer",
-                        field("attention")?
+                         `{}` (transformers' default), dynamic KV cache; tokens stamped by a streamer; weights from {}",
+                        field("attention")?,
+                        field("weights_from")?
                     ),
                 ),
             };
