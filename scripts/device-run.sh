@@ -25,7 +25,8 @@
 #        llamacpp-cuda-lib.tar.xz instead of building them), LLM_BENCH_PACK_CACHES=0 (leave Burn's and
 #        Inductor's caches out of $OUT: a call before the lease's last), LLM_BENCH_PACK_LLAMACPP=1
 #        (llama.cpp's CUDA libraries into $OUT, for LLM_BENCH_LLAMACPP_LIB on the next machine),
-#        LLM_BENCH_LMRS_UPSTREAM (upstream lm.rs's chat binary: timed beside lmrs first),
+#        LLM_BENCH_RUN_FROM (run: a run directory carried in the tree, e.g. target-reports/<run>, whose records
+#        a run begun on another machine goes on from), LLM_BENCH_LMRS_UPSTREAM (upstream lm.rs's chat binary: timed beside lmrs first),
 #        LLM_BENCH_CHECK_ENGINES (check only these, comma list), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
 #        LLM_BENCH_PASS_S (the suite's budget per pass, seconds, in the passes' order; default LLM_BENCH_SUITE_S, 480),
 #        LLM_BENCH_PASS_WHOLE=1 (start a pass only if its whole budget fits what the call has left),
@@ -149,7 +150,9 @@ echo "driver kernel cache: $(du -sh "$CUDA_CACHE_PATH" 2>/dev/null | cut -f1 || 
 # The choice is start-up only, never in a figure; device.log says where the cache came from.
 autotune_from="${LLM_BENCH_BURN_AUTOTUNE:-}"
 [ -n "$autotune_from" ] && autotune_from="$(cd "$(dirname "$autotune_from")" 2>/dev/null && pwd)/$(basename "$autotune_from")"
-# (LLM_BENCH_TORCH_INDUCTOR, below: its path too is read from where the call started.)
+# (LLM_BENCH_TORCH_INDUCTOR and LLM_BENCH_RUN_FROM, below: their paths too are read from where the call started.)
+run_from="${LLM_BENCH_RUN_FROM:-}"
+[ -n "$run_from" ] && run_from="$(cd "$run_from" 2>/dev/null && pwd || echo "$run_from")"
 inductor_from="${LLM_BENCH_TORCH_INDUCTOR:-}"
 [ -n "$inductor_from" ] && inductor_from="$(cd "$(dirname "$inductor_from")" 2>/dev/null && pwd)/$(basename "$inductor_from")"
 cd "$home"
@@ -190,6 +193,23 @@ export LLM_BENCH_RUN="${LLM_BENCH_RUN:-device-$(date -u +%Y%m%dT%H%M%SZ)}"
 export LLM_BENCH_CALL="${LLM_BENCH_CALL:-$(hostname)-$script_start}"
 export LLM_BENCH_OUT="$home/run/$LLM_BENCH_RUN"
 mkdir -p "$LLM_BENCH_CACHE/wheels" "$LLM_BENCH_OUT"
+# LLM_BENCH_RUN_FROM=<a run directory carried in the working tree, e.g. target-reports/<run>>: a run
+# begun on another machine goes on here (with LLM_BENCH_RESUME=1 only its unmeasured cases run), for
+# a CPU-only engine measured in a lease of its own. Its records are copied in (the committed ones'
+# .xz unpacked, since the suite appends to the plain files) when this machine has none of the run
+# yet; the report then counts the processes, calls, binaries and GPUs the records come from.
+if [ -n "$run_from" ] && [ ! -s "$LLM_BENCH_OUT/results.jsonl" ]; then
+  [ -s "$run_from/results.jsonl" ] || { echo "LLM_BENCH_RUN_FROM=$run_from holds no results.jsonl: give a run directory (carry it)"; exit 1; }
+  for f in results.jsonl processes.jsonl environment.json requests.jsonl telemetry.jsonl check.log warm.log; do
+    if [ -f "$run_from/$f" ]; then cp "$run_from/$f" "$LLM_BENCH_OUT/$f"; elif [ -f "$run_from/$f.xz" ]; then xz -dc "$run_from/$f.xz" >"$LLM_BENCH_OUT/$f"; fi
+  done
+  for f in "$run_from"/suite.*.log "$run_from"/suite.*.log.xz; do
+    [ -f "$f" ] || continue
+    case "$f" in *.xz) xz -dc "$f" >"$LLM_BENCH_OUT/$(basename "$f" .xz)" ;; *) cp "$f" "$LLM_BENCH_OUT/" ;; esac
+  done
+  chmod -R u+w "$LLM_BENCH_OUT"
+  echo "run $LLM_BENCH_RUN: records of $run_from copied in ($(wc -l <"$LLM_BENCH_OUT/results.jsonl") results); this call adds to them"
+fi
 cp "$home/bundle/wheels/"*.whl "$LLM_BENCH_CACHE/wheels/"
 # Pure-Python packages the machine's Python lacks (gguf, for the transformers baseline): into a
 # folder of their own on PYTHONPATH, which the embedded interpreter reads too.
