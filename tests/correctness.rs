@@ -60,11 +60,11 @@ fn a_stored_reference_answer_is_read_back_only_for_the_same_binary_and_model() {
     let dir = std::env::temp_dir().join(format!("llm-bench-reference-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let store = dir.join("reference.json");
-    let (first, read) = check::reference_answer_stored(&s.files, &store).unwrap();
+    let commit = llm_bench::measure::telemetry::git_commit();
+    let (first, read) = check::reference_answer_stored(&s.files, &store, &commit).unwrap();
     assert!(!read, "nothing was stored yet");
     assert_eq!((&first.prompt, &first.tokens, &first.logits), (&s.answer.prompt, &s.answer.tokens, &s.answer.logits));
-    let commit = llm_bench::measure::telemetry::git_commit();
-    let (second, read) = check::reference_answer_stored(&s.files, &store).unwrap();
+    let (second, read) = check::reference_answer_stored(&s.files, &store, &commit).unwrap();
     assert_eq!(second.tokens, s.answer.tokens);
     if commit == "unknown" || commit.ends_with("-dirty") {
         // A build from a changed tree neither trusts nor writes a stored answer.
@@ -76,7 +76,7 @@ fn a_stored_reference_answer_is_read_back_only_for_the_same_binary_and_model() {
         stored["model_bytes"] = serde_json::json!(1);
         stored["tokens"] = serde_json::json!([0, 0, 0]);
         std::fs::write(&store, serde_json::to_vec(&stored).unwrap()).unwrap();
-        let (third, read) = check::reference_answer_stored(&s.files, &store).unwrap();
+        let (third, read) = check::reference_answer_stored(&s.files, &store, &commit).unwrap();
         assert!(!read, "an answer stored for another model file was trusted");
         assert_eq!(third.tokens, s.answer.tokens);
     }

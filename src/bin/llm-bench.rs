@@ -317,7 +317,11 @@ fn check(device: &str) -> Result<()> {
     let started = std::time::Instant::now();
     // LLM_BENCH_CHECK_REFERENCE=<file>: checks running side by side share one reference answer.
     let (reference, read) = match std::env::var_os("LLM_BENCH_CHECK_REFERENCE").filter(|p| !p.is_empty()) {
-        Some(store) => llm_bench::engines::check::reference_answer_stored(&files, std::path::Path::new(&store))?,
+        Some(store) => llm_bench::engines::check::reference_answer_stored(
+            &files,
+            std::path::Path::new(&store),
+            &llm_bench::measure::telemetry::git_commit(),
+        )?,
         None => (llm_bench::engines::check::reference_answer(&files)?, false),
     };
     let tok = llm_bench::model::tokenizer::load(&files.tokenizer)?;

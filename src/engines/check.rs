@@ -59,11 +59,11 @@ struct StoredAnswer {
 /// its engines side by side, one process each (scripts/device-warm.sh); each computing the f32
 /// reference beside the others and llama.cpp's build took 120–146 s instead of 2.2 s alone
 /// (target-reports/h200-2026-12-06-d/check.log), the longest part of the lease's untimed start.
-/// A binary without a clean commit (a build from a changed tree) never reuses a stored answer:
-/// its reference engine may not be the one that computed it.
-pub fn reference_answer_stored(files: &ModelFiles, store: &Path) -> Result<(ReferenceAnswer, bool)> {
-    let commit = crate::measure::telemetry::git_commit();
-    let reusable = commit != "unknown" && !commit.ends_with("-dirty");
+/// `commit` is the binary's git commit (the caller's `measure::telemetry::git_commit()`): a binary
+/// without a clean one (a build from a changed tree) never reuses a stored answer, since its
+/// reference engine may not be the one that computed it.
+pub fn reference_answer_stored(files: &ModelFiles, store: &Path, commit: &str) -> Result<(ReferenceAnswer, bool)> {
+    let reusable = commit != "unknown" && !commit.is_empty() && !commit.ends_with("-dirty");
     let model_bytes = std::fs::metadata(&files.gguf).with_context(|| format!("reading {}", files.gguf.display()))?.len();
     let prompt = smollm2_prompt(files)?;
     if reusable {
@@ -75,7 +75,7 @@ pub fn reference_answer_stored(files: &ModelFiles, store: &Path) -> Result<(Refe
     let answer = reference_answer(files)?;
     if reusable {
         let stored = StoredAnswer {
-            git_commit: commit,
+            git_commit: commit.to_string(),
             model_bytes,
             prompt: answer.prompt.clone(),
             tokens: answer.tokens.clone(),
