@@ -572,7 +572,73 @@ fn write_rate_search(md: &mut String, results: &[Value], gpu_price: f64) -> Resu
         )?;
     }
     writeln!(md)?;
+    if let Some(line) = who_serves(results, &crate::report::slo::slos()?) {
+        writeln!(md, "{line}\n")?;
+    }
     Ok(())
+}
+
+/// Which engines the suite's static batcher served and which their own scheduler, from the
+/// closed-loop cases' mean batch (0 = the engine's own scheduler). A request that arrives while
+/// the batcher's batch runs waits for the whole batch, so an engine served by it cannot give a
+/// first token much sooner than one of its requests takes: h200-2026-12-06-d's `burn` held the
+/// 500 ms `interactive` bound up to 21.7 req/s with its request at 381 ms, h100-2026-12-06-c's
+/// failed from 3.14 req/s with it at 477 ms. The line gives each such engine's request time at
+/// one client, and names the engines whose request alone takes half a bound's TTFT or more.
+fn who_serves(results: &[Value], slos: &[crate::report::slo::Slo]) -> Option<String> {
+    let closed: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["status"] == "measured" && r["scenario"] == "concurrent_load" && r["case"].as_str().is_some_and(|c| c.starts_with("clients/")))
+        .collect();
+    let mut batcher: Vec<(String, Option<f64>)> = Vec::new();
+    let mut own: Vec<String> = Vec::new();
+    for r in &closed {
+        let engine = r["engine"].as_str().unwrap_or("").to_string();
+        if batcher.iter().any(|(e, _)| *e == engine) || own.contains(&engine) {
+            continue;
+        }
+        match r["metrics"]["mean_batch"]["median"].as_f64() {
+            Some(b) if b == 0.0 => own.push(engine),
+            Some(_) => {
+                let one = closed
+                    .iter()
+                    .find(|o| o["engine"] == r["engine"] && o["case"] == "clients/1")
+                    .and_then(|o| o["metrics"]["total_ms"]["median"].as_f64());
+                batcher.push((engine, one));
+            }
+            None => {}
+        }
+    }
+    if batcher.is_empty() {
+        return None;
+    }
+    let listed = batcher
+        .iter()
+        .map(|(e, one)| one.map_or(e.clone(), |ms| format!("{e} ({ms:.0} ms)")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let near: Vec<String> = slos
+        .iter()
+        .filter_map(|slo| {
+            let slow: Vec<&str> =
+                batcher.iter().filter(|(_, one)| one.is_some_and(|ms| ms >= 0.5 * slo.ttft_p99_ms)).map(|(e, _)| e.as_str()).collect();
+            (!slow.is_empty()).then(|| format!("`{}` ({:.0} ms): {}", slo.name, slo.ttft_p99_ms, slow.join(", ")))
+        })
+        .collect();
+    let near = if near.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Engines whose one request alone takes half a bound's TTFT or more (that wait can decide their answer within it, and it moves with the host's speed): {}.",
+            near.join("; ")
+        )
+    };
+    let scheduled = if own.is_empty() { String::new() } else { format!(" Served by their own scheduler: {}.", own.join(", ")) };
+    Some(format!(
+        "Served by the suite's static batcher (no scheduler of their own), with the median time of one request at 1 client: {listed}. \
+         A request that arrives while a batch runs waits for that whole batch, which takes at least what one request takes alone, \
+         so such an engine's p99 first token under Poisson arrivals is at least about that long once arrivals overlap.{near}{scheduled}"
+    ))
 }
 
 /// Goodput of every concurrent-load case under each latency bound (`crate::report::slo`): the
@@ -952,6 +1018,22 @@ mod tests {
         write_goodput(&mut md, &results, &requests).unwrap();
         let row = md.lines().find(|l| l.starts_with("| mistralrs-paged | clients/50 |")).expect("the row");
         assert!(row.contains("| 0% / 0 / 0.00 |") && !row.contains("-0"), "{row}");
+    }
+
+    /// The rate-search section says which engines the static batcher served, with their request
+    /// time at one client, and which their own scheduler (h200-2026-12-06-d's records).
+    #[test]
+    fn the_rate_search_says_which_engines_wait_for_the_batch_in_flight() {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("target-reports/h200-2026-12-06-d");
+        let results = crate::results::read_results(&committed.join("results.jsonl")).unwrap();
+        let line = who_serves(&results, &crate::report::slo::slos().unwrap()).expect("a line");
+        let near = line.split("that wait can decide").nth(1).expect("the engines near a bound");
+        assert!(near.contains("`interactive` (500 ms): torch, burn"), "{line}");
+        let burn = line.split("burn (").nth(1).and_then(|t| t.split(" ms)").next()).and_then(|ms| ms.parse::<f64>().ok());
+        assert!(burn.is_some_and(|ms| (300.0..500.0).contains(&ms)), "{line}");
+        assert!(line.contains("llamacpp (") && line.contains("candle-f16 ("), "{line}");
+        let own = line.split("Served by their own scheduler: ").nth(1).expect("the scheduled engines");
+        assert!(own.contains("mistralrs") && own.contains("mistralrs-paged") && !own.contains("burn"), "{line}");
     }
 
     /// The CPU-only engines measured on another machine are flagged, not counted as a second
