@@ -45,9 +45,9 @@ def saved_copy(gguf_path, dtype, rope):
     """Where this load's transformers copy is kept when `LLM_BENCH_TORCH_WEIGHTS` names a folder:
     transformers' GGUF loader dequantizes every tensor with numpy (44 s of the 1B model's 45 s load
     on an H200 host, target-reports/h200-2026-12-06-d), and a lease loads the baseline three times
-    (the check, its passes). The copy is what that load made, saved the way transformers documents
-    for GGUF checkpoints (a transformers checkpoint: `save_copy`), so the weights are the same bits; it is kept per model
-    file (size and modification time), dtype, RoPE scaling and transformers version. Start-up only."""
+    (the check, its passes). The copy is what that load made, written as a transformers checkpoint
+    (`save_copy`), so the weights are the same bits; it is kept per model file (size and modification
+    time), dtype, RoPE scaling and transformers version. Start-up only."""
     root = os.environ.get("LLM_BENCH_TORCH_WEIGHTS")
     if not root:
         return None

@@ -63,30 +63,28 @@ struct StoredAnswer {
 /// without a clean one (a build from a changed tree) never reuses a stored answer, since its
 /// reference engine may not be the one that computed it.
 pub fn reference_answer_stored(files: &ModelFiles, store: &Path, commit: &str) -> Result<(ReferenceAnswer, bool)> {
-    let reusable = commit != "unknown" && !commit.is_empty() && !commit.ends_with("-dirty");
+    if commit == "unknown" || commit.is_empty() || commit.ends_with("-dirty") {
+        return Ok((reference_answer(files)?, false));
+    }
     let model_bytes = std::fs::metadata(&files.gguf).with_context(|| format!("reading {}", files.gguf.display()))?.len();
     let prompt = smollm2_prompt(files)?;
-    if reusable {
-        let stored = std::fs::read(store).ok().and_then(|b| serde_json::from_slice::<StoredAnswer>(&b).ok());
-        if let Some(a) = stored.filter(|a| a.git_commit == commit && a.model_bytes == model_bytes && a.prompt == prompt) {
-            return Ok((ReferenceAnswer { prompt: a.prompt, tokens: a.tokens, logits: a.logits }, true));
-        }
+    let stored = std::fs::read(store).ok().and_then(|b| serde_json::from_slice::<StoredAnswer>(&b).ok());
+    if let Some(a) = stored.filter(|a| a.git_commit == commit && a.model_bytes == model_bytes && a.prompt == prompt) {
+        return Ok((ReferenceAnswer { prompt: a.prompt, tokens: a.tokens, logits: a.logits }, true));
     }
     let answer = reference_answer(files)?;
-    if reusable {
-        let stored = StoredAnswer {
-            git_commit: commit.to_string(),
-            model_bytes,
-            prompt: answer.prompt.clone(),
-            tokens: answer.tokens.clone(),
-            logits: answer.logits.clone(),
-        };
-        // Written whole, then renamed: a check started meanwhile reads the old file or none.
-        let partial = store.with_extension(format!("part-{}", std::process::id()));
-        std::fs::write(&partial, serde_json::to_vec(&stored)?)
-            .and_then(|()| std::fs::rename(&partial, store))
-            .with_context(|| format!("writing the reference answer to {}", store.display()))?;
-    }
+    let stored = StoredAnswer {
+        git_commit: commit.to_string(),
+        model_bytes,
+        prompt: answer.prompt.clone(),
+        tokens: answer.tokens.clone(),
+        logits: answer.logits.clone(),
+    };
+    // Written whole, then renamed: a check started meanwhile reads the old file or none.
+    let partial = store.with_extension(format!("part-{}", std::process::id()));
+    std::fs::write(&partial, serde_json::to_vec(&stored)?)
+        .and_then(|()| std::fs::rename(&partial, store))
+        .with_context(|| format!("writing the reference answer to {}", store.display()))?;
     Ok((answer, false))
 }
 

@@ -285,9 +285,9 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
                 r["samples"],
                 f(v("output_tok_s", "median"), 0),
                 scaling.map_or("—".to_string(), |x| format!("{x:.2}×")),
-                match v("mean_batch", "median") {
-                    Some(b) if b == 0.0 => "own".to_string(),
-                    b => f(b, 1),
+                match own_scheduler(r) {
+                    Some(true) => "own".to_string(),
+                    _ => f(v("mean_batch", "median"), 1),
                 },
                 pcts("ttft_ms"),
                 pcts("total_ms"),
@@ -578,11 +578,16 @@ fn write_rate_search(md: &mut String, results: &[Value], gpu_price: f64) -> Resu
     Ok(())
 }
 
-/// Which engines the suite's static batcher served and which their own scheduler, from the
-/// closed-loop cases' mean batch (0 = the engine's own scheduler). A request that arrives while
-/// the batcher's batch runs waits for the whole batch, so an engine served by it cannot give a
+/// Whether a concurrent case was served by the engine's own scheduler (true) or the suite's
+/// batcher (false): the harness records a mean batch of 0 when it could not see the batches.
+fn own_scheduler(r: &Value) -> Option<bool> {
+    r["metrics"]["mean_batch"]["median"].as_f64().map(|b| b == 0.0)
+}
+
+/// Which engines the suite's static batcher served and which their own scheduler
+/// (`own_scheduler`). A request that arrives while the batcher's batch runs waits for the whole batch, so an engine served by it cannot give a
 /// first token much sooner than one of its requests takes: h200-2026-12-06-d's `burn` held the
-/// 500 ms `interactive` bound up to 21.7 req/s with its request at 381 ms, h100-2026-12-06-c's
+/// 500 ms `interactive` bound up to 21.7 req/s with its request at 380 ms, h100-2026-12-06-c's
 /// failed from 3.14 req/s with it at 477 ms. The line gives each such engine's request time at
 /// one client, and names the engines whose request alone takes half a bound's TTFT or more.
 fn who_serves(results: &[Value], slos: &[crate::report::slo::Slo]) -> Option<String> {
@@ -597,9 +602,9 @@ fn who_serves(results: &[Value], slos: &[crate::report::slo::Slo]) -> Option<Str
         if batcher.iter().any(|(e, _)| *e == engine) || own.contains(&engine) {
             continue;
         }
-        match r["metrics"]["mean_batch"]["median"].as_f64() {
-            Some(b) if b == 0.0 => own.push(engine),
-            Some(_) => {
+        match own_scheduler(r) {
+            Some(true) => own.push(engine),
+            Some(false) => {
                 let one = closed
                     .iter()
                     .find(|o| o["engine"] == r["engine"] && o["case"] == "clients/1")
