@@ -4,7 +4,9 @@
 //! A change is called only when it is both statistically clear and large enough to matter:
 //! Welch's t on the two means (from each figure's mean, standard deviation and sample count,
 //! |t| ≥ 2.6, about 99% two-sided for the sample counts here) and a median change of at least
-//! [`MIN_CHANGE`]. Everything else is "no change (within noise)". Criterion's own
+//! [`MIN_CHANGE`]. Everything else is "no change (within noise)"; a figure one run measured once
+//! gets no verdict (no spread to judge by), and a rate search's answer is judged by the search's
+//! 10 % precision instead of a t statistic. Criterion's own
 //! `--save-baseline` / `--baseline` compares one bench's figures the same way a run at a time;
 //! this compares whole runs, including the suite's own figures (TTFT, tok/s, memory).
 
@@ -63,14 +65,26 @@ pub fn welch_t(mean_a: f64, sd_a: f64, n_a: f64, mean_b: f64, sd_b: f64, n_b: f6
     }
 }
 
+/// The verdict on a figure that one run measured once: with no spread there is no noise to
+/// judge a change against, so none is called either way (a rate search's output rate at its
+/// answer is one window of arrivals; h100-2026-12-06-c against -e moved burn's by +1,833 %,
+/// which "within noise" would have hidden).
+pub const ONE_SAMPLE: &str = "no verdict (one sample: no spread to judge by)";
+
 /// The verdict for one figure.
 pub fn verdict(change: f64, t: Option<f64>, higher_is_better: bool) -> &'static str {
-    let clear = t.is_some_and(|t| t.abs() >= T_CRITICAL) && change.abs() >= MIN_CHANGE;
+    let Some(t) = t else { return ONE_SAMPLE };
+    let clear = t.abs() >= T_CRITICAL && change.abs() >= MIN_CHANGE;
     match (clear, (change > 0.0) == higher_is_better) {
         (false, _) => "no change (within noise)",
         (true, true) => "better",
         (true, false) => "worse",
     }
+}
+
+/// Whether a verdict calls a change (the figure got better or worse).
+pub fn is_change(verdict: &str) -> bool {
+    verdict == "better" || verdict == "worse"
 }
 
 /// The verdict on two rate searches' answers: a change is one the searches' precision
@@ -175,7 +189,15 @@ pub fn compare_paired(run_a: &Path, run_b: &Path, pairs: &[(String, String)]) ->
     let ch = changes(&a, &b);
     write_host(&mut md, &ea, &eb, &a, &b, &ch)?;
     let count = |v: &str| ch.iter().filter(|c| c.verdict == v).count();
-    writeln!(md, "{} figures in both runs: {} better, {} worse, {} within noise.\n", ch.len(), count("better"), count("worse"), count("no change (within noise)"))?;
+    writeln!(
+        md,
+        "{} figures in both runs: {} better, {} worse, {} within noise (or a rate search's precision), {} measured once in a run (no verdict).\n",
+        ch.len(),
+        count("better"),
+        count("worse"),
+        ch.iter().filter(|c| c.verdict.starts_with("no change")).count(),
+        count(ONE_SAMPLE)
+    )?;
     writeln!(md, "| figure | case | bound by (B) | A median | B median | change | Welch t | verdict |")?;
     writeln!(md, "|---|---|---|---:|---:|---:|---:|---|")?;
     for c in &ch {
@@ -324,7 +346,7 @@ fn write_host(md: &mut String, ea: &Value, eb: &Value, a: &[Value], b: &[Value],
     let cpu = rows.iter().find(|r| r.0.starts_with("CPU")).map(|r| (r.3 - r.2) / r.2);
     let launch = rows.iter().find(|r| r.0 == "launch + synchronize").map(|r| (r.3 - r.2) / r.2);
     let pct = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:+.0}%", v * 100.0));
-    let changed: Vec<&Change> = ch.iter().filter(|c| c.verdict != "no change (within noise)").collect();
+    let changed: Vec<&Change> = ch.iter().filter(|c| is_change(c.verdict)).collect();
     let by = |k: &str| changed.iter().filter(|c| class(c) == k).count();
     let gpu_bound: Vec<f64> = ch.iter().filter(|c| class(c) == "GPU").map(|c| c.change.abs()).collect();
     let mut gpu_sorted = gpu_bound.clone();
@@ -470,5 +492,27 @@ mod tests {
         // Clear but tiny: 0.5% is below the smallest change worth calling.
         assert_eq!(verdict(0.005, Some(50.0), false), "no change (within noise)");
         assert_eq!(welch_t(1.0, 0.0, 1.0, 2.0, 0.0, 1.0), None);
+        // Measured once: no spread, no verdict, however large the change.
+        assert_eq!(verdict(18.3, None, true), ONE_SAMPLE);
+        assert!(!is_change(ONE_SAMPLE) && !is_change(search_verdict(100.0, 105.0)));
+    }
+
+    /// Two committed H100 runs' rate searches: an answer's output rate is one window of
+    /// arrivals, so its change gets no verdict, while the answers themselves are judged by the
+    /// search's precision.
+    #[test]
+    fn a_rate_answers_output_rate_measured_once_gets_no_verdict() {
+        let dir = |r: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("target-reports").join(r);
+        let md = compare(&dir("h100-2026-12-06-c"), &dir("h100-2026-12-06-e")).unwrap();
+        let row = |figure: &str, case: &str| {
+            let start = format!("| {figure} | {case} |");
+            md.lines().find(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("no row {start}: {md}")).to_string()
+        };
+        let burn = row("output tok/s", "concurrent_load/burn/max_rate/interactive");
+        assert!(burn.ends_with(&format!("| {ONE_SAMPLE} |")), "{burn}");
+        assert!(row("max req/s within bound", "concurrent_load/burn/max_rate/interactive").ends_with("| better |"));
+        assert!(row("max req/s within bound", "concurrent_load/llamacpp/max_rate/server").ends_with("| no change (within the search's 10 % precision) |"));
+        let counts = md.lines().find(|l| l.contains(" figures in both runs: ")).unwrap();
+        assert!(counts.contains("measured once in a run (no verdict)") && !counts.contains(" 0 measured once"), "{counts}");
     }
 }
