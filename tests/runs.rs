@@ -50,8 +50,8 @@ fn one_engine_per_process_appends_to_one_run_and_measures_the_harness_overhead_o
 }
 
 /// `llm-bench suite <scenario> --budget <s>` for lmrs on SmolLM2: its cases measured with fewer
-/// samples than Criterion's (there must be some).
-fn lmrs_cases_with_fewer_samples(tag: &str, scenario: &str, budget: &str) -> Vec<serde_json::Value> {
+/// samples than Criterion's (there must be some), and every record of the run.
+fn lmrs_cases_with_fewer_samples(tag: &str, scenario: &str, budget: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
     let _one = ONE_SUITE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, _) = common::bench_link(tag, scenario);
     let run = dir.join("run");
@@ -72,7 +72,7 @@ fn lmrs_cases_with_fewer_samples(tag: &str, scenario: &str, budget: &str) -> Vec
         .cloned()
         .collect();
     assert!(!few.is_empty(), "no lmrs case was measured with fewer samples: {records:?}");
-    few
+    (few, records)
 }
 
 /// The count of requests a fewer-samples reason starts with ("3 request(s) instead of ...").
@@ -84,20 +84,37 @@ fn requests_in(why: &str) -> u64 {
 /// warm-up request (no per-shape compilation, no GPU to warm) is the first of them; another
 /// engine's warm-up is never a figure. lmrs on SmolLM2, 200-token prompts token by token on this
 /// machine's cores: Criterion's ten samples do not fit a 20 s suite's shares.
+///
+/// And its `ttft` case of a prompt whose `total` requests were that few is their first tokens,
+/// not a second prefill of the same prompt: same requests, same first-token times.
 #[test]
 fn a_cpu_only_engines_warm_up_request_counts_when_few_fit() {
-    for r in lmrs_cases_with_fewer_samples("runs-few", "single_request", "20") {
+    let (few, records) = lmrs_cases_with_fewer_samples("runs-few", "single_request", "20");
+    let mut derived = 0;
+    for r in &few {
         let why = r["reduced"].as_str().unwrap();
         assert!(why.contains("is the case's warm-up request"), "{why}");
         assert_eq!(r["samples"].as_u64(), Some(requests_in(why)), "{r}");
+        let Some(label) = r["case"].as_str().unwrap().strip_prefix("total/") else { continue };
+        let ttft = records
+            .iter()
+            .find(|t| t["status"] == "measured" && t["engine"] == "lmrs" && t["case"] == format!("ttft/{label}"))
+            .unwrap_or_else(|| panic!("no ttft/{label} beside its few total requests: {records:?}"));
+        let how = ttft["reduced"].as_str().unwrap_or_else(|| panic!("ttft/{label} is not flagged: {ttft}"));
+        assert!(how.contains(&format!("the first tokens of total/{label}'s")), "{how}");
+        assert_eq!(ttft["samples"], r["samples"], "{ttft}");
+        assert_eq!(ttft["metrics"]["ttft_ms"]["median"], r["metrics"]["ttft_ms"]["median"], "{ttft}");
+        assert_eq!(ttft["metrics"]["total_ms"]["median"], r["metrics"]["ttft_ms"]["median"], "one token: its request ends there");
+        derived += 1;
     }
+    assert!(derived > 0, "no total case of lmrs was measured with few requests: {few:?}");
 }
 
 /// The same for a throughput case: lmrs serves a batch as its requests in turn, so its warm-up
 /// batch of a memory-efficiency case is the first measured one when only a few fit.
 #[test]
 fn a_cpu_only_engines_warm_up_batch_counts_when_few_fit() {
-    for r in lmrs_cases_with_fewer_samples("runs-few-batch", "memory_efficiency", "12") {
+    for r in lmrs_cases_with_fewer_samples("runs-few-batch", "memory_efficiency", "12").0 {
         let why = r["reduced"].as_str().unwrap();
         assert!(why.contains("is the case's warm-up batch"), "{why}");
         let batch: u64 = r["case"].as_str().unwrap().rsplit("batch").next().unwrap().parse().unwrap();
