@@ -30,6 +30,7 @@ pub fn smollm2_prompt(files: &ModelFiles) -> Result<Vec<u32>> {
 }
 
 /// What the reference engine answers.
+#[derive(Serialize, Deserialize)]
 pub struct ReferenceAnswer {
     pub prompt: Vec<u32>,
     pub tokens: Vec<u32>,
@@ -37,7 +38,11 @@ pub struct ReferenceAnswer {
 }
 
 pub fn reference_answer(files: &ModelFiles) -> Result<ReferenceAnswer> {
-    let prompt = smollm2_prompt(files)?;
+    reference_answer_to(files, smollm2_prompt(files)?)
+}
+
+/// The reference engine's answer to `prompt` (the SmolLM2 question, already encoded).
+fn reference_answer_to(files: &ModelFiles, prompt: Vec<u32>) -> Result<ReferenceAnswer> {
     let mut reference = Reference::load(&files.gguf)?;
     let tokens = generate_tokens(&mut reference, &prompt, GENERATE)?;
     let logits = reference.logits(&prompt)?;
@@ -49,9 +54,8 @@ pub fn reference_answer(files: &ModelFiles) -> Result<ReferenceAnswer> {
 struct StoredAnswer {
     git_commit: String,
     model_bytes: u64,
-    prompt: Vec<u32>,
-    tokens: Vec<u32>,
-    logits: Vec<f32>,
+    #[serde(flatten)]
+    answer: ReferenceAnswer,
 }
 
 /// The reference answer, read from `store` when an earlier check of this same binary computed it
@@ -69,23 +73,16 @@ pub fn reference_answer_stored(files: &ModelFiles, store: &Path, commit: &str) -
     let model_bytes = std::fs::metadata(&files.gguf).with_context(|| format!("reading {}", files.gguf.display()))?.len();
     let prompt = smollm2_prompt(files)?;
     let stored = std::fs::read(store).ok().and_then(|b| serde_json::from_slice::<StoredAnswer>(&b).ok());
-    if let Some(a) = stored.filter(|a| a.git_commit == commit && a.model_bytes == model_bytes && a.prompt == prompt) {
-        return Ok((ReferenceAnswer { prompt: a.prompt, tokens: a.tokens, logits: a.logits }, true));
+    if let Some(a) = stored.filter(|a| a.git_commit == commit && a.model_bytes == model_bytes && a.answer.prompt == prompt) {
+        return Ok((a.answer, true));
     }
-    let answer = reference_answer(files)?;
-    let stored = StoredAnswer {
-        git_commit: commit.to_string(),
-        model_bytes,
-        prompt: answer.prompt.clone(),
-        tokens: answer.tokens.clone(),
-        logits: answer.logits.clone(),
-    };
+    let stored = StoredAnswer { git_commit: commit.to_string(), model_bytes, answer: reference_answer_to(files, prompt)? };
     // Written whole, then renamed: a check started meanwhile reads the old file or none.
     let partial = store.with_extension(format!("part-{}", std::process::id()));
     std::fs::write(&partial, serde_json::to_vec(&stored)?)
         .and_then(|()| std::fs::rename(&partial, store))
         .with_context(|| format!("writing the reference answer to {}", store.display()))?;
-    Ok((answer, false))
+    Ok((stored.answer, false))
 }
 
 /// How an engine compares with the reference.

@@ -195,7 +195,7 @@ pub fn compare_paired(run_a: &Path, run_b: &Path, pairs: &[(String, String)]) ->
         ch.len(),
         count("better"),
         count("worse"),
-        ch.iter().filter(|c| c.verdict.starts_with("no change")).count(),
+        ch.iter().filter(|c| !is_change(c.verdict) && c.verdict != ONE_SAMPLE).count(),
         count(ONE_SAMPLE)
     )?;
     writeln!(md, "| figure | case | bound by (B) | A median | B median | change | Welch t | verdict |")?;
