@@ -52,13 +52,18 @@ fn one_engine_per_process_appends_to_one_run_and_measures_the_harness_overhead_o
 /// `llm-bench suite <scenario> --budget <s>` for lmrs on SmolLM2: its cases measured with fewer
 /// samples than Criterion's (there must be some), and every record of the run.
 fn lmrs_cases_with_fewer_samples(tag: &str, scenario: &str, budget: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    cases_with_fewer_samples("lmrs", tag, scenario, budget)
+}
+
+/// The same for any engine.
+fn cases_with_fewer_samples(engine: &str, tag: &str, scenario: &str, budget: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
     let _one = ONE_SUITE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, _) = common::bench_link(tag, scenario);
     let run = dir.join("run");
     let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
         .args(["suite", scenario, "--budget", budget])
         .env("LLM_BENCH_MODEL", "smollm2")
-        .env("LLM_BENCH_ENGINES", "lmrs")
+        .env("LLM_BENCH_ENGINES", engine)
         .env("LLM_BENCH_NEW_TOKENS", "4")
         .env("LLM_BENCH_OUT", &run)
         .output()
@@ -68,10 +73,10 @@ fn lmrs_cases_with_fewer_samples(tag: &str, scenario: &str, budget: &str) -> (Ve
     let _ = std::fs::remove_dir_all(&dir);
     let few: Vec<serde_json::Value> = records
         .iter()
-        .filter(|r| r["status"] == "measured" && r["engine"] == "lmrs" && r["reduced"].as_str().is_some_and(|w| w.contains("instead of Criterion")))
+        .filter(|r| r["status"] == "measured" && r["engine"] == engine && r["reduced"].as_str().is_some_and(|w| w.contains("instead of Criterion")))
         .cloned()
         .collect();
-    assert!(!few.is_empty(), "no lmrs case was measured with fewer samples: {records:?}");
+    assert!(!few.is_empty(), "no {engine} case was measured with fewer samples: {records:?}");
     (few, records)
 }
 
@@ -119,5 +124,21 @@ fn a_cpu_only_engines_warm_up_batch_counts_when_few_fit() {
         assert!(why.contains("is the case's warm-up batch"), "{why}");
         let batch: u64 = r["case"].as_str().unwrap().rsplit("batch").next().unwrap().parse().unwrap();
         assert_eq!(r["samples"].as_u64(), Some(requests_in(why) * batch), "{r}");
+    }
+}
+
+/// The same for the concurrent scenario: lmrs serves a closed loop's requests one after another,
+/// so its warm-up round is the first measured one when only a few rounds fit (the lm.rs design's
+/// 50-client round takes minutes on 16 cores; two of them did not fit one device call).
+#[test]
+fn a_cpu_only_engines_warm_up_round_counts_when_few_fit() {
+    let few = lmrs_cases_with_fewer_samples("runs-few-round", "concurrent_load", "20").0;
+    let rounds: Vec<_> = few.iter().filter(|r| r["case"].as_str().unwrap().starts_with("clients/")).collect();
+    assert!(!rounds.is_empty(), "no closed-loop case of lmrs was measured with few rounds: {few:?}");
+    for r in rounds {
+        let why = r["reduced"].as_str().unwrap();
+        assert!(why.contains("is the case's warm-up round"), "{why}");
+        let clients: u64 = r["case"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+        assert_eq!(r["samples"].as_u64(), Some(requests_in(why) * clients), "every round's requests: {r}");
     }
 }

@@ -188,35 +188,25 @@ impl Harness {
     /// A case's warm-up: one call outside Criterion, which also finds a failing case before it
     /// can spoil a figure and tells what measuring the case will cost. When Criterion's samples
     /// do not fit the pacer's share of the run, the case is measured with as many requests as
-    /// do (at least one: a figure from fewer samples, flagged, rather than no figure); only a
-    /// case whose one request would not finish in what is left of the run is skipped. When the
+    /// do, at least one: a figure from fewer samples, flagged, rather than no figure. When the
     /// first call does not fit, a second one decides (the first may have paid one-time costs:
     /// kernels compiled for new shapes, memory pools growing).
-    fn warm_up(&self, once: &mut dyn FnMut() -> Result<Duration>, measurement: Duration) -> Result<Mode> {
+    ///
+    /// `counted`: the warm-up call is one of the samples (a CPU-only engine); otherwise it is
+    /// only when nothing else fits ([`fewer`]). A warm-up already paid for is never thrown away
+    /// for the time it used: the lm.rs design's 8K-token prefill took 397 s and was then skipped
+    /// for the 128 s left after it (target-reports/table-2026-12-07).
+    fn warm_up(&self, once: &mut dyn FnMut() -> Result<Duration>, measurement: Duration, counted: bool, what: &str) -> Result<Mode> {
         let first = once()?;
         let fits = |t: Duration| self.pacer.over(self.criterion_cost(t, measurement), "measuring it with Criterion");
         if fits(first).is_none() {
             return Ok(Mode::Criterion);
         }
-        let left = self.pacer.left().unwrap_or(Duration::MAX);
-        if first > left {
-            return Ok(Mode::Skip(format!(
-                "one request took {:.1} s, more than the {:.1} s left of the run's time budget (a larger --budget measures it)",
-                first.as_secs_f64(),
-                left.as_secs_f64()
-            )));
-        }
-        let one = if self.pacer.over(first, "").is_some() { first } else { first.min(once()?) };
+        let one = if counted || self.pacer.over(first, "").is_some() { first } else { first.min(once()?) };
         let Some(why) = fits(one) else { return Ok(Mode::Criterion) };
         let share = self.pacer.share().unwrap_or(Duration::MAX);
-        let n = ((share.as_secs_f64() / one.as_secs_f64().max(1e-9)) as usize).clamp(1, self.samples().saturating_sub(1).max(1));
-        Ok(Mode::Few(
-            n,
-            format!(
-                "{n} request(s) instead of Criterion's {} samples (figures from the raw requests, no Criterion estimate): {why}",
-                self.samples()
-            ),
-        ))
+        let left = self.pacer.left().unwrap_or(Duration::MAX);
+        Ok(fewer(Fit { one, share, left, samples: self.samples() }, counted, what, &why))
     }
 
     /// Why a case must be skipped before its first request: that request alone, estimated from
@@ -535,31 +525,25 @@ impl Harness {
                 warm = Some(t);
                 Ok(took)
             };
-            let few = match self.warm_up(&mut once, self.profile.measurement_time()) {
-                Ok(Mode::Criterion) => None,
-                Ok(Mode::Few(n, why)) => Some((n, why)),
-                Ok(Mode::Skip(why)) => {
-                    self.skip(&name, Some(&id), &why);
-                    continue;
-                }
-                Err(e) => {
-                    self.fail(&name, &id, "request failed", &e);
-                    continue;
-                }
-            };
             let mut calls: Vec<Vec<RequestRecord>> = Vec::new();
             // A CPU-only engine (the lm.rs design) compiles nothing per shape and warms no
             // GPU: its warm-up request is one like the others, so when only a few requests fit,
             // that request is the first of them instead of being thrown away (its 8K-token
             // prefill takes minutes on 16 cores: one request less per case halves its
-            // long-context scenario). Every other engine's warm-up may hold one-time costs
-            // (kernels compiled for the shape, pools grown) and is never a figure.
-            let few = match (warm_up_counted(&name, &few, "request"), warm.take()) {
-                (Some(counted), Some(t)) => {
-                    calls.push(t.records(self.scenario, &name, &id, 0, case.prompt.len()));
-                    Some(counted)
+            // long-context scenario). Another engine's warm-up is a figure only when nothing
+            // else fit (`warm_up`).
+            let few = match self.warm_up(&mut once, self.profile.measurement_time(), cpu_only, "request") {
+                Ok(Mode::Criterion) => None,
+                Ok(Mode::Few { more, kept, why }) => {
+                    if let Some(t) = warm.take().filter(|_| kept) {
+                        calls.push(t.records(self.scenario, &name, &id, 0, case.prompt.len()));
+                    }
+                    Some((more, why))
                 }
-                _ => few,
+                Err(e) => {
+                    self.fail(&name, &id, "request failed", &e);
+                    continue;
+                }
             };
             let mut failure = None;
             // What the GPU and this process did meanwhile: whether the engine is bound by the
@@ -717,6 +701,7 @@ impl Harness {
         let mut group = criterion.benchmark_group(format!("{}/{name}", self.scenario));
         group.sampling_mode(Self::sampling());
         group.measurement_time(run.duration);
+        let cpu_only = Variant::named(&name).is_some_and(Variant::cpu_only);
         for case in cases {
             let id = format!("{}/{}", case.figure, case.label);
             let _case = self.case_starts(&name, &id);
@@ -746,31 +731,25 @@ impl Harness {
                 warm = Some((started, t));
                 Ok(took)
             };
-            let few = match self.warm_up(&mut once, run.duration) {
-                Ok(Mode::Criterion) => None,
-                Ok(Mode::Few(n, why)) => Some((n, why)),
-                Ok(Mode::Skip(why)) => {
-                    self.skip(&name, Some(&id), &why);
-                    continue;
-                }
-                Err(e) => {
-                    self.fail(&name, &id, "batch failed", &e);
-                    continue;
-                }
-            };
             let tokens_per_batch = (case.prompts.len() * case.new_tokens) as u64;
             group.throughput(criterion::Throughput::Elements(tokens_per_batch));
             // Per Criterion call: its start, its requests, and (tokens, seconds) of each batch.
             let mut calls: Vec<(Instant, Vec<RequestRecord>, Vec<f64>)> = Vec::new();
             // As for latency cases: a CPU-only engine's warm-up batch is the first of a few
             // (the lm.rs design serves a batch of 64 as 64 requests in turn: minutes each).
-            let few = match (warm_up_counted(&name, &few, "batch"), warm.take()) {
-                (Some(counted), Some((started, t))) => {
-                    let rate = tokens_per_batch as f64 / (t.end - t.start).as_secs_f64();
-                    calls.push((started, t.records(self.scenario, &name, &id, 0, prompt_len), vec![rate]));
-                    Some(counted)
+            let few = match self.warm_up(&mut once, run.duration, cpu_only, "batch") {
+                Ok(Mode::Criterion) => None,
+                Ok(Mode::Few { more, kept, why }) => {
+                    if let Some((started, t)) = warm.take().filter(|_| kept) {
+                        let rate = tokens_per_batch as f64 / (t.end - t.start).as_secs_f64();
+                        calls.push((started, t.records(self.scenario, &name, &id, 0, prompt_len), vec![rate]));
+                    }
+                    Some((more, why))
                 }
-                _ => few,
+                Err(e) => {
+                    self.fail(&name, &id, "batch failed", &e);
+                    continue;
+                }
             };
             let mut failure = None;
             let mut routine = |iters: u64| {
@@ -958,6 +937,7 @@ impl Harness {
         slos: &[crate::report::slo::Slo],
     ) {
         let name = engine.info().name;
+        let cpu_only = Variant::named(&name).is_some_and(Variant::cpu_only);
         let search_at = cases
             .iter()
             .position(|c| !matches!(c.load, crate::run::batcher::Load::ClosedLoop { clients } if clients <= crate::run::workload::RATE_SEARCH_AFTER_CLIENTS))
@@ -1014,30 +994,35 @@ impl Harness {
                 continue;
             }
             let mut first_round = None;
+            let mut warm: Option<Round> = None;
             let mut once = || -> Result<Duration> {
                 let started = Instant::now();
-                serve(engine, case, &id, 0, case.requests_per_iter)?;
+                let round = serve(engine, case, &id, 0, case.requests_per_iter)?;
                 let took = started.elapsed();
                 first_round.get_or_insert(took);
+                warm = Some(round);
                 Ok(took)
             };
-            let warmed = self.warm_up(&mut once, self.profile.measurement_time());
+            let warmed = self.warm_up(&mut once, self.profile.measurement_time(), cpu_only, "round");
             if let Some((n, t)) = clients.zip(first_round) {
                 last_round = Some((n, t));
             }
+            let mut calls: Vec<(Vec<RequestRecord>, f64, f64)> = Vec::new(); // records, tok/s, mean batch
+            // As for latency cases: a CPU-only engine's warm-up round is the first of a few (the
+            // lm.rs design serves 50 clients' requests one after another: minutes per round).
             let few = match warmed {
                 Ok(Mode::Criterion) => None,
-                Ok(Mode::Few(n, why)) => Some((n, why)),
-                Ok(Mode::Skip(why)) => {
-                    self.skip(&name, Some(&id), &why);
-                    continue;
+                Ok(Mode::Few { more, kept, why }) => {
+                    if let Some((records, tok_s, mean_batch, _)) = warm.take().filter(|_| kept) {
+                        calls.push((records, tok_s, mean_batch));
+                    }
+                    Some((more, why))
                 }
                 Err(e) => {
                     self.fail(&name, &id, "serving failed", &e);
                     continue;
                 }
             };
-            let mut calls: Vec<(Vec<RequestRecord>, f64, f64)> = Vec::new(); // records, tok/s, mean batch
             let mut failure = None;
             let mut routine = |iters: u64| {
                 let count = iters as usize * case.requests_per_iter;
@@ -1311,20 +1296,60 @@ fn with_hint(reason: &str) -> String {
 }
 
 /// How a case is measured, as its warm-up decided.
-/// The fewer-samples plan once the warm-up `what` (request, batch) counts as its first: only
-/// for a CPU-only engine, which compiles nothing per shape and warms no GPU; `None` otherwise.
-fn warm_up_counted(engine: &str, few: &Option<(usize, String)>, what: &str) -> Option<(usize, String)> {
-    let (n, why) = few.as_ref()?;
-    Variant::named(engine).is_some_and(Variant::cpu_only).then(|| {
-        (n - 1, format!("{why}; the first of the {n} is the case's warm-up {what} ({engine} runs on the CPU only and compiles nothing per shape)"))
-    })
-}
-
+#[derive(Debug, PartialEq)]
 enum Mode {
     Criterion,
-    /// This many requests (or batches, or rounds), timed outside Criterion, with the reason.
-    Few(usize, String),
-    Skip(String),
+    /// Timed outside Criterion: `more` calls (requests, batches or rounds) after the warm-up,
+    /// and the warm-up call itself as the first sample when `kept`; `why` is the flag.
+    Few { more: usize, kept: bool, why: String },
+}
+
+/// What a fewer-samples case's warm-up found: one call's time, the case's share of the run's
+/// time budget and what is left of it, and Criterion's sample count.
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    one: Duration,
+    share: Duration,
+    left: Duration,
+    samples: usize,
+}
+
+/// How a case whose Criterion samples do not fit (`why`) is measured instead: as many calls
+/// (`what`: request, batch, round) as fit its share, at least one. `counted`: the warm-up call
+/// is the first of them (a CPU-only engine). Any other engine's warm-up is the one sample only
+/// when no further call fits the share or what is left.
+fn fewer(fit: Fit, counted: bool, what: &str, why: &str) -> Mode {
+    let Fit { one, share, left, samples } = fit;
+    let room = (share.as_secs_f64() / one.as_secs_f64().max(1e-9)) as usize;
+    let most = samples.saturating_sub(1).max(1);
+    let flag = |n: usize| format!("{n} {what}(s) instead of Criterion's {samples} samples (figures from the raw requests, no Criterion estimate): {why}");
+    if counted {
+        let n = room.clamp(1, most);
+        return Mode::Few {
+            more: n - 1,
+            kept: true,
+            why: format!("{}; the first of the {n} is the case's warm-up {what} (a CPU-only engine compiles nothing per shape)", flag(n)),
+        };
+    }
+    if room == 0 || one > left {
+        let room = if one > left {
+            format!("the {:.1} s left of the run's time budget", left.as_secs_f64())
+        } else {
+            format!("this case's {:.1} s share of the run's time budget", share.as_secs_f64())
+        };
+        return Mode::Few {
+            more: 0,
+            kept: true,
+            why: format!(
+                "{}; that one is the case's warm-up {what}, which took {:.1} s: another would not fit {room}, so its figures \
+                 may hold one-time costs (kernels compiled for the shape, pools grown)",
+                flag(1),
+                one.as_secs_f64()
+            ),
+        };
+    }
+    let n = room.clamp(1, most);
+    Mode::Few { more: n, kept: false, why: flag(n) }
 }
 
 /// Marks a case finished for the pacer, and no longer current for Ctrl-C, however its loop
@@ -1452,7 +1477,44 @@ fn default_gpu() -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::criterion_filter;
+    use super::{criterion_filter, fewer, Fit, Mode};
+    use std::time::Duration;
+
+    /// The decision after a warm-up, on the figures of target-reports/table-2026-12-07.
+    #[test]
+    fn a_warm_up_that_used_the_time_is_the_cases_one_sample() {
+        let s = |secs: f64| Duration::from_secs_f64(secs);
+        let why = "measuring it with Criterion is estimated at 4000 s";
+        // The lm.rs design's 8K prefill (CPU only): its one request, 128 s left after it.
+        let lmrs = fewer(Fit { one: s(397.3), share: s(128.2), left: s(128.2), samples: 10 }, true, "request", why);
+        let Mode::Few { more: 0, kept: true, why: flag } = lmrs else { panic!("{lmrs:?}") };
+        assert!(flag.starts_with("1 request(s) instead of Criterion's 10 samples"), "{flag}");
+        assert!(flag.contains("the first of the 1 is the case's warm-up request"), "{flag}");
+        // A GPU engine's round longer than its share: the warm-up round, flagged as possibly
+        // holding one-time costs, not a second round that would eat later cases' time.
+        let round = fewer(Fit { one: s(100.0), share: s(60.0), left: s(300.0), samples: 10 }, false, "round", why);
+        let Mode::Few { more: 0, kept: true, why: flag } = round else { panic!("{round:?}") };
+        assert!(flag.contains("that one is the case's warm-up round, which took 100.0 s"), "{flag}");
+        assert!(flag.contains("this case's 60.0 s share"), "{flag}");
+        assert!(flag.contains("one-time costs"), "{flag}");
+        // ...or longer than what is left of the run.
+        let Mode::Few { kept: true, why: flag, .. } = fewer(Fit { one: s(30.0), share: s(40.0), left: s(20.0), samples: 10 }, false, "round", why)
+        else {
+            panic!()
+        };
+        assert!(flag.contains("the 20.0 s left of the run's time budget"), "{flag}");
+        // While further calls fit, a GPU engine's warm-up is never a figure; a CPU-only one's
+        // is the first of them.
+        assert_eq!(
+            fewer(Fit { one: s(1.0), share: s(3.5), left: s(50.0), samples: 10 }, false, "request", why),
+            Mode::Few { more: 3, kept: false, why: format!("3 request(s) instead of Criterion's 10 samples (figures from the raw requests, no Criterion estimate): {why}") }
+        );
+        let cpu = fewer(Fit { one: s(1.0), share: s(3.5), left: s(50.0), samples: 10 }, true, "request", why);
+        assert!(matches!(cpu, Mode::Few { more: 2, kept: true, .. }), "{cpu:?}");
+        // Never more than Criterion's samples less one.
+        let many = fewer(Fit { one: s(1.0), share: s(500.0), left: s(500.0), samples: 10 }, false, "batch", why);
+        assert!(matches!(many, Mode::Few { more: 9, kept: false, .. }), "{many:?}");
+    }
 
     #[test]
     fn a_recorded_reason_keeps_the_message_and_drops_the_stack_frames() {
