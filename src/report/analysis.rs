@@ -179,6 +179,7 @@ fn figures(engine: &str, measured: &[&Value], tokens: &BTreeMap<(String, String,
     let find = |scenario: &str, case: &str| rows.iter().copied().find(|r| r["scenario"] == scenario && r["case"] == case);
     let mut f = EngineFigures { engine: engine.to_string(), ..Default::default() };
     f.device = rows.first().and_then(|r| r["device"].as_str()).unwrap_or("?").to_string();
+    let on_gpu = f.device.starts_with("cuda");
     if let Some(r) = find("single_request", &format!("ttft/{HEADLINE_PROMPT}")) {
         f.ttft_ms = metric(r, "ttft_ms", "median");
         f.ttft_p95_ms = metric(r, "ttft_ms", "p95");
@@ -194,11 +195,14 @@ fn figures(engine: &str, measured: &[&Value], tokens: &BTreeMap<(String, String,
             if f.sustained_tok_s.is_none_or(|b| t > b) {
                 f.sustained_tok_s = Some(t);
                 f.sustained_case = r["case"].as_str().map(str::to_string);
-                f.gpu_util_pct = metric(r, "gpu_util_pct", "mean");
+                f.gpu_util_pct = metric(r, "gpu_util_pct", "mean").filter(|_| on_gpu);
             }
         }
     }
-    for r in rows.iter().filter(|r| r["scenario"] == "memory_efficiency") {
+    // A CPU engine's records hold the GPU's memory and copy bandwidth too (it was measured on a
+    // GPU machine): not its own memory, nor the floor its decode could reach, so none of them is
+    // its figure (lmrs would otherwise lead the memory verdict at 0.00 GB).
+    for r in rows.iter().filter(|r| r["scenario"] == "memory_efficiency" && on_gpu) {
         if let Some(m) = metric(r, "engine_gpu_mem_gb", "max").or_else(|| metric(r, "gpu_mem_used_gb", "max")) {
             f.peak_vram_gb = Some(f.peak_vram_gb.map_or(m, |p| p.max(m)));
         }
@@ -534,10 +538,11 @@ fn opportunities(a: &Analysis) -> Vec<String> {
         if let Some(eff) = e.scaling_efficiency().last() {
             if eff.1 < NEAR_LINEAR {
                 out.push(format!(
-                    "{}: at {:.0} clients throughput grows {:.2}× less than linearly; larger or continuous batching would use more of the GPU.",
+                    "{}: at {:.0} clients throughput grows {:.2}× less than linearly; larger or continuous batching would use more of the {}.",
                     e.engine,
                     eff.0,
-                    1.0 / eff.1.max(1e-9)
+                    1.0 / eff.1.max(1e-9),
+                    if e.device.starts_with("cuda") { "GPU" } else { "processor" }
                 ));
             }
         }
@@ -549,6 +554,29 @@ fn opportunities(a: &Analysis) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A memory-efficiency record of `engine` on `device` with this much GPU memory in use.
+    fn memory(engine: &str, device: &str, gb: f64) -> Value {
+        json!({"status": "measured", "scenario": "memory_efficiency", "engine": engine, "device": device, "case": "1b/batch1",
+               "metrics": {"engine_gpu_mem_gb": {"max": gb}, "mbu_pct": {"median": 2.0}, "copy_bandwidth_gbs": {"median": 3000.0},
+                           "bytes_per_step_gb": {"median": 1.3}}})
+    }
+
+    /// The lm.rs design measured on a GPU machine: its records carry the GPU's memory (0 GB
+    /// of its own) and the GPU's copy bandwidth; neither is its figure, so it neither leads the
+    /// memory verdict nor is told it could decode 50× faster before the GPU's bandwidth limits it.
+    #[test]
+    fn a_cpu_engine_gets_no_gpu_memory_or_bandwidth_figures() {
+        let results = [memory("lmrs", "cpu", 0.0), memory("candle", "cuda:0", 2.1)];
+        let a = analyse(&results, &json!({}), &BTreeMap::new(), 2.5);
+        let figures = |name: &str| a.engines.iter().find(|e| e.engine == name).unwrap();
+        assert_eq!(figures("lmrs").peak_vram_gb, None);
+        assert_eq!(figures("lmrs").mbu_pct, None);
+        assert_eq!(figures("candle").peak_vram_gb, Some(2.1));
+        let memory = a.verdict.iter().find(|v| v.contains("Memory (peak GPU memory")).unwrap();
+        assert!(memory.contains("candle — 2.10 GB"), "{memory}");
+        assert!(!a.opportunities.iter().any(|o| o.starts_with("lmrs:")), "{:?}", a.opportunities);
+    }
 
     fn answer(rate: f64) -> Value {
         json!({"status": "measured", "scenario": "concurrent_load", "engine": "candle-f16", "case": "max_rate/interactive",
