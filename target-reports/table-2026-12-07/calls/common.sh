@@ -1,0 +1,18 @@
+# Sourced by each device call of the run <gpu>-2026-12-07-a (CALL_S: seconds this call may use).
+# The run id names the GPU the machine has, so calls on one machine resume one run.
+t0=$(date +%s)
+left() { echo $(( CALL_S - ($(date +%s) - t0) )); }
+OUTROOT=$OUT
+pack() {
+  cd "$OUTROOT" || return
+  tar -cf all.tar --exclude=all.tar --exclude='all.tar.part-*' */ 2>/dev/null
+  if [ "$(stat -c %s all.tar)" -gt 15000000 ]; then split -b 15000000 all.tar all.tar.part- && rm all.tar; fi
+  ls -la "$OUTROOT"
+}
+trap pack EXIT
+plan=""
+for d in "$PWD"/calls-tmp/plan/*/; do [ -d "$d" ] && plan="$plan${plan:+,}${d%/}"; done
+gpu_name="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n1)"
+case "$gpu_name" in *H200*) gpu_kind=h200 ;; *H100*) gpu_kind=h100 ;; *) gpu_kind=gpu ;; esac
+export LLM_BENCH_RUN=$gpu_kind-2026-12-07-a LLM_BENCH_RESUME=1 LLM_BENCH_PLAN_FROM="$plan"
+echo "== call: CALL_S=$CALL_S, run $LLM_BENCH_RUN, $(date -u +%FT%TZ), $(hostname), $(nvidia-smi --query-gpu=name,uuid --format=csv,noheader 2>/dev/null)"
