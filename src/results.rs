@@ -256,6 +256,25 @@ impl RunDir {
         )
     }
 
+    /// Whether every process this run has seen so far ran CPU-only engines (none: false).
+    pub fn cpu_only_so_far(&self) -> bool {
+        let Ok(text) = std::fs::read_to_string(self.dir.join("processes.jsonl")) else { return false };
+        let lines: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        !lines.is_empty() && lines.iter().all(|p| p["cpu_only"] == true)
+    }
+
+    /// A run begun with CPU-only engines (the lm.rs design, in a lease of its own) and continued
+    /// with the others: the first process of the others moves the CPU lease's `environment.json`
+    /// to `environment.cpu.json` and writes its own, so the run's header names the machine and
+    /// GPU the GPU engines ran on, and the CPU-only engines' host stays on record beside it.
+    pub fn set_cpu_environment_aside(&self) -> Result<()> {
+        let (from, to) = (self.dir.join("environment.json"), self.dir.join("environment.cpu.json"));
+        if from.exists() && !to.exists() {
+            std::fs::rename(&from, &to).with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+        }
+        Ok(())
+    }
+
     /// Write `environment.json` unless an earlier bench of the same run already did.
     pub fn environment(&self, env: &serde_json::Value) -> Result<()> {
         let path = self.dir.join("environment.json");

@@ -49,6 +49,39 @@ fn one_engine_per_process_appends_to_one_run_and_measures_the_harness_overhead_o
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A run begun with a CPU-only engine in a lease of its own and continued with another engine:
+/// the run's `environment.json` becomes the second machine's (the one the GPU engines ran on, in
+/// a real run), and the first one's stays beside it as `environment.cpu.json`, named in the
+/// report's header.
+#[test]
+fn a_run_begun_with_a_cpu_only_engine_takes_the_next_engines_environment() {
+    let _one = ONE_SUITE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, bench) = common::bench_link("runs-cpu-first", "single_request");
+    let run = dir.join("run");
+    let env = |file: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(run.join(file)).unwrap()).unwrap() };
+    let mut started = Vec::new();
+    for engine in ["lmrs", "candle"] {
+        let out = Command::new(&bench)
+            .args(["--bench", "ttft/prompt10"])
+            .env("LLM_BENCH_MODEL", "smollm2")
+            .env("LLM_BENCH_ENGINES", engine)
+            .env("LLM_BENCH_NEW_TOKENS", "4")
+            .env("LLM_BENCH_OUT", &run)
+            .output()
+            .expect("single_request starts");
+        assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));
+        started.push(env("environment.json")["started_unix"].clone());
+    }
+    let cpu = env("environment.cpu.json");
+    assert_eq!(cpu["started_unix"], started[0], "the CPU-only engine's environment, set aside");
+    assert_eq!(env("environment.json")["started_unix"], started[1]);
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench")).arg("report").arg(&run).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    assert!(md.contains("CPU-only engines' host (`environment.cpu.json`"), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `llm-bench suite <scenario> --budget <s>` for lmrs on SmolLM2: its cases measured with fewer
 /// samples than Criterion's (there must be some), and every record of the run.
 fn lmrs_cases_with_fewer_samples(tag: &str, scenario: &str, budget: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {

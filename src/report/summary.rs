@@ -113,6 +113,17 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     if let Some(line) = crate::report::host::calibration_line(&env) {
         writeln!(md, "{line}")?;
     }
+    // The CPU-only engines' own lease, when the run began with them (`RunDir::set_cpu_environment_aside`).
+    if let Some(cpu) = std::fs::read_to_string(run_dir.join("environment.cpu.json")).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+        writeln!(
+            md,
+            "- CPU-only engines' host (`environment.cpu.json`, their own lease): {} ({} logical CPUs), {}, commit `{}`",
+            cpu["host"]["cpu"].as_str().unwrap_or("?"),
+            cpu["host"]["logical_cpus"],
+            cpu["host"]["os"].as_str().unwrap_or("?"),
+            cpu["git_commit"].as_str().unwrap_or("?")
+        )?;
+    }
     let kernel_lines = crate::report::kernels::read(run_dir);
     // A kernels-only run names its model in the engines' decode lines.
     let model = match &env["model"] {
