@@ -12,21 +12,27 @@ use std::process::Command;
 /// left").
 static ONE_SUITE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// One process of the single-request bench for `engine` on SmolLM2 (4 new tokens), its cases
+/// filtered by `filter`, appending to the run directory `run`.
+fn single_request(bench: &std::path::Path, run: &std::path::Path, engine: &str, filter: &str) {
+    let out = Command::new(bench)
+        .args(["--bench", filter])
+        .env("LLM_BENCH_MODEL", "smollm2")
+        .env("LLM_BENCH_ENGINES", engine)
+        .env("LLM_BENCH_NEW_TOKENS", "4")
+        .env("LLM_BENCH_OUT", run)
+        .output()
+        .expect("single_request starts");
+    assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn one_engine_per_process_appends_to_one_run_and_measures_the_harness_overhead_once() {
     let _one = ONE_SUITE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, bench) = common::bench_link("runs", "single_request");
     let run = dir.join("run");
     for engine in ["candle", "lmrs"] {
-        let out = Command::new(&bench)
-            .args(["--bench", "prompt10"])
-            .env("LLM_BENCH_MODEL", "smollm2")
-            .env("LLM_BENCH_ENGINES", engine)
-            .env("LLM_BENCH_NEW_TOKENS", "4")
-            .env("LLM_BENCH_OUT", &run)
-            .output()
-            .expect("single_request starts");
-        assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));
+        single_request(&bench, &run, engine, "prompt10");
     }
     let records = common::results(&run);
     let measured = |engine: &str, case: &str| {
@@ -61,15 +67,7 @@ fn a_run_begun_with_a_cpu_only_engine_takes_the_next_engines_environment() {
     let env = |file: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(run.join(file)).unwrap()).unwrap() };
     let mut started = Vec::new();
     for engine in ["lmrs", "candle"] {
-        let out = Command::new(&bench)
-            .args(["--bench", "ttft/prompt10"])
-            .env("LLM_BENCH_MODEL", "smollm2")
-            .env("LLM_BENCH_ENGINES", engine)
-            .env("LLM_BENCH_NEW_TOKENS", "4")
-            .env("LLM_BENCH_OUT", &run)
-            .output()
-            .expect("single_request starts");
-        assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));
+        single_request(&bench, &run, engine, "ttft/prompt10");
         started.push(env("environment.json")["started_unix"].clone());
     }
     let cpu = env("environment.cpu.json");
