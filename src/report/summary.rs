@@ -480,14 +480,22 @@ fn write_provenance(md: &mut String, run_dir: &Path) -> Result<()> {
             if machines.is_empty() { "no GPU".to_string() } else { machines.join(", ") },
         )?;
     }
+    let machines = if gpu_lines.is_empty() {
+        // A run begun with its CPU-only engines (the whole table's first lease): no GPU engine yet.
+        "no GPU engine yet (CPU-only engines only)".to_string()
+    } else {
+        format!(
+            "{} GPU(s){}",
+            gpus.len().max(usize::from(gpu_lines.iter().any(|l| l["gpu_uuid"].is_null()))),
+            if elsewhere.is_empty() { "" } else { " for the GPU engines (CPU-only engines flagged above)" }
+        )
+    };
     writeln!(
         md,
-        "- records from {} process(es){}, {} binary(ies), {} GPU(s){}",
+        "- records from {} process(es){}, {} binary(ies), {machines}",
         lines.len(),
         if calls.is_empty() { String::new() } else { format!(" in {} device call(s)", calls.len()) },
         commits.len(),
-        gpus.len().max(usize::from(gpu_lines.iter().any(|l| l["gpu_uuid"].is_null()))),
-        if elsewhere.is_empty() { "" } else { " for the GPU engines (CPU-only engines flagged above)" }
     )?;
     Ok(())
 }
@@ -1076,6 +1084,11 @@ mod tests {
         assert!(!md.contains("come from 2 GPUs"), "{md}");
         assert!(md.contains("CPU-only engines measured on another machine** (lmrs, lmrs-fast)") && md.contains("call-9"), "{md}");
         assert!(md.contains("1 GPU(s) for the GPU engines"), "{md}");
+        // The whole table's first lease: CPU-only engines alone, no GPU counted, nothing flagged.
+        std::fs::write(dir.join("processes.jsonl"), lines[2].clone()).unwrap();
+        let (md, _) = summarize(&dir, None).unwrap();
+        assert!(md.contains("1 binary(ies), no GPU engine yet (CPU-only engines only)"), "{md}");
+        assert!(!md.contains("flagged above"), "{md}");
         lines.push(process("GPU-b", "call-9", r#"["torch"]"#, false));
         std::fs::write(dir.join("processes.jsonl"), lines.join("\n")).unwrap();
         let (md, _) = summarize(&dir, None).unwrap();
