@@ -231,7 +231,8 @@ impl RunDir {
     /// spans processes, device calls, binaries or GPUs says so in its report.
     /// `engines`: the variants this process was given (`LLM_BENCH_ENGINES`; `None`: every built
     /// one) and whether each is CPU-only, so the report can tell a CPU-only engine measured on
-    /// another machine from a second GPU.
+    /// another machine from a second GPU. The first process of a run begun with CPU-only
+    /// engines that runs others sets their environment aside (`set_cpu_environment_aside`).
     pub fn process(&self, gpu_uuid: Option<String>, engines: Option<Vec<(&str, bool)>>) -> Result<()> {
         static NOTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
         let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
@@ -239,6 +240,10 @@ impl RunDir {
             return Ok(());
         }
         noted.push(self.dir.clone());
+        let cpu_only = engines.as_ref().is_some_and(|e| !e.is_empty() && e.iter().all(|(_, cpu)| *cpu));
+        if !cpu_only {
+            self.set_cpu_environment_aside()?;
+        }
         self.append(
             "processes.jsonl",
             &serde_json::json!({
@@ -251,25 +256,23 @@ impl RunDir {
                 "call": std::env::var("LLM_BENCH_CALL").ok().filter(|c| !c.is_empty()),
                 "command": std::env::args().collect::<Vec<_>>(),
                 "engines": engines.as_ref().map(|e| e.iter().map(|(n, _)| *n).collect::<Vec<_>>()),
-                "cpu_only": engines.as_ref().is_some_and(|e| !e.is_empty() && e.iter().all(|(_, cpu)| *cpu)),
+                "cpu_only": cpu_only,
             }),
         )
     }
 
-    /// Whether every process this run has seen so far ran CPU-only engines (none: false).
-    pub fn cpu_only_so_far(&self) -> bool {
-        let Ok(text) = std::fs::read_to_string(self.dir.join("processes.jsonl")) else { return false };
-        let lines: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        !lines.is_empty() && lines.iter().all(|p| p["cpu_only"] == true)
-    }
-
     /// A run begun with CPU-only engines (the lm.rs design, in a lease of its own) and continued
     /// with the others: the first process of the others moves the CPU lease's `environment.json`
-    /// to `environment.cpu.json` and writes its own, so the run's header names the machine and
-    /// GPU the GPU engines ran on, and the CPU-only engines' host stays on record beside it.
-    pub fn set_cpu_environment_aside(&self) -> Result<()> {
+    /// to `environment.cpu.json`, so that process writes its own and the run's header names the
+    /// machine and GPU the GPU engines ran on, with the CPU-only engines' host beside it.
+    fn set_cpu_environment_aside(&self) -> Result<()> {
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(self.dir.join("processes.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         let (from, to) = (self.dir.join("environment.json"), self.dir.join("environment.cpu.json"));
-        if from.exists() && !to.exists() {
+        if !lines.is_empty() && lines.iter().all(|p| p["cpu_only"] == true) && from.exists() && !to.exists() {
             std::fs::rename(&from, &to).with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
         }
         Ok(())

@@ -60,10 +60,6 @@ impl Harness {
         let engines = std::env::var("LLM_BENCH_ENGINES").ok().filter(|e| !e.trim().is_empty()).map(|e| {
             crate::engines::select(Some(&e)).unwrap_or_default().into_iter().map(|v| (v.name, v.cpu_only())).collect()
         });
-        let cpu_only = engines.as_ref().is_some_and(|e: &Vec<(&str, bool)>| !e.is_empty() && e.iter().all(|(_, c)| *c));
-        if !cpu_only && run.cpu_only_so_far() {
-            run.set_cpu_environment_aside()?;
-        }
         run.process(crate::measure::telemetry::gpu_uuid(gpu), engines)?;
         if !run.path("environment.json").exists() {
             let mut env = crate::measure::telemetry::environment();
