@@ -134,6 +134,27 @@ pub enum ResultRecord {
     },
 }
 
+/// The machine and call of this process (`RunDir::process`), stamped on each result record: a
+/// run spanning leases says, case by case, which machine measured it, which matters for engines
+/// bound by their host's CPU (a CPU-only engine finished in a later lease).
+static MACHINE: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+
+/// `r` with this process's machine and call, once `RunDir::process` has noted them.
+fn stamped(r: &ResultRecord) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(r)?;
+    if let (Some(m), Some(o)) = (MACHINE.get(), v.as_object_mut()) {
+        o.insert("machine".into(), m["machine"].clone());
+        if !m["call"].is_null() {
+            o.insert("call".into(), m["call"].clone());
+        }
+    }
+    Ok(v)
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string())
+}
+
 /// Held while a line is appended to a run's files, so that a run stopped by Ctrl-C
 /// (`crate::run::interrupt`) never leaves half a line.
 pub fn write_lock() -> std::sync::MutexGuard<'static, ()> {
@@ -189,12 +210,12 @@ impl RunDir {
     }
 
     pub fn record(&self, r: &ResultRecord) -> Result<()> {
-        self.append("results.jsonl", r)
+        self.append("results.jsonl", &stamped(r)?)
     }
 
     /// [`RunDir::record`] with [`write_lock`] already held (the Ctrl-C handler's last record).
     pub fn record_locked(&self, r: &ResultRecord) -> Result<()> {
-        self.append_locked("results.jsonl", r)
+        self.append_locked("results.jsonl", &stamped(r)?)
     }
 
     pub fn requests(&self, records: &[RequestRecord]) -> Result<()> {
@@ -240,6 +261,9 @@ impl RunDir {
             return Ok(());
         }
         noted.push(self.dir.clone());
+        let machine = gpu_uuid.clone().unwrap_or_else(|| format!("host {}", hostname().unwrap_or_else(|| "?".into())));
+        let call = std::env::var("LLM_BENCH_CALL").ok().filter(|c| !c.is_empty());
+        MACHINE.get_or_init(|| serde_json::json!({"machine": machine, "call": call}));
         let cpu_only = engines.as_ref().is_some_and(|e| !e.is_empty() && e.iter().all(|(_, cpu)| *cpu));
         if !cpu_only {
             self.set_cpu_environment_aside()?;
@@ -251,9 +275,11 @@ impl RunDir {
                 "started_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
                 "git_commit": crate::measure::telemetry::git_commit(),
                 "gpu_uuid": gpu_uuid,
-                "host": std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()),
+                "host": hostname(),
+                // What CPU-only engines' figures depend on (a VM may name only the family).
+                "cpu": crate::measure::telemetry::cpu_model(),
                 // The device machine's call this process ran in, where the caller names one.
-                "call": std::env::var("LLM_BENCH_CALL").ok().filter(|c| !c.is_empty()),
+                "call": call,
                 "command": std::env::args().collect::<Vec<_>>(),
                 "engines": engines.as_ref().map(|e| e.iter().map(|(n, _)| *n).collect::<Vec<_>>()),
                 "cpu_only": cpu_only,

@@ -73,6 +73,12 @@ fn a_run_begun_with_a_cpu_only_engine_takes_the_next_engines_environment() {
     let cpu = env("environment.cpu.json");
     assert_eq!(cpu["started_unix"], started[0], "the CPU-only engine's environment, set aside");
     assert_eq!(env("environment.json")["started_unix"], started[1]);
+    // Each record names the machine its process ran on (no GPU here: the host), as its process line does.
+    let host = format!("host {}", std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim());
+    let measured: Vec<serde_json::Value> = common::results(&run).into_iter().filter(|r| r["status"] == "measured").collect();
+    assert!(measured.len() >= 2 && measured.iter().all(|r| r["machine"] == host.as_str()), "{measured:?}");
+    let processes = std::fs::read_to_string(run.join("processes.jsonl")).unwrap();
+    assert!(processes.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["cpu"].as_str().is_some_and(|c| !c.is_empty())), "{processes}");
     let out = Command::new(env!("CARGO_BIN_EXE_llm-bench")).arg("report").arg(&run).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let md = std::fs::read_to_string(run.join("summary.md")).unwrap();

@@ -90,7 +90,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     let mut md = String::new();
     let run = results.first().and_then(|r| r["run"].as_str()).unwrap_or("?");
     writeln!(md, "# llm-bench run `{run}`\n")?;
-    write_provenance(&mut md, run_dir)?;
+    write_provenance(&mut md, run_dir, results)?;
     let gpu = &env["gpu"]["devices"][0];
     writeln!(md, "- git commit: `{}`", env["git_commit"].as_str().unwrap_or("?"))?;
     writeln!(md, "- host: {} ({} logical CPUs), {}", env["host"]["cpu"].as_str().unwrap_or("?"), env["host"]["logical_cpus"], env["host"]["os"].as_str().unwrap_or("?"))?;
@@ -434,12 +434,60 @@ fn render(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Res
     Ok((results, analysis))
 }
 
+/// CPU-only engines finished in a later lease run on another host CPU: a warning naming each
+/// machine (its GPU's UUID, else its host) with its CPU and calls, and per engine which cases each
+/// machine measured (the records' `machine` stamp; records of binaries before it name none).
+fn write_cpu_machines(md: &mut String, cpu_lines: &[&Value], results: &[Value]) -> Result<()> {
+    let machine = |l: &Value| l["gpu_uuid"].as_str().map(str::to_string).unwrap_or_else(|| format!("host {}", l["host"].as_str().unwrap_or("?")));
+    let mut machines: Vec<String> = cpu_lines.iter().map(|l| machine(l)).collect();
+    machines.sort();
+    machines.dedup();
+    if machines.len() < 2 {
+        return Ok(());
+    }
+    let described: Vec<String> = machines
+        .iter()
+        .map(|m| {
+            let of: Vec<&&Value> = cpu_lines.iter().filter(|l| machine(l) == *m).collect();
+            let cpu = of.iter().find_map(|l| l["cpu"].as_str()).unwrap_or("CPU not recorded");
+            let mut calls: Vec<&str> = of.iter().filter_map(|l| l["call"].as_str()).collect();
+            calls.sort();
+            calls.dedup();
+            format!("`{m}` ({cpu}; {} process(es){})", of.len(), if calls.is_empty() { String::new() } else { format!(", call(s) {}", calls.join(", ")) })
+        })
+        .collect();
+    let mut engines: Vec<&str> = cpu_lines.iter().flat_map(|l| l["engines"].as_array().into_iter().flatten()).filter_map(|n| n.as_str()).collect();
+    engines.sort();
+    engines.dedup();
+    let mut per_engine = Vec::new();
+    for engine in engines {
+        let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for r in results.iter().filter(|r| r["status"] == "measured" && r["engine"] == engine) {
+            let m = r["machine"].as_str().map_or("not named by the record (an earlier binary)".to_string(), |m| format!("`{m}`"));
+            by.entry(m).or_default().push(format!("{}/{}", r["scenario"].as_str().unwrap_or("?"), r["case"].as_str().unwrap_or("?")));
+        }
+        let parts: Vec<String> = by
+            .iter()
+            .map(|(m, cases)| if cases.len() <= 6 { format!("{m}: {}", cases.join(", ")) } else { format!("{m}: {} cases", cases.len()) })
+            .collect();
+        per_engine.push(format!("{engine}: {}", parts.join("; ")));
+    }
+    writeln!(
+        md,
+        "**Warning: CPU-only engines' records come from {} machines** ({}). Their figures depend on the host's CPU: compare their cases only within one machine. Cases by machine — {}.\n",
+        machines.len(),
+        described.join(", "),
+        per_engine.join(" · "),
+    )?;
+    Ok(())
+}
+
 /// Where a run's records come from (`processes.jsonl`): how many processes, device calls,
 /// binaries and GPUs; a warning first when more than one binary or GPU made them, since figures
 /// from different binaries or machines are not comparable. A process that ran only CPU-only
 /// engines (the lm.rs design) counts no GPU: its figures depend on its host's CPU, so it is
 /// flagged when its machine is not the GPU engines' one, instead of warning of a second GPU.
-fn write_provenance(md: &mut String, run_dir: &Path) -> Result<()> {
+fn write_provenance(md: &mut String, run_dir: &Path, results: &[Value]) -> Result<()> {
     let lines: Vec<Value> = std::fs::read_to_string(run_dir.join("processes.jsonl"))
         .unwrap_or_default()
         .lines()
@@ -464,6 +512,7 @@ fn write_provenance(md: &mut String, run_dir: &Path) -> Result<()> {
     if gpus.len() > 1 {
         writeln!(md, "**Warning: this run's records come from {} GPUs** ({}): machines of one GPU model differ by tens of percent where engines are bound by host work; compare only figures of one GPU.\n", gpus.len(), gpus.join(", "))?;
     }
+    write_cpu_machines(md, &cpu_lines, results)?;
     let elsewhere: Vec<&Value> = cpu_lines.into_iter().filter(|l| l["gpu_uuid"].as_str().is_none_or(|g| !gpus.iter().any(|x| x == g))).collect();
     if !elsewhere.is_empty() && !gpu_lines.is_empty() {
         let mut engines: Vec<String> = elsewhere.iter().flat_map(|l| l["engines"].as_array().into_iter().flatten()).filter_map(|n| n.as_str().map(str::to_string)).collect();
@@ -1094,6 +1143,29 @@ mod tests {
         let (md, _) = summarize(&dir, None).unwrap();
         std::fs::remove_dir_all(&dir).ok();
         assert!(md.contains("come from 2 GPUs") && !md.contains("CPU-only engines measured on another machine"), "{md}");
+    }
+
+    /// A CPU-only engine finished in a later lease (table-2026-12-07's lmrs): the warning names
+    /// both machines with their CPUs and which cases each measured; one machine warns of nothing.
+    #[test]
+    fn a_cpu_only_engine_finished_on_another_machine_says_which_cases_each_measured() {
+        let p = |gpu: &str, cpu: &str, call: &str| json!({"gpu_uuid": gpu, "cpu": cpu, "call": call, "engines": ["lmrs"], "cpu_only": true});
+        let (first, later) = (p("GPU-f66", "Intel(R) Xeon(R) Processor", "call-1"), p("GPU-abc", "AMD EPYC 9454", "call-7"));
+        let rec = |case: &str, machine: Option<&str>| {
+            let mut r = json!({"status": "measured", "scenario": "long_context", "engine": "lmrs", "case": case});
+            if let Some(m) = machine {
+                r["machine"] = m.into();
+            }
+            r
+        };
+        let results = [rec("total/context1024", None), rec("total/context8192", Some("GPU-abc")), rec("ttft/context8192", Some("GPU-abc"))];
+        let mut md = String::new();
+        write_cpu_machines(&mut md, &[&first, &first], &results).unwrap();
+        assert!(md.is_empty(), "{md}");
+        write_cpu_machines(&mut md, &[&first, &later], &results).unwrap();
+        assert!(md.contains("records come from 2 machines") && md.contains("`GPU-abc` (AMD EPYC 9454; 1 process(es), call(s) call-7)"), "{md}");
+        assert!(md.contains("`GPU-abc`: long_context/total/context8192, long_context/ttft/context8192"), "{md}");
+        assert!(md.contains("not named by the record (an earlier binary): long_context/total/context1024"), "{md}");
     }
 
     /// A run of several passes: an engine one pass did not select and the next skipped for
