@@ -63,6 +63,7 @@ fn skip(run: &llm_bench::results::RunDir, engine: &str, case: Option<&str>, reas
         engine: engine.into(),
         case: case.map(Into::into),
         reason: reason.into(),
+        ran_s: None,
     })
 }
 

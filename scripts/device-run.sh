@@ -203,7 +203,7 @@ if [ -n "$run_from" ] && [ ! -s "$LLM_BENCH_OUT/results.jsonl" ]; then
   for f in results.jsonl processes.jsonl environment.json environment.cpu.json requests.jsonl telemetry.jsonl check.log warm.log; do
     if [ -f "$run_from/$f" ]; then cp "$run_from/$f" "$LLM_BENCH_OUT/$f"; elif [ -f "$run_from/$f.xz" ]; then xz -dc "$run_from/$f.xz" >"$LLM_BENCH_OUT/$f"; fi
   done
-  for f in "$run_from"/suite.*.log "$run_from"/suite.*.log.xz; do
+  for f in "$run_from"/suite.*.log "$run_from"/suite.*.log.xz "$run_from"/environment.*.json; do
     [ -f "$f" ] || continue
     case "$f" in *.xz) xz -dc "$f" >"$LLM_BENCH_OUT/$(basename "$f" .xz)" ;; *) cp "$f" "$LLM_BENCH_OUT/" ;; esac
   done

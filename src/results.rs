@@ -131,6 +131,11 @@ pub enum ResultRecord {
         engine: String,
         case: Option<String>,
         reason: String,
+        /// Seconds the case had run when a signal stopped the process (Ctrl-C, or SIGTERM from a
+        /// time limit such as a device call's): a lower bound on its cost that a resumed run
+        /// reads back ([`stopped_cases`]) instead of starting a request it cannot finish.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ran_s: Option<f64>,
     },
 }
 
@@ -149,6 +154,15 @@ fn stamped(r: &ResultRecord) -> Result<serde_json::Value> {
         }
     }
     Ok(v)
+}
+
+/// The machine an environment record was written on, named as `RunDir::process` names it: its
+/// first GPU's UUID, else its host.
+pub fn environment_machine(env: &serde_json::Value) -> String {
+    match env["gpu"]["devices"][0]["uuid"].as_str() {
+        Some(u) => u.to_string(),
+        None => format!("host {}", env["host"]["hostname"].as_str().unwrap_or("?")),
+    }
 }
 
 fn hostname() -> Option<String> {
@@ -234,9 +248,10 @@ impl RunDir {
         Ok(())
     }
 
-    /// Set `environment.json`'s `section.key` (e.g. `calibration.end`), keeping everything else.
+    /// Set `section.key` (e.g. `calibration.end`) of this machine's environment file
+    /// ([`RunDir::environment_file`]), keeping everything else.
     pub fn amend_environment(&self, section: &str, key: &str, value: serde_json::Value) -> Result<()> {
-        let path = self.dir.join("environment.json");
+        let path = self.dir.join(self.environment_file());
         let mut env: serde_json::Value = match std::fs::read_to_string(&path) {
             Ok(t) => serde_json::from_str(&t).with_context(|| format!("{} is not JSON", path.display()))?,
             Err(_) => serde_json::json!({}),
@@ -304,13 +319,27 @@ impl RunDir {
         Ok(())
     }
 
-    /// Write `environment.json` unless an earlier bench of the same run already did.
+    /// Write this machine's environment file unless an earlier bench of the same run on this
+    /// machine already did.
     pub fn environment(&self, env: &serde_json::Value) -> Result<()> {
-        let path = self.dir.join("environment.json");
+        let path = self.dir.join(self.environment_file());
         if !path.exists() {
             std::fs::write(&path, serde_json::to_string_pretty(env)?)?;
         }
         Ok(())
+    }
+
+    /// `environment.json`, the machine of the run's header; a process on another machine (a
+    /// CPU-only engine finished in a later lease) keeps its own as `environment.<machine>.json`,
+    /// so its calibration never overwrites the header machine's and the header can list it.
+    pub fn environment_file(&self) -> String {
+        let header = std::fs::read_to_string(self.dir.join("environment.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        match (header, MACHINE.get().and_then(|m| m["machine"].as_str())) {
+            (Some(env), Some(mine)) if environment_machine(&env) != mine => {
+                format!("environment.{}.json", mine.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>())
+            }
+            _ => "environment.json".into(),
+        }
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -339,6 +368,22 @@ pub fn measured_cases(dir: &Path) -> std::collections::BTreeSet<(String, String,
             (s("scenario"), s("engine"), s("case"))
         })
         .collect()
+}
+
+/// (scenario, engine, case) → the longest time a stopped process had spent on the case
+/// without finishing it (`ran_s` of its interrupted records), for cases never measured since.
+pub fn stopped_cases(dir: &Path) -> BTreeMap<(String, String, String), f64> {
+    let measured = measured_cases(dir);
+    let mut out: BTreeMap<(String, String, String), f64> = BTreeMap::new();
+    for r in read_results(&dir.join("results.jsonl")).unwrap_or_default() {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let key = (s("scenario"), s("engine"), s("case"));
+        if let (Some(t), false) = (r["ran_s"].as_f64(), measured.contains(&key)) {
+            let e = out.entry(key).or_insert(t);
+            *e = e.max(t);
+        }
+    }
+    out
 }
 
 /// The measured cases of one engine in one scenario whose ids start with `prefix`, each with
@@ -412,6 +457,52 @@ pub fn read_results(path: &Path) -> Result<Vec<serde_json::Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// table-2026-12-07's lmrs, finished in a second lease: that lease's processes rewrote the
+    /// first machine's `calibration.end`. A process on another machine than `environment.json`'s
+    /// keeps its own file; on the header's machine it amends `environment.json`.
+    #[test]
+    fn a_process_on_another_machine_keeps_its_own_environment() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-env-machine-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = RunDir { dir: dir.clone(), run: "r".into() };
+        run.process(Some("GPU-this-machine".into()), Some(vec![("lmrs", true)])).unwrap();
+        let mine = MACHINE.get().unwrap()["machine"].as_str().unwrap().to_string();
+        let header = |uuid: &str| json!({"gpu": {"devices": [{"uuid": uuid}]}, "calibration": {"end": 1.0}});
+        std::fs::write(dir.join("environment.json"), header("GPU-first-lease").to_string()).unwrap();
+        let own = run.environment_file();
+        assert!(own != "environment.json" && own.starts_with("environment.") && own.ends_with(".json"), "{own}");
+        run.environment(&json!({"gpu": {"devices": [{"uuid": mine}]}})).unwrap();
+        run.amend_environment("calibration", "end", json!(2.0)).unwrap();
+        let read = |f: &str| serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap();
+        assert_eq!(read("environment.json")["calibration"]["end"], 1.0, "the header machine's calibration stays");
+        assert_eq!(read(&own)["calibration"]["end"], 2.0);
+        std::fs::write(dir.join("environment.json"), header(&mine).to_string()).unwrap();
+        assert_eq!(run.environment_file(), "environment.json");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// table-2026-12-07's lmrs clients/100: a device call's time limit stopped its first round
+    /// after ~520 s; a resumed run reads that back (the longest stop) until the case is measured.
+    #[test]
+    fn a_case_stopped_unfinished_is_read_back_with_the_time_it_had_run() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-stopped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stop = |case: &str, t: f64| format!(r#"{{"status":"skipped","run":"r","scenario":"concurrent_load","engine":"lmrs","case":"{case}","reason":"interrupted","ran_s":{t}}}"#);
+        let lines = [
+            stop("clients/100", 520.3),
+            stop("clients/100", 310.0),
+            stop("clients/50", 200.0),
+            r#"{"status":"measured","run":"r","scenario":"concurrent_load","engine":"lmrs","case":"clients/50"}"#.to_string(),
+        ];
+        std::fs::write(dir.join("results.jsonl"), lines.join("\n") + "\n").unwrap();
+        let stopped = stopped_cases(&dir);
+        std::fs::remove_dir_all(&dir).ok();
+        let key = |c: &str| ("concurrent_load".to_string(), "lmrs".to_string(), c.to_string());
+        assert_eq!(stopped.get(&key("clients/100")), Some(&520.3));
+        assert_eq!(stopped.get(&key("clients/50")), None, "measured since: no longer a bound");
+    }
 
     #[test]
     fn a_resumed_search_reads_back_each_probe_with_its_own_requests() {

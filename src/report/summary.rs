@@ -124,6 +124,27 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
             cpu["git_commit"].as_str().unwrap_or("?")
         )?;
     }
+    // Other machines of a run that spans leases (`RunDir::environment_file`): their host and calibration.
+    let mut others: Vec<std::path::PathBuf> = std::fs::read_dir(run_dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    others.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("environment.") && n.ends_with(".json") && n != "environment.json" && n != "environment.cpu.json"));
+    others.sort();
+    for path in others {
+        let Some(other) = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()) else { continue };
+        writeln!(
+            md,
+            "- another machine of this run (`{}`): {} ({} logical CPUs), `{}`, commit `{}`",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
+            other["host"]["cpu"].as_str().unwrap_or("?"),
+            other["host"]["logical_cpus"],
+            crate::results::environment_machine(&other),
+            other["git_commit"].as_str().unwrap_or("?")
+        )?;
+        if let Some(line) = crate::report::host::calibration_line(&other) {
+            writeln!(md, "  {}", line.trim_start_matches("- "))?;
+        }
+    }
     let kernel_lines = crate::report::kernels::read(run_dir);
     // A kernels-only run names its model in the engines' decode lines.
     let model = match &env["model"] {

@@ -39,6 +39,10 @@ pub struct Harness {
     /// Cases already measured in this run directory, `(engine, case)` of this scenario, when the
     /// run resumes (`LLM_BENCH_RESUME=1`, `llm-bench suite --resume`): they are not measured again.
     pub done: std::collections::BTreeSet<(String, String)>,
+    /// (engine, case) → seconds an earlier process spent on the case before a signal stopped
+    /// it unfinished (`crate::results::stopped_cases`): the least the case costs, so a resumed
+    /// run does not start it again with less time than that left.
+    stopped: BTreeMap<(String, String), f64>,
     /// When the current case started (its record's `wall_s`).
     case_started: std::sync::Mutex<Option<Instant>>,
     /// Engine → its case whose requests failed, until the engine's next case checks it still serves.
@@ -61,7 +65,7 @@ impl Harness {
             crate::engines::select(Some(&e)).unwrap_or_default().into_iter().map(|v| (v.name, v.cpu_only())).collect()
         });
         run.process(crate::measure::telemetry::gpu_uuid(gpu), engines)?;
-        if !run.path("environment.json").exists() {
+        if !run.path(&run.environment_file()).exists() {
             let mut env = crate::measure::telemetry::environment();
             env["model"] = serde_json::to_value(&identity)?;
             env["profile"] = profile.name().into();
@@ -90,7 +94,8 @@ impl Harness {
         if resume && !done.is_empty() {
             eprintln!("[llm-bench] {scenario}: resuming {}: {} case(s) already measured there are not measured again", run.dir.display(), done.len());
         }
-        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer, done, case_started: Default::default(), failed: Default::default(), broken: Default::default() })
+        let stopped = crate::results::stopped_cases(&run.dir).into_iter().filter(|((s, _, _), _)| s == scenario).map(|((_, e, c), t)| ((e, c), t)).collect();
+        Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer, done, stopped, case_started: Default::default(), failed: Default::default(), broken: Default::default() })
     }
 
     /// A prompt of exactly `len` tokens, the same ids for every engine.
@@ -211,17 +216,29 @@ impl Harness {
 
     /// Why a case must be skipped before its first request: that request alone, estimated from
     /// the engine's earlier requests, would not finish in what is left of the run's time budget.
-    fn first_request_too_slow(&self, engine: &str, batch: usize, prompt: usize, new_tokens: usize) -> Option<String> {
-        let estimate = self.pacer.rates(engine)?.estimate(batch, prompt, new_tokens);
+    /// A case an earlier process was stopped in counts at least the time it had spent there.
+    fn first_request_too_slow(&self, engine: &str, case: &str, batch: usize, prompt: usize, new_tokens: usize) -> Option<String> {
+        let model = self.pacer.rates(engine).map(|r| r.estimate(batch, prompt, new_tokens));
+        let stopped = self.stopped_after(engine, case);
+        let estimate = model.max(stopped)?;
         let left = self.pacer.left()?;
+        let from = match stopped {
+            Some(s) if s >= estimate => format!(" or more (an earlier process was stopped after {:.1} s of it, unfinished)", s.as_secs_f64()),
+            _ => " (from this engine's earlier requests)".to_string(),
+        };
         (estimate > left).then(|| {
             format!(
-                "its first request alone is estimated at {:.1} s (from this engine's earlier requests), more than the {:.1} s \
-                 left of the run's time budget (a larger --budget measures it)",
+                "its first request alone is estimated at {:.1} s{from}, more than the {:.1} s left of the run's time budget (a larger --budget measures it)",
                 estimate.as_secs_f64(),
                 left.as_secs_f64()
             )
         })
+    }
+
+    /// How long an earlier process of this run spent on `engine`'s `case` before a signal
+    /// stopped it unfinished (a device call's time limit), if one did.
+    fn stopped_after(&self, engine: &str, case: &str) -> Option<Duration> {
+        self.stopped.get(&(engine.to_string(), case.to_string())).map(|s| Duration::from_secs_f64(*s))
     }
 
     /// Why a request of `prompt` + `new_tokens` tokens cannot run on `engine` with this model:
@@ -295,6 +312,7 @@ impl Harness {
             engine: engine.into(),
             case: case.map(Into::into),
             reason: reason.into(),
+            ran_s: None,
         };
         if let Err(e) = self.run.record(&rec) {
             eprintln!("[llm-bench] cannot write the results file: {e:#}");
@@ -512,7 +530,7 @@ impl Harness {
                 self.skip(&name, Some(&id), &why);
                 continue;
             }
-            if let Some(why) = self.first_request_too_slow(&name, 1, case.prompt.len(), case.new_tokens) {
+            if let Some(why) = self.first_request_too_slow(&name, &id, 1, case.prompt.len(), case.new_tokens) {
                 self.skip(&name, Some(&id), &why);
                 continue;
             }
@@ -714,7 +732,7 @@ impl Harness {
                 self.skip(&name, Some(&id), &why);
                 continue;
             }
-            if let Some(why) = self.first_request_too_slow(&name, case.prompts.len(), prompt_len, case.new_tokens) {
+            if let Some(why) = self.first_request_too_slow(&name, &id, case.prompts.len(), prompt_len, case.new_tokens) {
                 self.skip(&name, Some(&id), &why);
                 continue;
             }
@@ -979,10 +997,12 @@ impl Harness {
             };
             let floor = last_round.filter(|(before, _)| clients.is_some_and(|n| n >= *before));
             // `Option`'s order puts None below any estimate: the larger of the two that exist.
-            let estimate = first.max(floor.map(|(_, t)| t));
+            let stopped = self.stopped_after(&name, &id);
+            let estimate = first.max(floor.map(|(_, t)| t)).max(stopped);
             if let Some((t, left)) = estimate.zip(self.pacer.left()).filter(|(t, left)| t > left) {
-                let from = match floor {
-                    Some((before, f)) if f >= t => format!(" or more (the {before}-client case's first round took that long)"),
+                let from = match (floor, stopped) {
+                    (_, Some(s)) if s >= t => " or more (an earlier process was stopped after that long in its first round, unfinished)".to_string(),
+                    (Some((before, f)), _) if f >= t => format!(" or more (the {before}-client case's first round took that long)"),
                     _ => String::new(),
                 };
                 let why = format!(
@@ -1406,6 +1426,7 @@ impl Harness {
             scenario: self.scenario.into(),
             engine: engine.into(),
             case: case.map(Into::into),
+            since: Instant::now(),
         }));
     }
 }
