@@ -434,6 +434,151 @@ pub fn current_records(records: Vec<serde_json::Value>) -> Vec<serde_json::Value
     records.into_iter().zip(kept).filter_map(|(r, keep)| keep.then_some(r)).collect()
 }
 
+/// Whether a case id is chosen by a `llm-bench withdraw --case` pattern: the same id, or any id
+/// under it when the pattern ends with `/` (`probe/` chooses every rate-search probe;
+/// `clients/10` chooses `clients/10`, not `clients/100`).
+fn case_matches(pattern: &str, case: &str) -> bool {
+    case == pattern || (pattern.ends_with('/') && case.starts_with(pattern))
+}
+
+/// What [`withdraw`] took out of a run.
+#[derive(Debug, Default, PartialEq)]
+pub struct Withdrawal {
+    /// The cases withdrawn, in the order the results file first named them.
+    pub cases: Vec<String>,
+    /// Lines moved out of `results.jsonl`, `requests.jsonl` and `telemetry.jsonl`.
+    pub records: usize,
+    pub requests: usize,
+    pub telemetry: usize,
+}
+
+/// Withdraw cases of one engine in one scenario from the run in `dir`, because `reason` makes
+/// their figures wrong for the binary that goes on with the run (the lm.rs design served by
+/// the batcher in batches of 64 before it was served one request at a time). Every line of
+/// those cases in `results.jsonl`, `requests.jsonl` and `telemetry.jsonl` moves to
+/// `withdrawn.jsonl` (each with the reason, the time and the file it came from: nothing
+/// measured is lost), and each case gets a skipped record saying it was withdrawn and why. The
+/// report then lists the case as not measured, and a resumed run measures it again.
+pub fn withdraw(dir: &Path, scenario: &str, engine: &str, cases: &[String], reason: &str) -> Result<Withdrawal> {
+    anyhow::ensure!(!cases.is_empty(), "withdraw needs at least one --case (an id such as clients/10, or probe/ for every id under it)");
+    anyhow::ensure!(!reason.trim().is_empty(), "withdraw needs a --reason: the report shows it in place of the figures");
+    let results_path = dir.join("results.jsonl");
+    anyhow::ensure!(results_path.is_file(), "{}: no results.jsonl: give the run directory", dir.display());
+    for name in ["requests.jsonl", "telemetry.jsonl"] {
+        let xz = dir.join(format!("{name}.xz"));
+        anyhow::ensure!(
+            dir.join(name).is_file() || !xz.is_file(),
+            "{} is compressed: withdrawing rewrites it, so unpack it first (`xz -d {}`) and compress it again after",
+            xz.display(),
+            xz.display()
+        );
+    }
+    let chosen = |v: &serde_json::Value| {
+        v["scenario"] == scenario && v["engine"] == engine && v["case"].as_str().is_some_and(|c| cases.iter().any(|p| case_matches(p, c)))
+    };
+    // Each file's lines split into kept and moved, as written (the kept ones byte for byte).
+    let split = |name: &str| -> Result<(Vec<String>, Vec<serde_json::Value>)> {
+        let text = match std::fs::read_to_string(dir.join(name)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.join(name).display())),
+        };
+        let (mut kept, mut moved) = (Vec::new(), Vec::new());
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("bad line in {}: {line}", dir.join(name).display()))?;
+            if chosen(&v) {
+                moved.push(v);
+            } else {
+                kept.push(line.to_string());
+            }
+        }
+        Ok((kept, moved))
+    };
+    let (results_kept, results_moved) = split("results.jsonl")?;
+    let withdrawal = |r: &serde_json::Value| r["status"] == "skipped" && r["reason"].as_str().is_some_and(|w| w.starts_with("withdrawn: "));
+    anyhow::ensure!(
+        results_moved.iter().any(|r| !withdrawal(r)),
+        "{}: no record of {engine} in {scenario} for {} (earlier withdrawals aside): nothing to withdraw",
+        results_path.display(),
+        cases.join(", ")
+    );
+    let (requests_kept, requests_moved) = split("requests.jsonl")?;
+    let (telemetry_kept, telemetry_moved) = split("telemetry.jsonl")?;
+    let mut done = Withdrawal { records: results_moved.len(), requests: requests_moved.len(), telemetry: telemetry_moved.len(), ..Default::default() };
+    for r in &results_moved {
+        let case = r["case"].as_str().unwrap_or_default().to_string();
+        if !done.cases.contains(&case) {
+            done.cases.push(case);
+        }
+    }
+    // First the moved lines, appended (a withdrawal cut short leaves them twice, never lost).
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let _whole_lines = write_lock();
+    {
+        let path = dir.join("withdrawn.jsonl");
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        for (file, lines) in [("results.jsonl", &results_moved), ("requests.jsonl", &requests_moved), ("telemetry.jsonl", &telemetry_moved)] {
+            for line in lines {
+                let entry = serde_json::json!({"withdrawn_at_unix_s": at, "reason": reason, "file": file, "line": line});
+                writeln!(f, "{entry}")?;
+            }
+        }
+        f.sync_data().ok();
+    }
+    let run = results_moved[0]["run"].as_str().unwrap_or_default().to_string();
+    let mut results_out = results_kept;
+    for case in &done.cases {
+        let n = |lines: &[serde_json::Value]| lines.iter().filter(|v| v["case"] == case.as_str()).count();
+        let skip = ResultRecord::Skipped {
+            run: run.clone(),
+            scenario: scenario.to_string(),
+            engine: engine.to_string(),
+            case: Some(case.clone()),
+            reason: format!(
+                "withdrawn: {reason} ({} record(s) and {} request(s) moved to withdrawn.jsonl; a resumed run measures it again)",
+                n(&results_moved),
+                n(&requests_moved)
+            ),
+            ran_s: None,
+        };
+        results_out.push(serde_json::to_string(&skip)?);
+    }
+    // Then each file rewritten whole, through a temporary file renamed over it.
+    for (name, lines, moved) in [("requests.jsonl", requests_kept, requests_moved.len()), ("telemetry.jsonl", telemetry_kept, telemetry_moved.len()), ("results.jsonl", results_out, 1)] {
+        if moved == 0 {
+            continue;
+        }
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.withdraw"));
+        let mut text = lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+    }
+    Ok(done)
+}
+
+/// Whether a measured concurrent-load record was served by the suite's batcher in larger batches
+/// than `now` (what the binary going on with the run serves its engine in,
+/// `crate::engines::Variant::max_batch`): the lm.rs design's cases of an earlier binary, which
+/// handed it up to 64 requests at once. A record without `max_batch` comes from a binary that
+/// served every engine up to [`crate::engine::MAX_BATCH`]; one whose batches never held more
+/// than `now` (one client) has the same figures either way.
+pub fn served_in_larger_batches(r: &serde_json::Value, now: usize) -> bool {
+    if r["status"] != "measured" || r["scenario"] != "concurrent_load" {
+        return false;
+    }
+    let m = &r["metrics"];
+    if m["mean_batch"]["median"].as_f64() == Some(0.0) {
+        return false; // the engine's own scheduler served it
+    }
+    let now = now as f64;
+    let then = m["max_batch"]["max"].as_f64().unwrap_or(crate::engine::MAX_BATCH as f64);
+    then > now && !m["mean_batch"]["max"].as_f64().is_some_and(|b| b <= now)
+}
+
 /// The text of a run's `<name>`, or of the `<name>.xz` a committed report keeps instead (read
 /// through the `xz` command): every committed run travels with each GPU call, so its large raw
 /// files are kept compressed.
@@ -564,6 +709,69 @@ mod tests {
         assert_eq!(rates, [("max_rate/server".to_string(), 13.2), ("max_rate/interactive".to_string(), 1.2)]);
         // Not taken up (yet): the unfinished record is what the run has.
         assert_eq!(current_records(first.to_vec()).len(), 2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// table-2026-12-07's lm.rs-design cases that the batcher served in batches of up to 64
+    /// (before it served that engine one request at a time): withdrawn, they leave the figures
+    /// and the done cases, their lines are kept in withdrawn.jsonl, the report lists each as
+    /// withdrawn with the reason, and a later measured record replaces that.
+    #[test]
+    fn withdrawn_cases_move_to_withdrawn_jsonl_and_are_measured_again() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-withdraw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = |case: &str, status: &str, batch: f64| {
+            serde_json::json!({"status": status, "run": "r", "scenario": "concurrent_load", "engine": "lmrs", "case": case,
+                "metrics": {"mean_batch": {"median": batch, "max": batch}}})
+            .to_string()
+        };
+        let request = |engine: &str, case: &str| serde_json::json!({"scenario": "concurrent_load", "engine": engine, "case": case}).to_string();
+        let results = [
+            result("clients/1", "measured", 1.0),
+            result("clients/10", "measured", 10.0),
+            r#"{"status":"skipped","run":"r","scenario":"concurrent_load","engine":"lmrs","case":"clients/100","reason":"interrupted","ran_s":522.0}"#.to_string(),
+            result("probe/0.5rps", "measured", 8.6),
+            serde_json::json!({"status": "measured", "run": "r", "scenario": "concurrent_load", "engine": "candle", "case": "clients/10",
+                "metrics": {"mean_batch": {"median": 10.0, "max": 10.0}}}).to_string(),
+        ];
+        let requests = [request("lmrs", "clients/1"), request("lmrs", "clients/10"), request("lmrs", "probe/0.5rps"), request("candle", "clients/10")];
+        std::fs::write(dir.join("results.jsonl"), results.join("\n") + "\n").unwrap();
+        std::fs::write(dir.join("requests.jsonl"), requests.join("\n") + "\n").unwrap();
+        let stale: Vec<String> = read_results(&dir.join("results.jsonl"))
+            .unwrap()
+            .iter()
+            .filter(|r| served_in_larger_batches(r, if r["engine"] == "lmrs" { 1 } else { 64 }))
+            .map(|r| format!("{}/{}", r["engine"].as_str().unwrap(), r["case"].as_str().unwrap()))
+            .collect();
+        assert_eq!(stale, ["lmrs/clients/10", "lmrs/probe/0.5rps"], "one client is one request per batch either way; candle batches");
+
+        let cases: Vec<String> = ["clients/10", "clients/100", "probe/"].map(String::from).to_vec();
+        let w = withdraw(&dir, "concurrent_load", "lmrs", &cases, "served in batches of up to 64").unwrap();
+        assert_eq!(w, Withdrawal { cases: vec!["clients/10".into(), "clients/100".into(), "probe/0.5rps".into()], records: 3, requests: 2, telemetry: 0 });
+        let key = |c: &str| ("concurrent_load".to_string(), "lmrs".to_string(), c.to_string());
+        let done = measured_cases(&dir);
+        assert!(done.contains(&key("clients/1")) && !done.contains(&key("clients/10")) && !done.contains(&key("probe/0.5rps")), "{done:?}");
+        assert!(stopped_cases(&dir).is_empty(), "the stopped round went with its case");
+        let left: Vec<serde_json::Value> = read_results(&dir.join("requests.jsonl")).unwrap();
+        assert_eq!(left.len(), 2, "lmrs clients/1's and candle's requests stay: {left:?}");
+        let kept = read_results(&dir.join("withdrawn.jsonl")).unwrap();
+        assert_eq!(kept.len(), 5);
+        assert!(kept.iter().all(|k| k["reason"] == "served in batches of up to 64" && k["line"]["engine"] == "lmrs"));
+
+        let current = current_records(read_results(&dir.join("results.jsonl")).unwrap());
+        let withdrawn: Vec<&str> = current
+            .iter()
+            .filter(|r| r["status"] == "skipped" && r["reason"].as_str().unwrap().starts_with("withdrawn: served in batches of up to 64 (1 record(s) and 1 request(s)"))
+            .map(|r| r["case"].as_str().unwrap())
+            .collect();
+        assert_eq!(withdrawn, ["clients/10", "probe/0.5rps"]);
+        let mut again = read_results(&dir.join("results.jsonl")).unwrap();
+        again.push(serde_json::from_str(&result("clients/10", "measured", 1.0)).unwrap());
+        let current = current_records(again);
+        assert!(!current.iter().any(|r| r["case"] == "clients/10" && r["status"] == "skipped"), "measured again: the withdrawal is made good");
+
+        let err = withdraw(&dir, "concurrent_load", "lmrs", &["clients/10".into()], "again").unwrap_err().to_string();
+        assert!(err.contains("nothing to withdraw"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

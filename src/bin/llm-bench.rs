@@ -52,6 +52,13 @@ const USAGE: &str = "usage:
   llm-bench compare <run A> <run B> [--pair X=Y ...]  every figure both runs measured: change and a noise-aware verdict;
                                                       --pair compares A's engine X with B's engine Y (e.g. candle=candle-f16,
                                                       also within one run given twice); the hosts' calibrations first
+  llm-bench withdraw <run dir> --scenario S --engine E --case C [--case C ...] --reason TEXT
+                                                      take cases whose figures are wrong for the binary that goes on
+                                                      with the run out of it: their lines of results.jsonl, requests.jsonl
+                                                      and telemetry.jsonl move to withdrawn.jsonl with the reason, each
+                                                      case gets a skipped record saying so, and a resumed run measures it
+                                                      again; C is a case id (clients/10) or, ending in /, every id under
+                                                      it (probe/)
   llm-bench suite [--budget SECONDS] [--resume RUN_DIR] [--plan [--from RUN_DIR ...]] [scenario ...]
                                                       every scenario (or those named), engine by engine in one process:
                                                       each engine loaded once; with a budget, cases that would not fit
@@ -206,6 +213,35 @@ fn run() -> Result<()> {
             }
             anyhow::ensure!(from.is_empty(), "--from goes with --plan (a suite learns its estimate from LLM_BENCH_PLAN_FROM)\n{USAGE}");
             llm_bench::run::scenarios::suite(&scenarios, budget)
+        }
+        Some("withdraw") => {
+            let run = args.get(1).map(std::path::PathBuf::from).ok_or_else(|| anyhow::anyhow!("withdraw needs a run directory\n{USAGE}"))?;
+            let (mut scenario, mut engine, mut cases, mut reason) = (None, None, Vec::new(), None);
+            let mut rest = args[2..].iter();
+            while let Some(a) = rest.next() {
+                let value = rest.next().ok_or_else(|| anyhow::anyhow!("{a} needs a value\n{USAGE}"))?.clone();
+                match a.as_str() {
+                    "--scenario" => scenario = Some(Scenario::parse(&value).ok_or_else(|| anyhow::anyhow!("unknown scenario `{value}`\n{USAGE}"))?),
+                    "--engine" => engine = Some(value),
+                    "--case" => cases.push(value),
+                    "--reason" => reason = Some(value),
+                    other => bail!("unknown withdraw option `{other}`\n{USAGE}"),
+                }
+            }
+            let (Some(scenario), Some(engine), Some(reason)) = (scenario, engine, reason) else {
+                bail!("withdraw needs --scenario, --engine, --case and --reason\n{USAGE}")
+            };
+            let w = llm_bench::results::withdraw(&run, scenario.name(), &engine, &cases, &reason)?;
+            println!(
+                "withdrew {engine}'s {} in {}: {} record(s), {} request(s), {} telemetry row(s) moved to {}",
+                w.cases.join(", "),
+                scenario.name(),
+                w.records,
+                w.requests,
+                w.telemetry,
+                run.join("withdrawn.jsonl").display()
+            );
+            Ok(())
         }
         Some("check") => check(args.get(1).map(String::as_str).unwrap_or("cpu")),
         Some("engines") => {

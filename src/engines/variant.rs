@@ -240,6 +240,27 @@ impl Variant {
         self.engine == EngineKind::Lmrs
     }
 
+    /// The most requests the suite's batcher hands the engine at once (the concurrent-load
+    /// scenario). The lm.rs design serves one request at a time, as lm.rs's chat does: its
+    /// `generate` runs a batch's requests one after another, so a batch of several would only
+    /// hold every answer back until the batch's last was done (and, in a closed loop, keep the
+    /// clients whose answers were ready from sending their next). It is handed one request at a
+    /// time, as a server in front of it would; every other engine batches, up to
+    /// [`crate::engine::MAX_BATCH`].
+    pub fn max_batch(&self) -> usize {
+        if self.engine == EngineKind::Lmrs {
+            1
+        } else {
+            crate::engine::MAX_BATCH
+        }
+    }
+
+    /// [`Variant::max_batch`] of the variant called `name`; [`crate::engine::MAX_BATCH`] for a
+    /// name the suite does not know.
+    pub fn max_batch_of(name: &str) -> usize {
+        Variant::named(name).map_or(crate::engine::MAX_BATCH, Variant::max_batch)
+    }
+
     /// The device this variant is measured on: the GPU when there is one and the engine can use it.
     pub fn device(&self, gpu: Option<usize>) -> Device {
         match gpu {

@@ -61,6 +61,9 @@ pub struct EngineFigures {
     pub bytes_per_step_gb: Option<f64>,
     /// (clients, output tok/s, p99 end-to-end ms) of the closed-loop cases.
     pub concurrency: Vec<(f64, f64, Option<f64>)>,
+    /// The suite's batcher handed it one request at a time (its records' `max_batch`): the
+    /// lm.rs design, which serves no more at once.
+    pub one_request_at_a_time: bool,
     /// Requests per second at the best closed-loop case.
     pub best_requests_per_s: Option<f64>,
     /// (context tokens, TTFT ms) of the long-context cases.
@@ -228,6 +231,7 @@ fn figures(engine: &str, measured: &[&Value], tokens: &BTreeMap<(String, String,
         let case = r["case"].as_str().unwrap_or("");
         if let (Some(n), Some(t)) = (case.strip_prefix("clients/").and_then(|c| c.parse().ok()), metric(r, "output_tok_s", "median")) {
             f.concurrency.push((n, t, metric(r, "total_ms", "p99")));
+            f.one_request_at_a_time |= r["metrics"]["max_batch"]["max"].as_f64() == Some(1.0);
             let per_request = tokens.get(&("concurrent_load".into(), engine.into(), case.into())).copied();
             if let Some(rps) = per_request.filter(|&p| p > 0.0).map(|p| t / p) {
                 f.best_requests_per_s = Some(f.best_requests_per_s.map_or(rps, |b| b.max(rps)));
@@ -548,7 +552,15 @@ fn opportunities(a: &Analysis) -> Vec<String> {
             }
         }
         if let Some(eff) = e.scaling_efficiency().last() {
-            if eff.1 < NEAR_LINEAR {
+            if eff.1 < NEAR_LINEAR && e.one_request_at_a_time {
+                // The lm.rs design: the batcher hands it one request at a time, which is all it serves.
+                out.push(format!(
+                    "{}: it serves one request at a time, so more clients only wait in line: at {:.0} clients its throughput is {:.2}× one client's; scaling would take computing several requests per step, which this design does not.",
+                    e.engine,
+                    eff.0,
+                    eff.0 * eff.1
+                ));
+            } else if eff.1 < NEAR_LINEAR {
                 out.push(format!(
                     "{}: at {:.0} clients throughput grows {:.2}× less than linearly; larger or continuous batching would use more of the {}.",
                     e.engine,
@@ -588,6 +600,22 @@ mod tests {
         let memory = a.verdict.iter().find(|v| v.contains("Memory (peak GPU memory")).unwrap();
         assert!(memory.contains("candle — 2.10 GB"), "{memory}");
         assert!(!a.opportunities.iter().any(|o| o.starts_with("lmrs:")), "{:?}", a.opportunities);
+    }
+
+    /// An engine handed one request at a time (the lm.rs design: its records' `max_batch` is 1)
+    /// cannot scale with clients by batching: the advice says it queues them, not that larger
+    /// batches would help, as it does for a batching engine.
+    #[test]
+    fn an_engine_served_one_request_at_a_time_is_not_told_to_batch() {
+        let clients = |engine: &str, n: usize, tok_s: f64, max_batch: f64| {
+            json!({"status": "measured", "scenario": "concurrent_load", "engine": engine, "device": "cpu", "case": format!("clients/{n}"),
+                   "metrics": {"output_tok_s": {"median": tok_s}, "max_batch": {"max": max_batch}}})
+        };
+        let results = [clients("lmrs", 1, 8.0, 1.0), clients("lmrs", 10, 8.4, 1.0), clients("candle", 1, 90.0, 64.0), clients("candle", 10, 300.0, 64.0)];
+        let a = analyse(&results, &json!({}), &BTreeMap::new(), 2.5);
+        let advice = |name: &str| a.opportunities.iter().find(|o| o.starts_with(&format!("{name}:"))).unwrap().clone();
+        assert!(advice("lmrs").contains("one request at a time") && advice("lmrs").contains("1.05× one client's"), "{}", advice("lmrs"));
+        assert!(advice("candle").contains("larger or continuous batching"), "{}", advice("candle"));
     }
 
     /// table-2026-12-07: the lm.rs design serves a batch one request after another, so its best

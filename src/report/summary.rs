@@ -684,11 +684,12 @@ fn who_serves(results: &[Value], slos: &[crate::report::slo::Slo]) -> Option<Str
         .iter()
         .filter(|r| r["status"] == "measured" && r["scenario"] == "concurrent_load" && r["case"].as_str().is_some_and(|c| c.starts_with("clients/")))
         .collect();
-    let mut batcher: Vec<(String, Option<f64>)> = Vec::new();
+    // (engine, its median request at one client, served one request at a time)
+    let mut batcher: Vec<(String, Option<f64>, bool)> = Vec::new();
     let mut own: Vec<String> = Vec::new();
     for r in &closed {
         let engine = r["engine"].as_str().unwrap_or("").to_string();
-        if batcher.iter().any(|(e, _)| *e == engine) || own.contains(&engine) {
+        if batcher.iter().any(|(e, _, _)| *e == engine) || own.contains(&engine) {
             continue;
         }
         match own_scheduler(r) {
@@ -698,7 +699,9 @@ fn who_serves(results: &[Value], slos: &[crate::report::slo::Slo]) -> Option<Str
                     .iter()
                     .find(|o| o["engine"] == r["engine"] && o["case"] == "clients/1")
                     .and_then(|o| o["metrics"]["total_ms"]["median"].as_f64());
-                batcher.push((engine, one));
+                // One request per batch: the lm.rs design, which serves no more at once.
+                let single = r["metrics"]["max_batch"]["max"].as_f64() == Some(1.0);
+                batcher.push((engine, one, single));
             }
             None => {}
         }
@@ -708,14 +711,21 @@ fn who_serves(results: &[Value], slos: &[crate::report::slo::Slo]) -> Option<Str
     }
     let listed = batcher
         .iter()
-        .map(|(e, one)| one.map_or(e.clone(), |ms| format!("{e} ({ms:.0} ms)")))
+        .map(|(e, one, single)| {
+            let single = if *single { "one request at a time" } else { "" };
+            match one {
+                Some(ms) => format!("{e} ({ms:.0} ms{}{single})", if single.is_empty() { "" } else { "; " }),
+                None if !single.is_empty() => format!("{e} ({single})"),
+                None => e.clone(),
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let near: Vec<String> = slos
         .iter()
         .filter_map(|slo| {
             let slow: Vec<&str> =
-                batcher.iter().filter(|(_, one)| one.is_some_and(|ms| ms >= 0.5 * slo.ttft_p99_ms)).map(|(e, _)| e.as_str()).collect();
+                batcher.iter().filter(|(_, one, _)| one.is_some_and(|ms| ms >= 0.5 * slo.ttft_p99_ms)).map(|(e, _, _)| e.as_str()).collect();
             (!slow.is_empty()).then(|| format!("`{}` ({:.0} ms): {}", slo.name, slo.ttft_p99_ms, slow.join(", ")))
         })
         .collect();

@@ -43,6 +43,12 @@ pub struct Batcher {
 impl Batcher {
     pub const NAME: &'static str = "llm-bench static batcher (takes every arrived request, up to max_batch, when the engine is free)";
 
+    /// This batcher for the engine variant `name`: batches no larger than the engine serves at
+    /// once ([`crate::engines::Variant::max_batch`]; one request for the lm.rs design).
+    pub fn for_engine(&self, name: &str) -> Batcher {
+        Batcher { max_batch: self.max_batch.min(crate::engines::Variant::max_batch_of(name)) }
+    }
+
     /// Serve requests under `load` until `count` requests have completed. `prompt(i)` gives the
     /// prompt of the i-th request sent (all prompts of a run have one length, so any arrived
     /// requests can share a batch).
@@ -186,4 +192,35 @@ pub fn serve_scheduled(
         Ok(())
     })?;
     Ok(served.into_inner().unwrap())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::stub::Stub;
+
+    /// The lm.rs design serves one request at a time: the batcher hands it one, so each of 100
+    /// clients' requests comes back as soon as it is done, and the round is those 100 requests.
+    /// A batching engine gets up to 64: its second batch holds the 36 clients still waiting and
+    /// 28 of the 64 answered first, who sent their next request at once (a closed loop).
+    #[test]
+    fn an_engine_that_serves_one_request_at_a_time_is_handed_one() {
+        let shared = Batcher { max_batch: crate::engine::MAX_BATCH };
+        let prompt = |_: usize| vec![1u32, 2, 3];
+        let lmrs = shared.for_engine("lmrs");
+        assert_eq!((lmrs.max_batch, shared.for_engine("lmrs-fast").max_batch), (1, 1));
+        let served = lmrs.serve(&mut Stub, Load::ClosedLoop { clients: 100 }, 100, 2, &prompt).unwrap();
+        assert!(served.iter().all(|s| s.batch == 1));
+        let mut clients: Vec<usize> = served.iter().map(|s| s.client).collect();
+        clients.sort_unstable();
+        clients.dedup();
+        assert_eq!(clients.len(), 100, "every client's first request, none a second one");
+
+        let candle = shared.for_engine("candle");
+        assert_eq!(candle.max_batch, 64);
+        let served = candle.serve(&mut Stub, Load::ClosedLoop { clients: 100 }, 100, 2, &prompt).unwrap();
+        assert_eq!(served.len(), 100);
+        assert!(served.iter().all(|s| s.batch == 64), "{:?}", served.iter().map(|s| s.batch).collect::<Vec<_>>());
+        assert_eq!(shared.for_engine("no-such-engine").max_batch, 64);
+    }
 }

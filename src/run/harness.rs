@@ -94,6 +94,28 @@ impl Harness {
         if resume && !done.is_empty() {
             eprintln!("[llm-bench] {scenario}: resuming {}: {} case(s) already measured there are not measured again", run.dir.display(), done.len());
         }
+        if resume {
+            // Figures an earlier binary measured under another serving than this one's stand until
+            // withdrawn: measuring the case again beside them would leave two answers.
+            let stale: Vec<String> = crate::results::read_results(&run.path("results.jsonl"))
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| {
+                    let now = crate::engines::Variant::max_batch_of(r["engine"].as_str().unwrap_or_default());
+                    r["scenario"] == scenario && crate::results::served_in_larger_batches(r, now)
+                })
+                .map(|r| format!("{}/{}", r["engine"].as_str().unwrap_or("?"), r["case"].as_str().unwrap_or("?")))
+                .collect();
+            if !stale.is_empty() {
+                eprintln!(
+                    "[llm-bench] {scenario}: warning: {} was served in larger batches than this binary serves its engine (Variant::max_batch); \
+                     its figures stand as measured and are not measured again unless withdrawn: \
+                     llm-bench withdraw {} --scenario {scenario} --engine <engine> --case <case> --reason <why>",
+                    stale.join(", "),
+                    run.dir.display()
+                );
+            }
+        }
         let stopped = crate::results::stopped_cases(&run.dir).into_iter().filter(|((s, _, _), _)| s == scenario).map(|((_, e, c), t)| ((e, c), t)).collect();
         Ok(Self { scenario, profile, model, identity, config, tokenizer, run, gpu, new_tokens, pacer, done, stopped, case_started: Default::default(), failed: Default::default(), broken: Default::default() })
     }
@@ -1083,6 +1105,9 @@ impl Harness {
             };
             put("output_tok_s", "tok/s", measured.iter().map(|c| c.1).collect());
             put("mean_batch", "requests", measured.iter().map(|c| c.2).collect());
+            if engine.scheduled().is_none() {
+                put("max_batch", "requests", vec![batcher.max_batch as f64]);
+            }
 
             let records = measured.into_iter().flat_map(|c| c.0).collect();
             extra.extend(startup.metrics());
@@ -1191,7 +1216,8 @@ impl Harness {
                     Ok((records, tok_s, mean_batch, _)) => {
                         let values: Vec<serde_json::Value> = records.iter().filter_map(|r| serde_json::to_value(r).ok()).collect();
                         let mut extra = BTreeMap::new();
-                        for (k, unit, v) in [("output_tok_s", "tok/s", tok_s), ("mean_batch", "requests", mean_batch), ("request_rate_rps", "req/s", rate)] {
+                        let batches = engine.scheduled().is_none().then_some(("max_batch", "requests", batcher.max_batch as f64));
+                        for (k, unit, v) in [("output_tok_s", "tok/s", tok_s), ("mean_batch", "requests", mean_batch), ("request_rate_rps", "req/s", rate)].into_iter().chain(batches) {
                             if let Some(summary) = Summary::of(&[v]) {
                                 extra.insert(k.to_string(), Metric { unit, summary });
                             }
@@ -1236,6 +1262,9 @@ impl Harness {
             };
             put("max_rate_rps", "req/s", rate);
             put("probes", "probes", mine.len() as f64);
+            if engine.scheduled().is_none() {
+                put("max_batch", "requests", batcher.max_batch as f64);
+            }
             if let Some((_, reqs, tok_s)) = served.iter().find(|p| p.0 == rate) {
                 if let Some(a) = attain(reqs) {
                     put("output_tok_s", "tok/s", *tok_s);

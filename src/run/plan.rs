@@ -11,7 +11,7 @@
 //! profile asks), so a quick run estimates the full profile too. The cases themselves come from
 //! the scenarios' tables (`crate::run::scenarios::case_table`).
 
-use crate::run::workload::{Profile, MAX_BATCH};
+use crate::run::workload::Profile;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -145,7 +145,8 @@ impl Reference {
             Shape::Concurrent { requests, poisson_window_s } => request(new_tokens).map(|one| {
                 let iteration = match poisson_window_s {
                     Some(w) => w + one,
-                    None => requests.div_ceil(MAX_BATCH) as f64 * one,
+                    // Batches of what the engine serves at once (one request for the lm.rs design).
+                    None => requests.div_ceil(crate::engines::Variant::max_batch_of(engine)) as f64 * one,
                 };
                 criterion(iteration)
             }),

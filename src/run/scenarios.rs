@@ -210,10 +210,12 @@ impl Plan {
                 h.measure_throughput(engine, startup, cases, *duration, *copy_bandwidth)
             }
             Work::Concurrent { cases, pool, batcher, slos } => {
+                let name = engine.info().name;
+                let batcher = &batcher.for_engine(&name);
                 if let Some(own) = engine.scheduled() {
-                    eprintln!("[llm-bench] {} serves requests through {}", engine.info().name, own.scheduler());
+                    eprintln!("[llm-bench] {name} serves requests through {}", own.scheduler());
                 } else {
-                    eprintln!("[llm-bench] {} is served through: {}, max batch {}", engine.info().name, Batcher::NAME, batcher.max_batch);
+                    eprintln!("[llm-bench] {name} is served through: {}, max batch {}", Batcher::NAME, batcher.max_batch);
                 }
                 let mut startup = startup;
                 let to_measure = self.case_ids().iter().any(|c| !h.is_done(&engine.info().name, c));
