@@ -200,7 +200,7 @@ mkdir -p "$LLM_BENCH_CACHE/wheels" "$LLM_BENCH_OUT"
 # yet; the report then counts the processes, calls, binaries and GPUs the records come from.
 if [ -n "$run_from" ] && [ ! -s "$LLM_BENCH_OUT/results.jsonl" ]; then
   [ -s "$run_from/results.jsonl" ] || { echo "LLM_BENCH_RUN_FROM=$run_from holds no results.jsonl: give a run directory (carry it)"; exit 1; }
-  for f in results.jsonl processes.jsonl environment.json environment.cpu.json requests.jsonl telemetry.jsonl check.log warm.log; do
+  for f in results.jsonl processes.jsonl environment.json environment.cpu.json requests.jsonl telemetry.jsonl withdrawn.jsonl check.log warm.log; do
     if [ -f "$run_from/$f" ]; then cp "$run_from/$f" "$LLM_BENCH_OUT/$f"; elif [ -f "$run_from/$f.xz" ]; then xz -dc "$run_from/$f.xz" >"$LLM_BENCH_OUT/$f"; fi
   done
   for f in "$run_from"/suite.*.log "$run_from"/suite.*.log.xz "$run_from"/environment.*.json; do

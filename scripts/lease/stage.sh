@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Here, before a lease (scripts/lease/README.md): fill the git-excluded calls-tmp/ with what the
+# calls carry: plan/ (earlier runs' results, for the estimate), run-from/<run> (the run's committed
+# records, which the first suite call copies in), Burn's and Inductor's committed caches.
+#
+#   scripts/lease/stage.sh [run id, default table-2026-12-07]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+run="${1:-table-2026-12-07}"
+grep -qx '/calls-tmp/' .git/info/exclude 2>/dev/null || echo /calls-tmp/ >>.git/info/exclude
+rm -rf calls-tmp/plan calls-tmp/run-from
+mkdir -p calls-tmp/plan "calls-tmp/run-from/$run"
+# The runs the estimate learns from: the latest of each engine's quick-profile figures.
+plan_runs="${LLM_BENCH_LEASE_PLAN:-h100-2026-12-06-b h100-2026-12-06-c h100-2026-12-06-e h100-2026-12-06-table h200-2026-12-02-b h200-2026-12-03-rate3 h200-2026-12-03-whole h200-2026-12-04-burn h200-2026-12-04-table h200-2026-12-06-d $run}"
+for r in $plan_runs; do
+  [ -f "target-reports/$r/results.jsonl" ] || continue
+  mkdir -p "calls-tmp/plan/$r" && cp "target-reports/$r/results.jsonl" "calls-tmp/plan/$r/"
+done
+# The run's records as committed (device-run.sh unpacks the .xz ones there).
+src="target-reports/$run"
+if [ -d "$src" ]; then
+  for f in "$src"/*.jsonl "$src"/*.jsonl.xz "$src"/environment*.json "$src"/suite.*.log "$src"/suite.*.log.xz "$src"/check.log "$src"/warm.log; do
+    [ -f "$f" ] && cp "$f" "calls-tmp/run-from/$run/"
+  done
+else
+  rmdir "calls-tmp/run-from/$run"
+  echo "[stage] no committed $src: the lease begins the run" >&2
+fi
+cp target-reports/h200-2026-12-04-burn/burn-kernel-cache.tar.xz target-reports/h100-2026-12-06-table/torch-inductor.tar.xz calls-tmp/
+du -sh calls-tmp/* >&2
