@@ -3,7 +3,8 @@
 //! A run directory holds `environment.json` (what ran where), `requests.jsonl` (one line per
 //! measured request: the raw timings) and `results.jsonl` (one line per finished case, or per
 //! skipped engine with its reason). Lines are appended and flushed as soon as a case finishes, so
-//! an interrupted run keeps everything it measured.
+//! an interrupted run keeps everything it measured. `withdrawn.jsonl` keeps the lines that
+//! [`withdraw`] took out of the others (figures wrong for the binary going on with the run).
 
 use crate::engine::{EngineInfo, ModelFiles};
 use crate::measure::stats::Summary;
