@@ -157,13 +157,18 @@ fn stamped(r: &ResultRecord) -> Result<serde_json::Value> {
     Ok(v)
 }
 
-/// The machine an environment record was written on, named as `RunDir::process` names it: its
+/// How a run names a machine (records' `machine`, environment files, the report's warnings): its
 /// first GPU's UUID, else its host.
-pub fn environment_machine(env: &serde_json::Value) -> String {
-    match env["gpu"]["devices"][0]["uuid"].as_str() {
+pub fn machine_name(gpu_uuid: Option<&str>, host: Option<&str>) -> String {
+    match gpu_uuid {
         Some(u) => u.to_string(),
-        None => format!("host {}", env["host"]["hostname"].as_str().unwrap_or("?")),
+        None => format!("host {}", host.unwrap_or("?")),
     }
+}
+
+/// The machine an environment record was written on ([`machine_name`]).
+pub fn environment_machine(env: &serde_json::Value) -> String {
+    machine_name(env["gpu"]["devices"][0]["uuid"].as_str(), env["host"]["hostname"].as_str())
 }
 
 fn hostname() -> Option<String> {
@@ -277,7 +282,7 @@ impl RunDir {
             return Ok(());
         }
         noted.push(self.dir.clone());
-        let machine = gpu_uuid.clone().unwrap_or_else(|| format!("host {}", hostname().unwrap_or_else(|| "?".into())));
+        let machine = machine_name(gpu_uuid.as_deref(), hostname().as_deref());
         let call = std::env::var("LLM_BENCH_CALL").ok().filter(|c| !c.is_empty());
         MACHINE.get_or_init(|| serde_json::json!({"machine": machine, "call": call}));
         let cpu_only = engines.as_ref().is_some_and(|e| !e.is_empty() && e.iter().all(|(_, cpu)| *cpu));

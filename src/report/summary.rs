@@ -459,7 +459,7 @@ fn render(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Res
 /// machine (its GPU's UUID, else its host) with its CPU and calls, and per engine which cases each
 /// machine measured (the records' `machine` stamp; records of binaries before it name none).
 fn write_cpu_machines(md: &mut String, cpu_lines: &[&Value], results: &[Value]) -> Result<()> {
-    let machine = |l: &Value| l["gpu_uuid"].as_str().map(str::to_string).unwrap_or_else(|| format!("host {}", l["host"].as_str().unwrap_or("?")));
+    let machine = |l: &Value| crate::results::machine_name(l["gpu_uuid"].as_str(), l["host"].as_str());
     let mut machines: Vec<String> = cpu_lines.iter().map(|l| machine(l)).collect();
     machines.sort();
     machines.dedup();
@@ -712,12 +712,11 @@ fn who_serves(results: &[Value], slos: &[crate::report::slo::Slo]) -> Option<Str
     let listed = batcher
         .iter()
         .map(|(e, one, single)| {
-            let single = if *single { "one request at a time" } else { "" };
-            match one {
-                Some(ms) => format!("{e} ({ms:.0} ms{}{single})", if single.is_empty() { "" } else { "; " }),
-                None if !single.is_empty() => format!("{e} ({single})"),
-                None => e.clone(),
+            let mut notes: Vec<String> = one.iter().map(|ms| format!("{ms:.0} ms")).collect();
+            if *single {
+                notes.push("one request at a time".into());
             }
+            if notes.is_empty() { e.clone() } else { format!("{e} ({})", notes.join("; ")) }
         })
         .collect::<Vec<_>>()
         .join(", ");

@@ -1105,9 +1105,7 @@ impl Harness {
             };
             put("output_tok_s", "tok/s", measured.iter().map(|c| c.1).collect());
             put("mean_batch", "requests", measured.iter().map(|c| c.2).collect());
-            if engine.scheduled().is_none() {
-                put("max_batch", "requests", vec![batcher.max_batch as f64]);
-            }
+            extra.extend(batch_limit(engine, batcher));
 
             let records = measured.into_iter().flat_map(|c| c.0).collect();
             extra.extend(startup.metrics());
@@ -1216,12 +1214,12 @@ impl Harness {
                     Ok((records, tok_s, mean_batch, _)) => {
                         let values: Vec<serde_json::Value> = records.iter().filter_map(|r| serde_json::to_value(r).ok()).collect();
                         let mut extra = BTreeMap::new();
-                        let batches = engine.scheduled().is_none().then_some(("max_batch", "requests", batcher.max_batch as f64));
-                        for (k, unit, v) in [("output_tok_s", "tok/s", tok_s), ("mean_batch", "requests", mean_batch), ("request_rate_rps", "req/s", rate)].into_iter().chain(batches) {
+                        for (k, unit, v) in [("output_tok_s", "tok/s", tok_s), ("mean_batch", "requests", mean_batch), ("request_rate_rps", "req/s", rate)] {
                             if let Some(summary) = Summary::of(&[v]) {
                                 extra.insert(k.to_string(), Metric { unit, summary });
                             }
                         }
+                        extra.extend(batch_limit(engine, batcher));
                         extra.extend(startup.metrics());
                         let why = format!("a rate-search probe: {count} Poisson arrivals at {rate} req/s, served once (one window of arrivals is one sample)");
                         self.finish_case(engine, "wall", &probe_id, records, extra, Some(why));
@@ -1262,9 +1260,6 @@ impl Harness {
             };
             put("max_rate_rps", "req/s", rate);
             put("probes", "probes", mine.len() as f64);
-            if engine.scheduled().is_none() {
-                put("max_batch", "requests", batcher.max_batch as f64);
-            }
             if let Some((_, reqs, tok_s)) = served.iter().find(|p| p.0 == rate) {
                 if let Some(a) = attain(reqs) {
                     put("output_tok_s", "tok/s", *tok_s);
@@ -1273,6 +1268,7 @@ impl Harness {
                     put("tpot_p99_ms", "ms", a.tpot_p99_ms);
                 }
             }
+            metrics.extend(batch_limit(engine, batcher));
             metrics.extend(startup.metrics());
             let rec = ResultRecord::Measured {
                 run: self.run.run.clone(),
@@ -1458,6 +1454,14 @@ impl Harness {
             since: Instant::now(),
         }));
     }
+}
+
+/// The `max_batch` metric of a concurrent-load record: the most requests the suite's batcher
+/// handed the engine at once (what a resumed run compares, `crate::results::served_in_larger_batches`);
+/// none for an engine its own scheduler served.
+fn batch_limit(engine: &dyn Engine, batcher: &crate::run::batcher::Batcher) -> Option<(String, Metric)> {
+    let summary = Summary::of(&[batcher.max_batch as f64])?;
+    engine.scheduled().is_none().then(|| ("max_batch".to_string(), Metric { unit: "requests", summary }))
 }
 
 /// New tokens of the two requests sent right after a load (fewer when the profile asks fewer).
