@@ -23,6 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 features="${LLM_BENCH_FEATURES:-cuda,candle,lmrs,mistralrs,burn,torch,llamacpp}"
 scenarios=(single_request sustained_throughput concurrent_load memory_efficiency long_context kernels)
+scripts/build-deps.sh
 cuda_env="$(scripts/cuda-toolchain.sh)" || { echo "[bundle] scripts/cuda-toolchain.sh failed (above)" >&2; exit 1; }
 eval "$cuda_env"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/llm-bench/target-cuda}"
