@@ -361,15 +361,21 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
         results.iter().any(|r| &r["scenario"] == scenario && &r["engine"] == engine && !deselected(r))
             || (scenario == "kernels" && kernel_lines.iter().any(|l| l["kind"] == "engine_decode" && &l["engine"] == engine))
     };
+    // A case skipped in one pass and measured in a later one (a resumed run) is measured; one
+    // skipped in several passes is listed once, with the last pass's reason and estimate.
+    let same_case = |a: &Value, b: &Value| a["scenario"] == b["scenario"] && a["engine"] == b["engine"] && a["case"] == b["case"];
     let mut skipped: Vec<&Value> = Vec::new();
-    for r in results.iter().filter(|r| r["status"] == "skipped") {
+    for r in results.iter().rev().filter(|r| r["status"] == "skipped") {
         if deselected(r) && selected_in(&r["scenario"], &r["engine"]) {
             continue;
         }
-        if !skipped.iter().any(|s| s["scenario"] == r["scenario"] && s["engine"] == r["engine"] && s["case"] == r["case"] && s["reason"] == r["reason"]) {
+        let measured_later = results.iter().any(|m| m["status"] == "measured" && same_case(m, r))
+            || (r["case"].is_null() && results.iter().any(|m| m["status"] == "measured" && m["scenario"] == r["scenario"] && m["engine"] == r["engine"]));
+        if !measured_later && !skipped.iter().any(|s| same_case(s, r)) {
             skipped.push(r);
         }
     }
+    skipped.reverse();
     writeln!(md, "\n## Skipped (not measured)\n")?;
     if skipped.is_empty() {
         writeln!(md, "None.")?;
@@ -1052,10 +1058,16 @@ fn write_coverage(md: &mut String, results: &[Value]) -> Result<()> {
     type Cases = std::collections::BTreeSet<String>;
     let mut cells: std::collections::BTreeMap<(String, String), (Cases, Cases)> = Default::default();
     let mut scenarios: Vec<String> = Vec::new();
+    // A variant of the table that no pass has selected yet (`LLM_BENCH_ENGINES`) is a hole the
+    // reader must see: its cells say "not run". An experiment that was not asked for is not.
+    let mut not_run: std::collections::BTreeSet<(String, String)> = Default::default();
     for r in results {
         let (Some(engine), Some(scenario)) = (r["engine"].as_str(), r["scenario"].as_str()) else { continue };
         // The stub is the harness, not an engine; an engine left out of a pass on purpose
         // (`LLM_BENCH_ENGINES`) was measured in another pass or not asked for.
+        if r["reason"].as_str().is_some_and(|w| w.starts_with("not selected by")) && engine != "stub" {
+            not_run.insert((engine.to_string(), scenario.to_string()));
+        }
         if engine == "stub" || r["reason"].as_str().is_some_and(|w| w.starts_with("not selected")) || is_probe(r) {
             continue; // a rate search's probes are counted in its `max_rate` case
         }
@@ -1072,7 +1084,13 @@ fn write_coverage(md: &mut String, results: &[Value]) -> Result<()> {
     if cells.is_empty() {
         return Ok(());
     }
-    let mut engines: Vec<&String> = cells.keys().map(|(e, _)| e).collect();
+    // A case measured in a later pass is not also skipped; a scenario skipped whole in one pass
+    // ("(every case)") and measured in another is not a skipped case either.
+    for (measured, skipped) in cells.values_mut() {
+        skipped.retain(|c| !measured.contains(c) && !(c == "(every case)" && !measured.is_empty()));
+    }
+    let unselected: Vec<String> = not_run.iter().filter(|(e, _)| !cells.keys().any(|(c, _)| c == e)).map(|(e, _)| e.clone()).collect();
+    let mut engines: Vec<&String> = cells.keys().map(|(e, _)| e).chain(unselected.iter()).collect();
     engines.dedup();
     writeln!(md, "## Coverage\n")?;
     writeln!(md, "Cases measured / skipped per engine and scenario (reasons under Skipped).\n")?;
@@ -1083,6 +1101,7 @@ fn write_coverage(md: &mut String, results: &[Value]) -> Result<()> {
             .iter()
             .map(|s| match cells.get(&(e.clone(), s.clone())) {
                 Some((m, k)) => format!("{} / {}", m.len(), k.len()),
+                None if not_run.contains(&(e.clone(), s.clone())) => "not run".to_string(),
                 None => "—".to_string(),
             })
             .collect();
@@ -1190,6 +1209,30 @@ mod tests {
         assert!(md.contains("| lmrs | 1 / 1 |"), "{md}");
     }
 
+    /// table-2026-12-07 after the GPU lease: `lmrs-fast`, a variant of the table that no pass
+    /// had selected yet, has a row saying so (it was left out of the table), an experiment not
+    /// asked for has none, and a case skipped in one pass but measured in the next counts as
+    /// measured.
+    #[test]
+    fn coverage_shows_a_variant_no_pass_selected_and_counts_a_case_measured_later_as_measured() {
+        let rec = |engine: &str, status: &str, case: Option<&str>, reason: &str| {
+            json!({"status": status, "scenario": "concurrent_load", "engine": engine, "case": case, "reason": reason})
+        };
+        let results = [
+            rec("burn", "skipped", Some("clients/50"), "its first round of requests alone is estimated at 2.7 s"),
+            rec("burn", "measured", Some("clients/50"), ""),
+            rec("burn", "skipped", None, "the suite's time budget (--budget) was spent before this scenario's turn on this engine"),
+            rec("burn", "skipped", Some("clients/100"), "its first round of requests alone is estimated at 6.6 s"),
+            rec("lmrs-fast", "skipped", None, "not selected by LLM_BENCH_ENGINES"),
+            rec("burn-col", "skipped", None, "not selected: an experiment, measured only when LLM_BENCH_ENGINES names it"),
+        ];
+        let mut md = String::new();
+        write_coverage(&mut md, &results).unwrap();
+        assert!(md.contains("| burn | 1 / 1 |"), "{md}");
+        assert!(md.contains("| lmrs-fast | not run |"), "{md}");
+        assert!(!md.contains("burn-col"), "{md}");
+    }
+
     /// A CPU-only engine finished in a later lease (table-2026-12-07's lmrs): the warning names
     /// both machines with their CPUs and which cases each measured; one machine warns of nothing.
     #[test]
@@ -1223,6 +1266,9 @@ mod tests {
             r#"{"status":"skipped","run":"r","scenario":"long_context","engine":"torch-compile","case":null,"reason":"not selected by LLM_BENCH_ENGINES"}"#,
             r#"{"status":"skipped","run":"r","scenario":"long_context","engine":"torch-compile","case":null,"reason":"the suite's time budget (--budget) was spent before this scenario's turn on this engine"}"#,
             r#"{"status":"skipped","run":"r","scenario":"long_context","engine":"lmrs","case":null,"reason":"not selected by LLM_BENCH_ENGINES"}"#,
+            // table-2026-12-07: burn's clients/50 skipped in two calls with two estimates.
+            r#"{"status":"skipped","run":"r","scenario":"concurrent_load","engine":"burn","case":"clients/50","reason":"its first round of requests alone is estimated at 1.0 s"}"#,
+            r#"{"status":"skipped","run":"r","scenario":"concurrent_load","engine":"burn","case":"clients/50","reason":"its first round of requests alone is estimated at 2.7 s"}"#,
         ];
         std::fs::write(dir.join("results.jsonl"), lines.join("\n") + "\n").unwrap();
         let (md, _) = summarize(&dir, None).unwrap();
@@ -1230,6 +1276,8 @@ mod tests {
         assert!(md.contains("- long_context/torch-compile: the suite's time budget"), "{md}");
         assert!(!md.contains("- long_context/torch-compile: not selected"), "{md}");
         assert!(md.contains("- long_context/lmrs: not selected by LLM_BENCH_ENGINES"), "{md}");
+        assert_eq!(md.matches("- concurrent_load/burn/clients/50: ").count(), 1, "{md}");
+        assert!(md.contains("- concurrent_load/burn/clients/50: its first round of requests alone is estimated at 2.7 s"), "{md}");
     }
 
     /// A kernels-bench run made of one-engine passes: each pass records the engines it did not
