@@ -7,4 +7,4 @@
 [ -f calls-tmp/torch-inductor.tar.xz ] && export LLM_BENCH_TORCH_INDUCTOR=calls-tmp/torch-inductor.tar.xz
 LLM_BENCH_BUDGET_S=$(( $(left) - 20 )) LLM_BENCH_PACK_CACHES="${LLM_BENCH_PACK_CACHES:-0}" LLM_BENCH_PASS_WHOLE=1 \
   LLM_BENCH_PASSES="${LLM_BENCH_PASSES:-llamacpp torch torch-compile candle-f16 candle burn mistralrs-paged mistralrs}" \
-  LLM_BENCH_PASS_S="${LLM_BENCH_PASS_S:-100 180 115 100 120 210 330 360}" OUT=$OUTROOT/$NAME-suite bash scripts/device-run.sh run - suite
+  LLM_BENCH_PASS_S="${LLM_BENCH_PASS_S:-100 140 115 100 120 210 330 360}" OUT=$OUTROOT/$NAME-suite bash scripts/device-run.sh run - suite
