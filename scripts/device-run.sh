@@ -30,6 +30,8 @@
 #        LLM_BENCH_CHECK_ENGINES (check only these, comma list), LLM_BENCH_GENERATE, LLM_BENCH_FIXTURES (default llama-1b),
 #        LLM_BENCH_PASS_S (the suite's budget per pass, seconds, in the passes' order; default LLM_BENCH_SUITE_S, 480),
 #        LLM_BENCH_PASS_WHOLE=1 (start a pass only if its whole budget fits what the call has left),
+#        LLM_BENCH_PASS_SPLIT_S=<s> (with PASS_WHOLE: a pass that does not fit whole still runs when at
+#        least this many seconds are left, with what is left; the next call resumes it),
 #        LLM_BENCH_SUITE_SCENARIOS (the suite's scenarios, space-separated; default all five),
 #        LLM_BENCH_FILTER (a Criterion filter passed to every bench), LLM_BENCH_BUDGET_S (default 540:
 #        seconds after which no bench runs or goes on, so the results come back inside one call),
@@ -375,9 +377,18 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
     fi
     # LLM_BENCH_PASS_WHOLE=1: a pass whose whole budget no longer fits the call is left to the next
     # call (which resumes the run), rather than measured with the few samples its remnant allows.
+    # LLM_BENCH_PASS_SPLIT_S=<s>: rather than leave the call's last minutes idle (149 s of
+    # table-2026-12-07's lease 3), such a pass runs with what is left when that is at least <s>:
+    # it measures what fits (the suite paces its cases to the budget; a case may get fewer
+    # samples, flagged) and the next call resumes the rest, at the cost of one more load.
     if [ "$b" = suite ] && [ "${LLM_BENCH_PASS_WHOLE:-0}" = 1 ] && [ $(( left - 30 )) -lt "$pass_budget" ]; then
-      echo "== bench $b, pass $pass: NOT RUN, its ${pass_budget}s do not fit the ${left}s the call has left (LLM_BENCH_PASS_WHOLE=1): left to the next call"
-      continue
+      if [ -n "${LLM_BENCH_PASS_SPLIT_S:-}" ] && [ $(( left - 30 )) -ge "$LLM_BENCH_PASS_SPLIT_S" ]; then
+        echo "== bench $b, pass $pass: its ${pass_budget}s do not fit the ${left}s the call has left: run with $(( left - 30 ))s (LLM_BENCH_PASS_SPLIT_S=$LLM_BENCH_PASS_SPLIT_S), the next call resumes it"
+        pass_budget=$(( left - 30 ))
+      else
+        echo "== bench $b, pass $pass: NOT RUN, its ${pass_budget}s do not fit the ${left}s the call has left (LLM_BENCH_PASS_WHOLE=1): left to the next call"
+        continue
+      fi
     fi
     if [ "$pass" = all ]; then unset LLM_BENCH_ENGINES; log="$b.log"; else export LLM_BENCH_ENGINES="$pass"; log="$b.$pass.log"; fi
     echo "== bench $b, engines ${LLM_BENCH_ENGINES:-all built} (run $LLM_BENCH_RUN)"
