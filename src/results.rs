@@ -166,6 +166,11 @@ pub fn machine_name(gpu_uuid: Option<&str>, host: Option<&str>) -> String {
     }
 }
 
+/// `environment.<machine>.json`: the environment file of a machine that is not the run header's.
+pub fn machine_environment_file(machine: &str) -> String {
+    format!("environment.{}.json", machine.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>())
+}
+
 /// The machine an environment record was written on ([`machine_name`]).
 pub fn environment_machine(env: &serde_json::Value) -> String {
     machine_name(env["gpu"]["devices"][0]["uuid"].as_str(), env["host"]["hostname"].as_str())
@@ -341,9 +346,7 @@ impl RunDir {
     pub fn environment_file(&self) -> String {
         let header = std::fs::read_to_string(self.dir.join("environment.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
         match (header, MACHINE.get().and_then(|m| m["machine"].as_str())) {
-            (Some(env), Some(mine)) if environment_machine(&env) != mine => {
-                format!("environment.{}.json", mine.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>())
-            }
+            (Some(env), Some(mine)) if environment_machine(&env) != mine => machine_environment_file(mine),
             _ => "environment.json".into(),
         }
     }
@@ -566,6 +569,80 @@ pub fn withdraw(dir: &Path, scenario: &str, engine: &str, cases: &[String], reas
     Ok(done)
 }
 
+/// What [`withdraw_machine`] moved.
+#[derive(Debug, Default)]
+pub struct MachineWithdrawal {
+    /// One per scenario and engine whose cases the machine measured.
+    pub withdrawals: Vec<(String, String, Withdrawal)>,
+    /// Lines of `processes.jsonl` moved to `withdrawn.jsonl`.
+    pub processes: usize,
+    /// Where `environment.json` went, when it was the machine's.
+    pub environment: Option<String>,
+}
+
+/// Withdraw every case one machine (a GPU UUID, or `host <name>`: [`machine_name`]) measured in
+/// the run in `dir`, with [`withdraw`] per scenario and engine, and that machine's processes:
+/// a lease whose table is measured again whole on another machine supersedes it (the whole
+/// table must come from one GPU: table-2026-12-07's lease 3 left 8 cases unmeasured). Its
+/// `processes.jsonl` lines move to `withdrawn.jsonl` too, so the report's header no longer
+/// counts its processes and binary, and `environment.json`, when it is that machine's, becomes
+/// `environment.<machine>.json`, so the next machine's first process writes the header's.
+pub fn withdraw_machine(dir: &Path, machine: &str, reason: &str) -> Result<MachineWithdrawal> {
+    let results = read_results(&dir.join("results.jsonl"))?;
+    let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
+    for r in results.iter().filter(|r| r["status"] == "measured" && r["machine"] == machine) {
+        let (Some(scenario), Some(engine), Some(case)) = (r["scenario"].as_str(), r["engine"].as_str(), r["case"].as_str()) else { continue };
+        match groups.iter_mut().find(|(s, e, _)| s == scenario && e == engine) {
+            Some((_, _, cases)) if !cases.iter().any(|c| c == case) => cases.push(case.to_string()),
+            Some(_) => {}
+            None => groups.push((scenario.to_string(), engine.to_string(), vec![case.to_string()])),
+        }
+    }
+    let machines: std::collections::BTreeSet<&str> = results.iter().filter_map(|r| r["machine"].as_str()).collect();
+    anyhow::ensure!(
+        !groups.is_empty(),
+        "{}: no measured record names machine `{machine}` (the run's records name: {})",
+        dir.display(),
+        machines.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    let mut done = MachineWithdrawal::default();
+    for (scenario, engine, cases) in groups {
+        let w = withdraw(dir, &scenario, &engine, &cases, reason)?;
+        done.withdrawals.push((scenario, engine, w));
+    }
+    let path = dir.join("processes.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (mut kept, mut moved) = (Vec::new(), Vec::new());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let p: serde_json::Value = serde_json::from_str(line).with_context(|| format!("bad line in {}: {line}", path.display()))?;
+        if machine_name(p["gpu_uuid"].as_str(), p["host"].as_str()) == machine {
+            moved.push(p);
+        } else {
+            kept.push(line.to_string());
+        }
+    }
+    if !moved.is_empty() {
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let _whole_lines = write_lock();
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("withdrawn.jsonl"))?;
+        for line in &moved {
+            writeln!(f, "{}", serde_json::json!({"withdrawn_at_unix_s": at, "reason": reason, "file": "processes.jsonl", "line": line}))?;
+        }
+        let tmp = dir.join("processes.jsonl.tmp");
+        std::fs::write(&tmp, kept.iter().map(|l| format!("{l}\n")).collect::<String>())?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+        done.processes = moved.len();
+    }
+    let env_path = dir.join("environment.json");
+    let header = std::fs::read_to_string(&env_path).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    if header.is_some_and(|env| environment_machine(&env) == machine) {
+        let aside = machine_environment_file(machine);
+        std::fs::rename(&env_path, dir.join(&aside)).with_context(|| format!("cannot move {} to {aside}", env_path.display()))?;
+        done.environment = Some(aside);
+    }
+    Ok(done)
+}
+
 /// Whether a measured concurrent-load record was served by the suite's batcher in larger batches
 /// than `now` (what the binary going on with the run serves its engine in,
 /// `crate::engines::Variant::max_batch`): the lm.rs design's cases of an earlier binary, which
@@ -778,6 +855,47 @@ mod tests {
 
         let err = withdraw(&dir, "concurrent_load", "lmrs", &["clients/10".into()], "again").unwrap_err().to_string();
         assert!(err.contains("nothing to withdraw"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// table-2026-12-07: lease 3's GPU table (GPU-049af962) is superseded by a lease that measures
+    /// it whole on another machine. Its cases, requests and processes move to withdrawn.jsonl and
+    /// its environment file is set aside; the CPU-only engine's records of another machine stay.
+    #[test]
+    fn a_machine_withdrawn_takes_its_cases_processes_and_environment_with_it() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-withdraw-machine-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = |engine: &str, scenario: &str, case: &str, machine: &str| {
+            serde_json::json!({"status": "measured", "run": "r", "scenario": scenario, "engine": engine, "case": case, "machine": machine, "metrics": {}}).to_string()
+        };
+        let results = [
+            result("lmrs", "single_request", "ttft/prompt50", "GPU-f66"),
+            result("candle", "single_request", "ttft/prompt50", "GPU-049"),
+            result("candle", "concurrent_load", "clients/10", "GPU-049"),
+            serde_json::json!({"status": "skipped", "run": "r", "scenario": "concurrent_load", "engine": "candle", "case": "clients/100", "machine": "GPU-049", "reason": "its first round ..."}).to_string(),
+            result("llamacpp", "single_request", "ttft/prompt50", "GPU-049"),
+        ];
+        let request = |engine: &str, case: &str| serde_json::json!({"scenario": "single_request", "engine": engine, "case": case}).to_string();
+        std::fs::write(dir.join("results.jsonl"), results.join("\n") + "\n").unwrap();
+        std::fs::write(dir.join("requests.jsonl"), [request("lmrs", "ttft/prompt50"), request("candle", "ttft/prompt50")].join("\n") + "\n").unwrap();
+        let process = |gpu: &str, cpu_only: bool| serde_json::json!({"gpu_uuid": gpu, "host": "vm", "engines": ["x"], "cpu_only": cpu_only}).to_string();
+        std::fs::write(dir.join("processes.jsonl"), [process("GPU-f66", true), process("GPU-049", false), process("GPU-049", false)].join("\n") + "\n").unwrap();
+        std::fs::write(dir.join("environment.json"), serde_json::json!({"gpu": {"devices": [{"uuid": "GPU-049"}]}, "host": {"hostname": "vm"}}).to_string()).unwrap();
+
+        let err = withdraw_machine(&dir, "GPU-abc", "superseded").unwrap_err().to_string();
+        assert!(err.contains("no measured record names machine `GPU-abc`") && err.contains("GPU-049, GPU-f66"), "{err}");
+        let w = withdraw_machine(&dir, "GPU-049", "superseded by lease 4").unwrap();
+        let groups: Vec<(&str, &str, usize)> = w.withdrawals.iter().map(|(s, e, w)| (s.as_str(), e.as_str(), w.records)).collect();
+        assert_eq!(groups, [("single_request", "candle", 1), ("concurrent_load", "candle", 1), ("single_request", "llamacpp", 1)]);
+        assert_eq!((w.processes, w.environment.as_deref()), (2, Some("environment.GPU-049.json")));
+        assert!(!dir.join("environment.json").exists() && dir.join("environment.GPU-049.json").is_file());
+        let done = measured_cases(&dir);
+        assert_eq!(done.len(), 1, "only lmrs's case of the other machine is left measured: {done:?}");
+        assert_eq!(read_results(&dir.join("processes.jsonl")).unwrap().len(), 1);
+        assert_eq!(read_results(&dir.join("requests.jsonl")).unwrap().len(), 1);
+        let kept = read_results(&dir.join("withdrawn.jsonl")).unwrap();
+        assert_eq!(kept.iter().filter(|k| k["file"] == "processes.jsonl").count(), 2);
+        assert_eq!(kept.iter().filter(|k| k["file"] == "results.jsonl").count(), 3, "its measured cases; a skip of a case it never measured stays");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

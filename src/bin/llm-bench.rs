@@ -59,6 +59,11 @@ const USAGE: &str = "usage:
                                                       case gets a skipped record saying so, and a resumed run measures it
                                                       again; C is a case id (clients/10) or, ending in /, every id under
                                                       it (probe/)
+  llm-bench withdraw <run dir> --machine UUID --reason TEXT
+                                                      the same for every case one machine (GPU UUID, or `host NAME`)
+                                                      measured, with its processes.jsonl lines; its environment.json
+                                                      becomes environment.<machine>.json (a table measured again whole
+                                                      on another machine supersedes it)
   llm-bench suite [--budget SECONDS] [--resume RUN_DIR] [--plan [--from RUN_DIR ...]] [scenario ...]
                                                       every scenario (or those named), engine by engine in one process:
                                                       each engine loaded once; with a budget, cases that would not fit
@@ -216,7 +221,7 @@ fn run() -> Result<()> {
         }
         Some("withdraw") => {
             let run = args.get(1).map(std::path::PathBuf::from).ok_or_else(|| anyhow::anyhow!("withdraw needs a run directory\n{USAGE}"))?;
-            let (mut scenario, mut engine, mut cases, mut reason) = (None, None, Vec::new(), None);
+            let (mut scenario, mut engine, mut cases, mut reason, mut machine) = (None, None, Vec::new(), None, None);
             let mut rest = args[2..].iter();
             while let Some(a) = rest.next() {
                 let value = rest.next().ok_or_else(|| anyhow::anyhow!("{a} needs a value\n{USAGE}"))?.clone();
@@ -225,8 +230,24 @@ fn run() -> Result<()> {
                     "--engine" => engine = Some(value),
                     "--case" => cases.push(value),
                     "--reason" => reason = Some(value),
+                    "--machine" => machine = Some(value),
                     other => bail!("unknown withdraw option `{other}`\n{USAGE}"),
                 }
+            }
+            if let Some(machine) = machine {
+                anyhow::ensure!(scenario.is_none() && engine.is_none() && cases.is_empty(), "withdraw --machine takes every case of that machine: leave out --scenario, --engine and --case\n{USAGE}");
+                let reason = reason.ok_or_else(|| anyhow::anyhow!("withdraw needs a --reason\n{USAGE}"))?;
+                let w = llm_bench::results::withdraw_machine(&run, &machine, &reason)?;
+                for (scenario, engine, w) in &w.withdrawals {
+                    println!("withdrew {engine}'s {} in {scenario}: {} record(s), {} request(s), {} telemetry row(s)", w.cases.join(", "), w.records, w.requests, w.telemetry);
+                }
+                println!(
+                    "withdrew {} process line(s) of {machine}{}; everything moved is in {}",
+                    w.processes,
+                    w.environment.map_or(String::new(), |f| format!(", and set its environment.json aside as {f}")),
+                    run.join("withdrawn.jsonl").display()
+                );
+                return Ok(());
             }
             let (Some(scenario), Some(engine), Some(reason)) = (scenario, engine, reason) else {
                 bail!("withdraw needs --scenario, --engine, --case and --reason\n{USAGE}")
