@@ -521,19 +521,8 @@ pub fn withdraw(dir: &Path, scenario: &str, engine: &str, cases: &[String], reas
         }
     }
     // First the moved lines, appended (a withdrawal cut short leaves them twice, never lost).
-    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let _whole_lines = write_lock();
-    {
-        let path = dir.join("withdrawn.jsonl");
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        for (file, lines) in [("results.jsonl", &results_moved), ("requests.jsonl", &requests_moved), ("telemetry.jsonl", &telemetry_moved)] {
-            for line in lines {
-                let entry = serde_json::json!({"withdrawn_at_unix_s": at, "reason": reason, "file": file, "line": line});
-                writeln!(f, "{entry}")?;
-            }
-        }
-        f.sync_data().ok();
-    }
+    append_withdrawn(dir, reason, &[("results.jsonl", &results_moved), ("requests.jsonl", &requests_moved), ("telemetry.jsonl", &telemetry_moved)])?;
     let run = results_moved[0]["run"].as_str().unwrap_or_default().to_string();
     let mut results_out = results_kept;
     for case in &done.cases {
@@ -552,21 +541,40 @@ pub fn withdraw(dir: &Path, scenario: &str, engine: &str, cases: &[String], reas
         };
         results_out.push(serde_json::to_string(&skip)?);
     }
-    // Then each file rewritten whole, through a temporary file renamed over it.
+    // Then each file rewritten whole.
     for (name, lines, moved) in [("requests.jsonl", requests_kept, requests_moved.len()), ("telemetry.jsonl", telemetry_kept, telemetry_moved.len()), ("results.jsonl", results_out, 1)] {
-        if moved == 0 {
-            continue;
+        if moved > 0 {
+            replace_lines(dir, name, &lines)?;
         }
-        let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.withdraw"));
-        let mut text = lines.join("\n");
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
     }
     Ok(done)
+}
+
+/// Append lines taken out of a run's files to its `withdrawn.jsonl`, each with the reason, the
+/// time and the file it came from. The caller holds [`write_lock`].
+fn append_withdrawn(dir: &Path, reason: &str, moved: &[(&str, &[serde_json::Value])]) -> Result<()> {
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let path = dir.join("withdrawn.jsonl");
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    for (file, lines) in moved {
+        for line in lines.iter() {
+            writeln!(f, "{}", serde_json::json!({"withdrawn_at_unix_s": at, "reason": reason, "file": file, "line": line}))?;
+        }
+    }
+    f.sync_data().ok();
+    Ok(())
+}
+
+/// Rewrite a run's `name` whole with `lines`, through a temporary file renamed over it.
+fn replace_lines(dir: &Path, name: &str, lines: &[String]) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.withdraw"));
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))
 }
 
 /// What [`withdraw_machine`] moved.
@@ -622,15 +630,9 @@ pub fn withdraw_machine(dir: &Path, machine: &str, reason: &str) -> Result<Machi
         }
     }
     if !moved.is_empty() {
-        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let _whole_lines = write_lock();
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("withdrawn.jsonl"))?;
-        for line in &moved {
-            writeln!(f, "{}", serde_json::json!({"withdrawn_at_unix_s": at, "reason": reason, "file": "processes.jsonl", "line": line}))?;
-        }
-        let tmp = dir.join("processes.jsonl.tmp");
-        std::fs::write(&tmp, kept.iter().map(|l| format!("{l}\n")).collect::<String>())?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+        append_withdrawn(dir, reason, &[("processes.jsonl", &moved)])?;
+        replace_lines(dir, "processes.jsonl", &kept)?;
         done.processes = moved.len();
     }
     let env_path = dir.join("environment.json");

@@ -363,15 +363,19 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     };
     // A case skipped in one pass and measured in a later one (a resumed run) is measured; one
     // skipped in several passes is listed once, with the last pass's reason and estimate.
-    let same_case = |a: &Value, b: &Value| a["scenario"] == b["scenario"] && a["engine"] == b["engine"] && a["case"] == b["case"];
+    let key = |r: &Value| (r["scenario"].to_string(), r["engine"].to_string(), r["case"].to_string());
+    let measured: std::collections::HashSet<(String, String, String)> = results.iter().filter(|r| r["status"] == "measured").map(key).collect();
+    let measured_scenarios: std::collections::HashSet<(String, String)> = measured.iter().map(|(s, e, _)| (s.clone(), e.clone())).collect();
+    let mut listed: std::collections::HashSet<(String, String, String)> = Default::default();
     let mut skipped: Vec<&Value> = Vec::new();
     for r in results.iter().rev().filter(|r| r["status"] == "skipped") {
         if deselected(r) && selected_in(&r["scenario"], &r["engine"]) {
             continue;
         }
-        let measured_later = results.iter().any(|m| m["status"] == "measured" && same_case(m, r))
-            || (r["case"].is_null() && results.iter().any(|m| m["status"] == "measured" && m["scenario"] == r["scenario"] && m["engine"] == r["engine"]));
-        if !measured_later && !skipped.iter().any(|s| same_case(s, r)) {
+        let (scenario, engine, case) = key(r);
+        let measured_later = measured.contains(&(scenario.clone(), engine.clone(), case.clone()))
+            || (r["case"].is_null() && measured_scenarios.contains(&(scenario.clone(), engine.clone())));
+        if !measured_later && listed.insert((scenario, engine, case)) {
             skipped.push(r);
         }
     }
