@@ -1177,6 +1177,11 @@ impl Harness {
                 continue;
             }
             let search_started = Instant::now();
+            // The search's part of the scenario (`Pacer::share`): past it, the bound's answer is
+            // what its probes so far bracket, and the closed-loop rounds after it keep their
+            // parts (table-2026-12-07, lease 3: mistral.rs's searches took what was left and its
+            // 50- and 100-client rounds were skipped).
+            let share = self.pacer.share();
             let attain = |reqs: &[serde_json::Value]| crate::report::slo::attainment(&reqs.iter().collect::<Vec<_>>(), slo);
             let probes = |served: &[(f64, Vec<serde_json::Value>, f64)]| -> Vec<Probe> {
                 served.iter().filter_map(|(rate, reqs, _)| attain(reqs).map(|a| Probe { rate: *rate, holds: a.holds })).collect()
@@ -1197,6 +1202,18 @@ impl Harness {
                 let count = self.profile.rate_probe_requests(rate);
                 let one = self.pacer.rates(&name).map_or(Duration::ZERO, |r| r.estimate(1, prompt_len, self.new_tokens));
                 let expected = Duration::from_secs_f64(count as f64 / rate) + one;
+                let spent = search_started.elapsed();
+                if let Some(share) = share.filter(|share| served.len() > served_before && spent + expected > *share) {
+                    cut = Some(format!(
+                        "the search stopped at its share of the run's time budget: {:.1} s spent, the next probe at {rate} req/s \
+                         ({count} requests, about {:.1} s) would pass its {:.1} s (quick profile; a larger --budget or \
+                         LLM_BENCH_PROFILE=full searches further)",
+                        spent.as_secs_f64(),
+                        expected.as_secs_f64(),
+                        share.as_secs_f64()
+                    ));
+                    break;
+                }
                 if let Some(left) = self.pacer.left().filter(|left| expected > *left) {
                     cut = Some(format!(
                         "the search stopped: a probe at {rate} req/s ({count} requests, about {:.1} s) does not fit the {:.1} s left of the run's time budget; \

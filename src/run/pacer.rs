@@ -2,14 +2,18 @@
 //! with the reason (its estimated cost against its share of the time), never cut short or
 //! silently dropped.
 //!
-//! The budget is split evenly over the engines still to run, an engine's part evenly over its
-//! scenarios still to run, and a scenario's part evenly over its cases still to run. Time a
-//! cheap case leaves unused goes to the cases after it, so fast engines measure everything and
-//! a slow one measures what fits. Costs are estimated from the engine's own earlier requests
-//! (prefill time per prompt token, time per decode step) and, once a case's warm-up request
-//! has run, from that request's time.
+//! The budget is split evenly over the engines still to run, an engine's part over its
+//! scenarios still to run, and a scenario's part over its cases still to run. With an estimate
+//! of every case still to run (`crate::run::plan`, from an earlier run), an engine's part is split
+//! in proportion to what each scenario and case is expected to cost, so a budget smaller than the
+//! estimate thins every expensive case alike instead of starving the last ones (table-2026-12-07,
+//! lease 3: mistral.rs's sustained and memory cases took their even fifths and its 50- and
+//! 100-client rounds found none); without one, evenly. Time a cheap case leaves unused goes to
+//! the cases after it, so fast engines measure everything and a slow one measures what fits.
+//! Costs are estimated from the engine's own earlier requests (prefill time per prompt token,
+//! time per decode step) and, once a case's warm-up request has run, from that request's time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -59,9 +63,44 @@ struct State {
     /// estimate of every case not yet started and of every engine's start-up (`crate::run::plan`).
     engine_turn: (usize, usize),
     cases_total: usize,
+    /// The engine and scenario now running, whose cases' estimates weight the shares.
+    engine: String,
+    scenario: &'static str,
+    /// The running case's estimate (taken out of `estimate` as it started).
+    case_estimate: Option<f64>,
     estimate: BTreeMap<(String, &'static str, String), f64>,
+    /// Cases not yet started that no earlier run measured: while any of the running engine's
+    /// is left, its shares are split evenly (a case of unknown cost must not get nothing).
+    unknown: BTreeSet<(String, &'static str, String)>,
     startups: BTreeMap<String, f64>,
     fastest_loads: BTreeMap<String, f64>,
+}
+
+/// A case estimated at less than this many seconds gets at least its estimate when shares are
+/// weighted: thinning it would trade a Criterion estimate (single requests take 2-3 s each)
+/// for seconds, while the cases worth thinning take tens of seconds to minutes.
+pub const WHOLE_BELOW_S: f64 = 5.0;
+
+impl State {
+    /// Estimates of the running engine's cases not yet started, in scenarios `scenario` admits.
+    fn of_engine<'a>(&'a self, scenario: impl Fn(&str) -> bool + 'a) -> impl Iterator<Item = (&'a (String, &'static str, String), f64)> + 'a {
+        self.estimate.iter().filter(move |((e, sc, _), _)| *e == self.engine && scenario(sc)).map(|(k, t)| (k, *t))
+    }
+
+    /// The part of the running engine's estimated cost (its cases not yet started, in scenarios
+    /// `among` admits) that lies in scenarios `part` admits (plus the running case, if `part`
+    /// holds it), or None when the split cannot be weighted: some case of the engine there has no
+    /// estimate, or nothing is estimated.
+    fn weighted(&self, part: impl Fn(&str) -> bool, among: impl Fn(&str) -> bool) -> Option<f64> {
+        if self.unknown.iter().any(|(e, sc, _)| *e == self.engine && among(sc)) {
+            return None;
+        }
+        let running = self.case_estimate.filter(|_| among(self.scenario)).unwrap_or(0.0);
+        let mine: f64 = self.of_engine(|sc| part(sc) && among(sc)).map(|(_, t)| t).sum::<f64>()
+            + if part(self.scenario) { running } else { 0.0 };
+        let all: f64 = self.of_engine(&among).map(|(_, t)| t).sum::<f64>() + running;
+        (all > 0.0 && mine > 0.0).then(|| mine / all)
+    }
 }
 
 /// The run's clock: `unlimited` for a plain `cargo bench` (every case runs), `until` a deadline
@@ -97,11 +136,24 @@ impl Pacer {
         s.engine_end = self.deadline.map(|d| split(Instant::now(), d, engines_left));
     }
 
-    /// A scenario starts on the current engine; `scenarios_left` counts it and those after it.
-    pub fn begin_scenario(&self, scenarios_left: usize, cases: usize) {
+    /// `scenario` starts on the current engine; `scenarios_left` counts it and those after it.
+    /// Its part of the engine's time is its estimated cost's part of the engine's cases still to
+    /// run, when every one of them is estimated; else an even split.
+    pub fn begin_scenario(&self, scenario: &'static str, scenarios_left: usize, cases: usize) {
         let mut s = self.state.lock().unwrap();
+        let now = Instant::now();
+        // Cases of the scenario before that never started (not selected, not runnable) cost nothing.
+        let (engine, before) = (s.engine.clone(), s.scenario);
+        s.estimate.retain(|(e, sc, _), _| !(*e == engine && *sc == before));
+        s.unknown.retain(|(e, sc, _)| !(*e == engine && *sc == before));
+        s.scenario = scenario;
+        s.case_estimate = None;
         let end = s.engine_end.or(self.deadline);
-        s.scenario_end = end.map(|e| split(Instant::now(), e, scenarios_left));
+        let fraction = s.weighted(|sc| sc == scenario, |_| true);
+        s.scenario_end = end.map(|e| match fraction {
+            Some(f) => now + e.saturating_duration_since(now).mul_f64(f),
+            None => split(now, e, scenarios_left),
+        });
         s.cases_left = cases;
         s.cases_total = cases;
     }
@@ -111,6 +163,8 @@ impl Pacer {
         let mut s = self.state.lock().unwrap();
         s.engine_turn = (i, n);
         s.startups.remove(engine);
+        s.engine = engine.to_string();
+        s.scenario = "";
     }
 
     /// Why `engine` should not be loaded now: even its fastest load in earlier runs is longer
@@ -135,9 +189,16 @@ impl Pacer {
 
     /// What the run is expected to cost (`crate::run::plan::Estimate`): the progress line's
     /// time left is the estimate of the cases and start-ups not yet begun.
-    pub fn set_estimate(&self, per_case: BTreeMap<(String, &'static str, String), f64>, startups: BTreeMap<String, f64>) {
+    /// `unknown`: the cases it has no figure for.
+    pub fn set_estimate(
+        &self,
+        per_case: BTreeMap<(String, &'static str, String), f64>,
+        unknown: BTreeSet<(String, &'static str, String)>,
+        startups: BTreeMap<String, f64>,
+    ) {
         let mut s = self.state.lock().unwrap();
         s.estimate = per_case;
+        s.unknown = unknown;
         s.startups = startups;
     }
 
@@ -148,7 +209,9 @@ impl Pacer {
     pub fn progress(&self, scenario: &'static str, engine: &str, case: &str) {
         let line = {
             let mut s = self.state.lock().unwrap();
-            s.estimate.remove(&(engine.to_string(), scenario, case.to_string()));
+            let key = (engine.to_string(), scenario, case.to_string());
+            s.case_estimate = s.estimate.remove(&key);
+            s.unknown.remove(&key);
             let (i, n) = s.engine_turn;
             let j = s.cases_total.saturating_sub(s.cases_left) + 1;
             let mut line = String::from("[llm-bench] progress:");
@@ -177,13 +240,24 @@ impl Pacer {
         }
     }
 
-    /// The time the next case may take: what is left of its scenario's part, split over the
-    /// cases still to run with the earlier ones weighted double (2 ÷ (cases left + 1)), since a
-    /// scenario's case table starts with its most telling case.
+    /// The time the running case may take: what is left of its scenario's part, split over the
+    /// cases still to run. With an estimate of this case and of every one after it in the
+    /// scenario, in proportion to them, and a case estimated at under [`WHOLE_BELOW_S`] gets at
+    /// least its estimate; otherwise with the earlier cases weighted double (2 ÷ (cases left + 1)),
+    /// since a scenario's case table starts with its most telling case.
     pub fn share(&self) -> Option<Duration> {
         let s = self.state.lock().unwrap();
         let end = s.scenario_end.or(s.engine_end).or(self.deadline)?;
-        Some(end.saturating_duration_since(Instant::now()) * 2 / (s.cases_left.max(1) + 1) as u32)
+        let left = end.saturating_duration_since(Instant::now());
+        let scenario = s.scenario;
+        match (s.case_estimate, s.weighted(|sc| sc == scenario, |sc| sc == scenario)) {
+            (Some(this), Some(_)) => {
+                let rest: f64 = s.of_engine(|sc| sc == scenario).map(|(_, t)| t).sum();
+                let part = left.mul_f64(this / (this + rest).max(1e-9));
+                Some(if this < WHOLE_BELOW_S { part.max(Duration::from_secs_f64(this).min(left)) } else { part })
+            }
+            _ => Some(left * 2 / (s.cases_left.max(1) + 1) as u32),
+        }
     }
 
     /// GPU memory in use (NVML) just before the current engine was loaded: what to subtract
@@ -200,6 +274,7 @@ impl Pacer {
     pub fn case_done(&self) {
         let mut s = self.state.lock().unwrap();
         s.cases_left = s.cases_left.saturating_sub(1);
+        s.case_estimate = None;
     }
 
     /// Why a case estimated to take `cost` must be skipped, or None if it fits its share.
@@ -292,7 +367,7 @@ mod tests {
     fn unlimited_never_skips() {
         let p = Pacer::unlimited();
         p.begin_engine(5);
-        p.begin_scenario(5, 10);
+        p.begin_scenario("s", 5, 10);
         assert!(p.over(Duration::from_secs(1_000_000), "x").is_none());
     }
 
@@ -300,7 +375,7 @@ mod tests {
     fn shares_split_the_budget_over_engines_scenarios_and_cases() {
         let p = Pacer::until(Instant::now() + Duration::from_secs(400));
         p.begin_engine(4); // 100 s for this engine
-        p.begin_scenario(5, 3); // 20 s for this scenario; the first of 3 cases may take half
+        p.begin_scenario("s", 5, 3); // 20 s for this scenario; the first of 3 cases may take half
         let share = p.share().unwrap().as_secs_f64();
         assert!((9.9..=10.0).contains(&share), "{share}");
         assert!(p.over(Duration::from_secs(9), "a case").is_none());
@@ -309,6 +384,53 @@ mod tests {
         p.case_done();
         p.case_done(); // the first cases used no time: the last may take all 20 s
         assert!(p.over(Duration::from_secs(19), "a case").is_none());
+    }
+
+    /// An engine whose estimate is twice its budget: each scenario gets its estimated part of
+    /// the engine's time and each case its part of the scenario's, so the last cases are thinned
+    /// like the first instead of starved; a case of a few seconds is left whole.
+    #[test]
+    fn with_an_estimate_shares_follow_each_cases_expected_cost() {
+        let key = |s: &'static str, c: &str| ("e".to_string(), s, c.to_string());
+        let per_case: BTreeMap<_, _> = [
+            (key("cheap", "a"), 10.0),
+            (key("dear", "small"), 2.0),
+            (key("dear", "big"), 108.0),
+            (key("dear", "last"), 80.0),
+        ]
+        .into_iter()
+        .collect();
+        let p = Pacer::until(Instant::now() + Duration::from_secs(100));
+        p.set_estimate(per_case.clone(), BTreeSet::new(), BTreeMap::new());
+        p.begin_engine(1);
+        p.engine_turn(1, 1, "e");
+        p.begin_scenario("cheap", 2, 1); // 10 of 200 estimated seconds: 5 s of the 100
+        p.progress("cheap", "e", "a");
+        let share = p.share().unwrap().as_secs_f64();
+        assert!((4.9..=5.0).contains(&share), "{share}");
+        p.case_done();
+        p.begin_scenario("dear", 1, 3); // what is left, about 100 s
+        p.progress("dear", "e", "small");
+        let small = p.share().unwrap().as_secs_f64();
+        assert!((1.9..=2.0).contains(&small), "a 2-second case keeps its 2 s, not 1 s: {small}");
+        p.case_done();
+        p.progress("dear", "e", "big");
+        let big = p.share().unwrap().as_secs_f64();
+        assert!((57.0..=57.5).contains(&big), "108 of the 188 s still estimated, of 100 s: {big}");
+        p.case_done();
+        p.progress("dear", "e", "last");
+        let last = p.share().unwrap().as_secs_f64();
+        assert!((99.0..=100.0).contains(&last), "the last case gets what is left: {last}");
+
+        // One case no earlier run measured: the engine's split is even again.
+        let p = Pacer::until(Instant::now() + Duration::from_secs(100));
+        p.set_estimate(per_case, [key("dear", "new")].into_iter().collect(), BTreeMap::new());
+        p.begin_engine(1);
+        p.engine_turn(1, 1, "e");
+        p.begin_scenario("cheap", 2, 1);
+        p.progress("cheap", "e", "a");
+        let even = p.share().unwrap().as_secs_f64();
+        assert!((49.0..=50.0).contains(&even), "{even}");
     }
 
     #[test]

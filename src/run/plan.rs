@@ -163,8 +163,11 @@ impl Reference {
 #[derive(Debug, Default)]
 pub struct Estimate {
     pub rows: Vec<(String, Vec<(&'static str, f64, usize)>, Option<f64>)>,
-    /// Per (engine, scenario, case): seconds, for the progress line's time left.
+    /// Per (engine, scenario, case): seconds, for the progress line's time left and the pacer's
+    /// shares.
     pub per_case: BTreeMap<(String, &'static str, String), f64>,
+    /// The cases no earlier run measured (the pacer splits evenly where one is left).
+    pub unknown: std::collections::BTreeSet<(String, &'static str, String)>,
 }
 
 impl Estimate {
@@ -194,7 +197,10 @@ impl Estimate {
                             secs += t;
                             me.per_case.insert((engine.to_string(), *s, id.clone()), t);
                         }
-                        None => unknown += 1,
+                        None => {
+                            unknown += 1;
+                            me.unknown.insert((engine.to_string(), *s, id.clone()));
+                        }
                     }
                 }
                 row.push((*s, secs, unknown));

@@ -235,7 +235,7 @@ impl Plan {
     /// (single requests only).
     pub fn measure_harness_overhead(&self) {
         if self.with_stub {
-            self.harness.pacer.begin_scenario(1, self.cases());
+            self.harness.pacer.begin_scenario(self.scenario.name(), 1, self.cases());
             self.measure(&mut crate::engines::stub::Stub, Startup::default());
         }
     }
@@ -272,7 +272,7 @@ pub fn bench(s: Scenario) -> Result<()> {
                 continue;
             }
             // Unlimited: no deadline to split; this gives the progress line its case count.
-            pacer.begin_scenario(1, plan.cases());
+            pacer.begin_scenario(plan.scenario.name(), 1, plan.cases());
             match plan.harness.load(variant) {
                 Ok((mut engine, startup)) => plan.measure(engine.as_mut(), startup),
                 Err(why) => plan.harness.skip(variant.name, None, &why),
@@ -483,7 +483,7 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
         Ok(Some((est, reference))) => {
             eprintln!("[llm-bench] {}", est.render(first.harness.profile, &reference));
             let startups = names.iter().filter_map(|n| reference.startup_s(n).map(|s| (n.to_string(), s))).collect();
-            pacer.set_estimate(est.per_case, startups);
+            pacer.set_estimate(est.per_case, est.unknown, startups);
             pacer.set_fastest_loads(names.iter().filter_map(|n| reference.fastest_load_s(n).map(|s| (n.to_string(), s))).collect());
         }
         Ok(None) => eprintln!(
@@ -522,7 +522,7 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
                 }
                 None => unreachable!("loaded above"),
             };
-            pacer.begin_scenario(plans.len() - j, plan.cases());
+            pacer.begin_scenario(plan.scenario.name(), plans.len() - j, plan.cases());
             plan.measure(engine.as_mut(), startup);
         }
     }
