@@ -80,6 +80,8 @@ struct State {
 /// weighted: thinning it would trade a Criterion estimate (single requests take 2-3 s each)
 /// for seconds, while the cases worth thinning take tens of seconds to minutes.
 pub const WHOLE_BELOW_S: f64 = 5.0;
+/// The least a case is taken to cost when shares are weighted.
+const MIN_ESTIMATE_S: f64 = 1.0;
 
 impl State {
     /// Estimates of the running engine's cases not yet started, in scenarios `scenario` admits.
@@ -197,7 +199,9 @@ impl Pacer {
         startups: BTreeMap<String, f64>,
     ) {
         let mut s = self.state.lock().unwrap();
-        s.estimate = per_case;
+        // A second at least: a case recorded at ~0 s (a search cut before its first probe) would
+        // otherwise get no share at all.
+        s.estimate = per_case.into_iter().map(|(k, t)| (k, t.max(MIN_ESTIMATE_S))).collect();
         s.unknown = unknown;
         s.startups = startups;
     }

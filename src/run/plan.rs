@@ -40,6 +40,9 @@ struct Known {
     wall_s: Option<f64>,
     /// A skip's own estimate of the case ("estimated at 7.2 s").
     skip_estimate_s: Option<f64>,
+    /// Probes of a rate search that stopped before it bracketed its answer (time, probe count):
+    /// its wall time is only what it got, so its cost is scaled up from the time per probe.
+    cut_search_probes: Option<f64>,
 }
 
 /// Figures of earlier runs, the newest record of a case winning.
@@ -96,6 +99,12 @@ impl Reference {
                             total_ms: median(&r, "total_ms"),
                             wall_s: r["wall_s"].as_f64(),
                             skip_estimate_s: None,
+                            cut_search_probes: r["reduced"]
+                                .as_str()
+                                .is_some_and(|why| why.starts_with("the search stopped"))
+                                .then(|| median(&r, "probes"))
+                                .flatten()
+                                .filter(|p| *p >= 1.0),
                         },
                     );
                 } else if r["status"] == "skipped" && !r["case"].is_null() {
@@ -125,7 +134,12 @@ impl Reference {
         let k = self.cases.get(&key)?;
         let same_profile = self.profiles.get(&key).is_some_and(|p| p == profile.name());
         if let (Some(w), true) = (k.wall_s, same_profile) {
-            return Some(w);
+            return Some(match (shape, k.cut_search_probes) {
+                // A search cut short (by time: table-2026-12-07's mistral.rs searches got one to
+                // five probes): what its probes cost each, times the probes a search may serve.
+                (Shape::RateSearch { probes, .. }, Some(served)) => w.max(w / served * probes as f64),
+                _ => w,
+            });
         }
         // One request of `n` new tokens, from the medians.
         let request = |n: usize| -> Option<f64> {
@@ -291,6 +305,26 @@ mod tests {
         let est = Estimate::of(&r, Profile::Quick, 32, &["e"], &table, &|_, _, c| c != "total/prompt50");
         assert_eq!(est.unknown(), 0);
         assert!(est.render(Profile::Quick, &r).contains("| e |"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A rate search that stopped for time after 2 probes in 13 s is expected to cost what a
+    /// search of the profile's probes costs at that pace; one that finished, its own time.
+    #[test]
+    fn a_search_cut_short_is_estimated_from_its_time_per_probe() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-plan-cut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines = [
+            r#"{"status":"measured","scenario":"concurrent_load","engine":"e","case":"max_rate/interactive","profile":"quick","wall_s":13.0,"reduced":"the search stopped: a probe at 1.42 req/s (16 requests, about 11.9 s) does not fit","metrics":{"probes":{"median":2.0}}}"#,
+            r#"{"status":"measured","scenario":"concurrent_load","engine":"e","case":"max_rate/server","profile":"quick","wall_s":20.0,"metrics":{"probes":{"median":10.0}}}"#,
+        ];
+        std::fs::write(dir.join("results.jsonl"), lines.join("\n")).unwrap();
+        let r = Reference::from_runs(&[dir.as_path()]).unwrap();
+        let search = Shape::RateSearch { probes: 6, requests: 16 };
+        let cut = r.case_s(Profile::Quick, "concurrent_load", "e", "max_rate/interactive", search, 32).unwrap();
+        assert!((cut - 39.0).abs() < 1e-9, "13 s / 2 probes × 6: {cut}");
+        let whole = r.case_s(Profile::Quick, "concurrent_load", "e", "max_rate/server", search, 32).unwrap();
+        assert!((whole - 20.0).abs() < 1e-9, "{whole}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
