@@ -17,6 +17,17 @@ for r in $plan_runs; do
   mkdir -p "calls-tmp/plan/$r" && cp "target-reports/$r/results.jsonl" "calls-tmp/plan/$r/"
 done
 # The run's records as committed (device-run.sh unpacks the .xz ones there).
+# The run's withdrawn records still say what their cases cost (table-2026-12-07: lmrs's concurrent
+# cases, withdrawn for how they were served, not for their time): an estimate source of their own,
+# named to be read first, so any record of a later run replaces theirs.
+if [ -f "target-reports/$run/withdrawn.jsonl" ]; then
+  mkdir -p "calls-tmp/plan/0-withdrawn-$run"
+  python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    w = json.loads(l)
+    if w.get("file") == "results.jsonl": print(json.dumps(w["line"]))' \
+    "target-reports/$run/withdrawn.jsonl" >"calls-tmp/plan/0-withdrawn-$run/results.jsonl"
+fi
 src="target-reports/$run"
 if [ -d "$src" ]; then
   for f in "$src"/*.jsonl "$src"/*.jsonl.xz "$src"/environment*.json "$src"/suite.*.log "$src"/suite.*.log.xz "$src"/check.log "$src"/warm.log; do
