@@ -1203,7 +1203,7 @@ impl Harness {
                 let one = self.pacer.rates(&name).map_or(Duration::ZERO, |r| r.estimate(1, prompt_len, self.new_tokens));
                 let expected = Duration::from_secs_f64(count as f64 / rate) + one;
                 let spent = search_started.elapsed();
-                if let Some(share) = share.filter(|share| served.len() > served_before && spent + expected > *share) {
+                if let Some(share) = share.filter(|share| past_share(served.len() - served_before, spent, expected, *share)) {
                     cut = Some(format!(
                         "the search stopped at its share of the run's time budget: {:.1} s spent, the next probe at {rate} req/s \
                          ({count} requests, about {:.1} s) would pass its {:.1} s (quick profile; a larger --budget or \
@@ -1413,6 +1413,13 @@ fn fewer(fit: Fit, counted: bool, what: &str, why: &str) -> Mode {
     Mode::Few { more: n, kept: false, why: flag(n) }
 }
 
+/// Whether a rate search's bound stops before its next probe: it has served a probe of its own
+/// (a bound is never left with no probe for time within the run: fewer samples, not no figure)
+/// and the next one, expected to take `expected`, would take it past its `share` of the run.
+fn past_share(own_probes: usize, spent: Duration, expected: Duration, share: Duration) -> bool {
+    own_probes > 0 && spent + expected > share
+}
+
 /// Marks a case finished for the pacer, and no longer current for Ctrl-C, however its loop
 /// iteration ends.
 struct CaseDone<'a>(&'a Pacer);
@@ -1582,6 +1589,17 @@ mod tests {
         // Never more than Criterion's samples less one.
         let many = fewer(Fit { one: s(1.0), share: s(500.0), left: s(500.0), samples: 10 }, false, "batch", why);
         assert!(matches!(many, Mode::Few { more: 9, kept: false, .. }), "{many:?}");
+    }
+
+    /// table-2026-12-07, lease 3: mistral.rs's searches ran on to the end of the pass's budget
+    /// and its 50- and 100-client rounds found none. A bound stops at its share once it has a
+    /// probe of its own, and never before its first.
+    #[test]
+    fn a_rate_search_stops_at_its_share_after_its_first_probe() {
+        let s = Duration::from_secs;
+        assert!(!super::past_share(0, s(0), s(12), s(5)), "the first probe runs whatever the share");
+        assert!(super::past_share(1, s(10), s(12), s(20)), "10 s spent and 12 s more pass 20 s");
+        assert!(!super::past_share(3, s(10), s(9), s(20)), "19 s fit 20 s");
     }
 
     #[test]
