@@ -92,23 +92,29 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     writeln!(md, "# llm-bench run `{run}`\n")?;
     write_provenance(&mut md, run_dir, results)?;
     let gpu = &env["gpu"]["devices"][0];
-    writeln!(md, "- git commit: `{}`", env["git_commit"].as_str().unwrap_or("?"))?;
-    writeln!(md, "- host: {} ({} logical CPUs), {}", env["host"]["cpu"].as_str().unwrap_or("?"), env["host"]["logical_cpus"], env["host"]["os"].as_str().unwrap_or("?"))?;
-    if gpu.is_object() {
-        writeln!(
-            md,
-            "- GPU: {} `{}`, driver {}, CUDA driver API {}, SM clock {} MHz (max {}), memory clock {} MHz, {:.1} GiB",
-            gpu["name"].as_str().unwrap_or("?"),
-            gpu["uuid"].as_str().unwrap_or("no UUID recorded"),
-            env["gpu"]["driver_version"].as_str().unwrap_or("?"),
-            env["gpu"]["cuda_driver_version"],
-            gpu["sm_clock_mhz"],
-            gpu["sm_clock_max_mhz"],
-            gpu["memory_clock_mhz"],
-            gpu["memory_total_bytes"].as_f64().unwrap_or(0.0) / (1u64 << 30) as f64
-        )?;
+    if env.is_null() {
+        // No environment.json: none written yet, or set aside with a withdrawn machine's records
+        // (`llm-bench withdraw --machine`); the other machines' files are listed below.
+        writeln!(md, "- environment: no `environment.json` in the run directory (the machines this run's records name are below, where their files are)")?;
     } else {
-        writeln!(md, "- GPU: none ({})", env["gpu"]["reason"].as_str().unwrap_or("not recorded"))?;
+        writeln!(md, "- git commit: `{}`", env["git_commit"].as_str().unwrap_or("?"))?;
+        writeln!(md, "- host: {} ({} logical CPUs), {}", env["host"]["cpu"].as_str().unwrap_or("?"), env["host"]["logical_cpus"], env["host"]["os"].as_str().unwrap_or("?"))?;
+        if gpu.is_object() {
+            writeln!(
+                md,
+                "- GPU: {} `{}`, driver {}, CUDA driver API {}, SM clock {} MHz (max {}), memory clock {} MHz, {:.1} GiB",
+                gpu["name"].as_str().unwrap_or("?"),
+                gpu["uuid"].as_str().unwrap_or("no UUID recorded"),
+                env["gpu"]["driver_version"].as_str().unwrap_or("?"),
+                env["gpu"]["cuda_driver_version"],
+                gpu["sm_clock_mhz"],
+                gpu["sm_clock_max_mhz"],
+                gpu["memory_clock_mhz"],
+                gpu["memory_total_bytes"].as_f64().unwrap_or(0.0) / (1u64 << 30) as f64
+            )?;
+        } else {
+            writeln!(md, "- GPU: none ({})", env["gpu"]["reason"].as_str().unwrap_or("not recorded"))?;
+        }
     }
     if let Some(line) = crate::report::host::calibration_line(&env) {
         writeln!(md, "{line}")?;
