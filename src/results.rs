@@ -898,9 +898,6 @@ mod tests {
         let kept = read_results(&dir.join("withdrawn.jsonl")).unwrap();
         assert_eq!(kept.iter().filter(|k| k["file"] == "processes.jsonl").count(), 2);
         assert_eq!(kept.iter().filter(|k| k["file"] == "results.jsonl").count(), 3, "its measured cases; a skip of a case it never measured stays");
-        // The summary of what is left says there is no environment.json rather than "host: ?".
-        let (md, _) = crate::report::summary::summarize(&dir, None).unwrap();
-        assert!(md.contains("no `environment.json` in the run directory") && !md.contains("- host: ?"), "{md}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1210,6 +1210,19 @@ mod tests {
 
     /// table-2026-12-07's lmrs clients/100, skipped in three passes with three estimates: one
     /// case left out, not three.
+    /// A run whose environment.json went aside with a withdrawn machine's records
+    /// (`llm-bench withdraw --machine`) says so, rather than "host: ? (null logical CPUs)".
+    #[test]
+    fn a_run_without_environment_json_says_so_in_its_header() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-summary-noenv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rec = json!({"status": "skipped", "run": "r", "scenario": "single_request", "engine": "candle", "case": "ttft/prompt50", "reason": "withdrawn: superseded"});
+        std::fs::write(dir.join("results.jsonl"), format!("{rec}\n")).unwrap();
+        let (md, _) = summarize(&dir, None).unwrap();
+        assert!(md.contains("no `environment.json` in the run directory") && !md.contains("- host: ?"), "{md}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn coverage_counts_a_case_skipped_in_several_passes_once() {
         let rec = |status: &str, case: &str| json!({"status": status, "scenario": "concurrent_load", "engine": "lmrs", "case": case, "reason": "its first round ... estimated"});
