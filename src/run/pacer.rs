@@ -84,24 +84,14 @@ pub const WHOLE_BELOW_S: f64 = 5.0;
 const MIN_ESTIMATE_S: f64 = 1.0;
 
 impl State {
-    /// Estimates of the running engine's cases not yet started, in scenarios `scenario` admits.
-    fn of_engine<'a>(&'a self, scenario: impl Fn(&str) -> bool + 'a) -> impl Iterator<Item = (&'a (String, &'static str, String), f64)> + 'a {
-        self.estimate.iter().filter(move |((e, sc, _), _)| *e == self.engine && scenario(sc)).map(|(k, t)| (k, *t))
-    }
-
-    /// The part of the running engine's estimated cost (its cases not yet started, in scenarios
-    /// `among` admits) that lies in scenarios `part` admits (plus the running case, if `part`
-    /// holds it), or None when the split cannot be weighted: some case of the engine there has no
-    /// estimate, or nothing is estimated.
-    fn weighted(&self, part: impl Fn(&str) -> bool, among: impl Fn(&str) -> bool) -> Option<f64> {
-        if self.unknown.iter().any(|(e, sc, _)| *e == self.engine && among(sc)) {
+    /// Seconds the running engine's cases not yet started, in scenarios `among` admits, are
+    /// estimated to take, or None when one of them has no estimate (then shares split evenly).
+    fn estimated(&self, among: impl Fn(&str) -> bool) -> Option<f64> {
+        let mine = |e: &String, sc: &str| *e == self.engine && among(sc);
+        if self.unknown.iter().any(|(e, sc, _)| mine(e, sc)) {
             return None;
         }
-        let running = self.case_estimate.filter(|_| among(self.scenario)).unwrap_or(0.0);
-        let mine: f64 = self.of_engine(|sc| part(sc) && among(sc)).map(|(_, t)| t).sum::<f64>()
-            + if part(self.scenario) { running } else { 0.0 };
-        let all: f64 = self.of_engine(&among).map(|(_, t)| t).sum::<f64>() + running;
-        (all > 0.0 && mine > 0.0).then(|| mine / all)
+        Some(self.estimate.iter().filter(|((e, sc, _), _)| mine(e, sc)).map(|(_, t)| t).sum())
     }
 }
 
@@ -151,7 +141,10 @@ impl Pacer {
         s.scenario = scenario;
         s.case_estimate = None;
         let end = s.engine_end.or(self.deadline);
-        let fraction = s.weighted(|sc| sc == scenario, |_| true);
+        let fraction = match (s.estimated(|sc| sc == scenario), s.estimated(|_| true)) {
+            (Some(mine), Some(all)) if mine > 0.0 => Some(mine / all),
+            _ => None,
+        };
         s.scenario_end = end.map(|e| match fraction {
             Some(f) => now + e.saturating_duration_since(now).mul_f64(f),
             None => split(now, e, scenarios_left),
@@ -254,10 +247,9 @@ impl Pacer {
         let end = s.scenario_end.or(s.engine_end).or(self.deadline)?;
         let left = end.saturating_duration_since(Instant::now());
         let scenario = s.scenario;
-        match (s.case_estimate, s.weighted(|sc| sc == scenario, |sc| sc == scenario)) {
-            (Some(this), Some(_)) => {
-                let rest: f64 = s.of_engine(|sc| sc == scenario).map(|(_, t)| t).sum();
-                let part = left.mul_f64(this / (this + rest).max(1e-9));
+        match (s.case_estimate, s.estimated(|sc| sc == scenario)) {
+            (Some(this), Some(rest)) => {
+                let part = left.mul_f64(this / (this + rest));
                 Some(if this < WHOLE_BELOW_S { part.max(Duration::from_secs_f64(this).min(left)) } else { part })
             }
             _ => Some(left * 2 / (s.cases_left.max(1) + 1) as u32),
