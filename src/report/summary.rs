@@ -374,8 +374,18 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     let measured_scenarios: std::collections::HashSet<(String, String)> = measured.iter().map(|(s, e, _)| (s.clone(), e.clone())).collect();
     let mut listed: std::collections::HashSet<(String, String, String)> = Default::default();
     let mut skipped: Vec<&Value> = Vec::new();
+    // A withdrawn rate-search probe is a step of a search that was set aside, not a case of the
+    // profile: its rate is not one a later search needs to repeat. Those are counted per engine
+    // on one line (the records are in withdrawn.jsonl), not listed as unmeasured cases.
+    let mut withdrawn_probes: std::collections::BTreeMap<&str, (usize, &str)> = Default::default();
     for r in results.iter().rev().filter(|r| r["status"] == "skipped") {
         if deselected(r) && selected_in(&r["scenario"], &r["engine"]) {
+            continue;
+        }
+        if let Some(reason) = withdrawn_probe(r) {
+            if !measured.contains(&key(r)) {
+                withdrawn_probes.entry(r["engine"].as_str().unwrap_or("?")).or_insert((0, reason)).0 += 1;
+            }
             continue;
         }
         let (scenario, engine, case) = key(r);
@@ -400,6 +410,9 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
             s["reason"].as_str().unwrap_or("?")
         )?;
     }
+    for (engine, (count, reason)) in &withdrawn_probes {
+        writeln!(md, "- concurrent_load/{engine}/probe/…: {count} probe(s) of an earlier rate search, {reason} (kept in `withdrawn.jsonl`; a search is rerun whole, so their rates are not cases to measure again)")?;
+    }
     let doc = json!({"run": run, "environment": env, "analysis": analysis, "measured": rows, "skipped": skipped, "kernels": kernel_lines});
     Ok((md, doc, analysis))
 }
@@ -418,13 +431,13 @@ pub fn write_reports(run_dir: &Path, criterion_dir: Option<&Path>, options: Opti
 /// what the run measured (engine × headline figures, cases measured and skipped) and where
 /// `summary.html` is.
 pub fn render_and_tell(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<String> {
-    let (results, analysis) = render(run_dir, criterion_dir, Options::default())?;
+    let (results, analysis, doc) = render(run_dir, criterion_dir, Options::default())?;
     let mut out = String::new();
     let cell = |v: Option<f64>, d: usize| v.map_or("—".to_string(), |v| format!("{v:.d$}"));
     writeln!(out, "\n{:<18} {:<7} {:>10} {:>10} {:>11} {:>9} {:>9} {:>8}", "engine", "device", "TTFT ms", "decode t/s", "best t/s", "peak GB", "measured", "skipped")?;
-    let counts = |engine: &str, status: &str| {
-        results.iter().filter(|r| r["engine"] == engine && r["status"] == status && !r["reason"].as_str().is_some_and(|x| x.starts_with("not selected"))).count()
-    };
+    // Skipped: the cases the summary lists under Skipped (each once, none measured later).
+    let measured = |engine: &str| results.iter().filter(|r| r["engine"] == engine && r["status"] == "measured").count();
+    let skipped = |engine: &str| doc["skipped"].as_array().map_or(0, |s| s.iter().filter(|r| r["engine"] == engine && !r["reason"].as_str().is_some_and(|x| x.starts_with("not selected"))).count());
     for e in &analysis.engines {
         writeln!(
             out,
@@ -435,14 +448,14 @@ pub fn render_and_tell(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<S
             cell(e.decode_tok_s, 0),
             cell(e.best_tok_s(), 0),
             cell(e.peak_vram_gb, 2),
-            counts(&e.engine, "measured"),
-            counts(&e.engine, "skipped")
+            measured(&e.engine),
+            skipped(&e.engine)
         )?;
     }
     let mut unmeasured: Vec<String> = Vec::new();
     for r in results.iter().filter(|r| r["status"] == "skipped") {
         let engine = r["engine"].as_str().unwrap_or("?");
-        let reason = r["reason"].as_str().unwrap_or("");
+        let reason = without_moved_counts(r["reason"].as_str().unwrap_or(""));
         if reason.starts_with("not selected") || analysis.engines.iter().any(|e| e.engine == engine) {
             continue;
         }
@@ -460,7 +473,7 @@ pub fn render_and_tell(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<S
 }
 
 /// Render every summary of a run; the results read and the analysis, for the caller to print.
-fn render(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<(Vec<Value>, crate::report::analysis::Analysis)> {
+fn render(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Result<(Vec<Value>, crate::report::analysis::Analysis, Value)> {
     let results = run_results(run_dir)?;
     let (md, doc, analysis) = summarize_results(run_dir, &results, criterion_dir, options)?;
     std::fs::write(run_dir.join("summary.md"), &md).context("cannot write summary.md")?;
@@ -468,7 +481,7 @@ fn render(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Res
     let kernel_lines = doc["kernels"].as_array().cloned().unwrap_or_default();
     let charts = charts(run_dir, &results, &kernel_lines, &analysis);
     std::fs::write(run_dir.join("summary.html"), crate::report::html::page(&md, &charts)).context("cannot write summary.html")?;
-    Ok((results, analysis))
+    Ok((results, analysis, doc))
 }
 
 /// CPU-only engines finished in a later lease run on another host CPU: a warning naming each
@@ -618,6 +631,18 @@ fn write_checks(md: &mut String, a: &crate::report::analysis::Analysis, checks: 
     }
     writeln!(md)?;
     Ok(())
+}
+
+/// The reason of a skipped record that stands for a withdrawn rate-search probe.
+fn withdrawn_probe(r: &Value) -> Option<&str> {
+    let reason = without_moved_counts(r["reason"].as_str()?);
+    (is_probe(r) && reason.starts_with("withdrawn")).then_some(reason)
+}
+
+/// A withdrawal's reason without its per-record tail ("(1 record(s) and 65 request(s) moved to
+/// withdrawn.jsonl; …)"), so the records of one withdrawal read as one reason.
+fn without_moved_counts(reason: &str) -> &str {
+    reason.rsplit_once(" (").filter(|(_, tail)| tail.contains("moved to withdrawn.jsonl")).map_or(reason, |(head, _)| head)
 }
 
 /// A rate-search probe (`probe/<rate>rps`): one window of arrivals, shown with its search.
@@ -1220,6 +1245,31 @@ mod tests {
         std::fs::write(dir.join("results.jsonl"), format!("{rec}\n")).unwrap();
         let (md, _) = summarize(&dir, None).unwrap();
         assert!(md.contains("no `environment.json` in the run directory") && !md.contains("- host: ?"), "{md}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// table-2026-12-07 after lease 5: lease 3's probes were withdrawn and the searches run
+    /// again at other rates, so each old probe stays a skipped record no later one measures.
+    /// They fold into one line per engine; a withdrawn case of the profile is still listed.
+    #[test]
+    fn withdrawn_probes_fold_into_one_line_per_engine_and_withdrawn_cases_stay_listed() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-summary-probes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let why = |n: usize| format!("withdrawn: superseded by lease 5 (1 record(s) and {n} request(s) moved to withdrawn.jsonl; a resumed run measures it again)");
+        let rec = |status: &str, case: &str, reason: &str| json!({"status": status, "run": "r", "scenario": "concurrent_load", "engine": "torch", "case": case, "reason": reason});
+        let lines = [
+            rec("skipped", "probe/13.5rps", &why(27)),
+            rec("skipped", "probe/27rps", &why(54)),
+            rec("skipped", "probe/54rps", &why(108)),
+            rec("skipped", "clients/100", &why(100)),
+            rec("measured", "probe/54rps", ""),
+        ];
+        std::fs::write(dir.join("results.jsonl"), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+        let (md, _) = summarize(&dir, None).unwrap();
+        let skipped = md.split("## Skipped (not measured)").nth(1).unwrap();
+        assert!(skipped.contains("- concurrent_load/torch/probe/…: 2 probe(s) of an earlier rate search, withdrawn: superseded by lease 5 (kept"), "{skipped}");
+        assert!(!skipped.contains("probe/13.5rps") && !skipped.contains("probe/54rps"), "{skipped}");
+        assert!(skipped.contains("- concurrent_load/torch/clients/100: withdrawn: superseded by lease 5 (1 record(s) and 100 request(s)"), "{skipped}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

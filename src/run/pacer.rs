@@ -66,12 +66,16 @@ struct State {
     /// The engine and scenario now running, whose cases' estimates weight the shares.
     engine: String,
     scenario: &'static str,
-    /// The running case's estimate (taken out of `estimate` as it started).
+    /// The running case's estimate and least (taken out of `estimate` and `least` as it started).
     case_estimate: Option<f64>,
+    case_least: Option<f64>,
     estimate: BTreeMap<(String, &'static str, String), f64>,
     /// Cases not yet started that no earlier run measured: while any of the running engine's
     /// is left, its shares are split evenly (a case of unknown cost must not get nothing).
     unknown: BTreeSet<(String, &'static str, String)>,
+    /// One iteration of each case not yet started (`crate::run::plan::Estimate::least`): kept
+    /// for it whatever the cases before it take.
+    least: BTreeMap<(String, &'static str, String), f64>,
     startups: BTreeMap<String, f64>,
     fastest_loads: BTreeMap<String, f64>,
 }
@@ -93,6 +97,20 @@ impl State {
         }
         Some(self.estimate.iter().filter(|((e, sc, _), _)| mine(e, sc)).map(|(_, t)| t).sum())
     }
+
+    /// Seconds to keep for the running engine's cases not yet started, in scenarios `among`
+    /// admits: one iteration of each whose least is known.
+    fn reserved(&self, among: impl Fn(&str) -> bool) -> f64 {
+        self.least.iter().filter(|((e, sc, _), _)| *e == self.engine && among(sc)).map(|(_, t)| t).sum()
+    }
+}
+
+/// `part` of `left`, but no more than leaves `later` for the cases after it, and no less than
+/// `own` (one iteration of its own) where `left` holds it: the last cases of an engine keep one
+/// round each however the cases before them ran over.
+fn kept(part: Duration, left: Duration, own: f64, later: f64) -> Duration {
+    let own = Duration::from_secs_f64(own).min(left);
+    part.min(left.saturating_sub(Duration::from_secs_f64(later))).max(own)
 }
 
 /// The run's clock: `unlimited` for a plain `cargo bench` (every case runs), `until` a deadline
@@ -138,16 +156,23 @@ impl Pacer {
         let (engine, before) = (s.engine.clone(), s.scenario);
         s.estimate.retain(|(e, sc, _), _| !(*e == engine && *sc == before));
         s.unknown.retain(|(e, sc, _)| !(*e == engine && *sc == before));
+        s.least.retain(|(e, sc, _), _| !(*e == engine && *sc == before));
         s.scenario = scenario;
         s.case_estimate = None;
+        s.case_least = None;
         let end = s.engine_end.or(self.deadline);
         let fraction = match (s.estimated(|sc| sc == scenario), s.estimated(|_| true)) {
             (Some(mine), Some(all)) if mine > 0.0 => Some(mine / all),
             _ => None,
         };
-        s.scenario_end = end.map(|e| match fraction {
-            Some(f) => now + e.saturating_duration_since(now).mul_f64(f),
-            None => split(now, e, scenarios_left),
+        let (own, later) = (s.reserved(|sc| sc == scenario), s.reserved(|sc| sc != scenario));
+        s.scenario_end = end.map(|e| {
+            let left = e.saturating_duration_since(now);
+            let part = match fraction {
+                Some(f) => left.mul_f64(f),
+                None => split(now, e, scenarios_left).saturating_duration_since(now),
+            };
+            now + kept(part, left, own, later)
         });
         s.cases_left = cases;
         s.cases_total = cases;
@@ -175,6 +200,11 @@ impl Pacer {
                 left.as_secs_f64()
             )
         })
+    }
+
+    /// One iteration of each case still to run (`crate::run::plan::Estimate::least`).
+    pub fn set_least(&self, least: BTreeMap<(String, &'static str, String), f64>) {
+        self.state.lock().unwrap().least = least;
     }
 
     /// The shortest load of each engine in earlier runs (`crate::run::plan::Reference`).
@@ -209,6 +239,7 @@ impl Pacer {
             let key = (engine.to_string(), scenario, case.to_string());
             s.case_estimate = s.estimate.remove(&key);
             s.unknown.remove(&key);
+            s.case_least = s.least.remove(&key);
             let (i, n) = s.engine_turn;
             let j = s.cases_total.saturating_sub(s.cases_left) + 1;
             let mut line = String::from("[llm-bench] progress:");
@@ -247,13 +278,14 @@ impl Pacer {
         let end = s.scenario_end.or(s.engine_end).or(self.deadline)?;
         let left = end.saturating_duration_since(Instant::now());
         let scenario = s.scenario;
-        match (s.case_estimate, s.estimated(|sc| sc == scenario)) {
+        let part = match (s.case_estimate, s.estimated(|sc| sc == scenario)) {
             (Some(this), Some(rest)) => {
                 let part = left.mul_f64(this / (this + rest));
-                Some(if this < WHOLE_BELOW_S { part.max(Duration::from_secs_f64(this).min(left)) } else { part })
+                if this < WHOLE_BELOW_S { part.max(Duration::from_secs_f64(this).min(left)) } else { part }
             }
-            _ => Some(left * 2 / (s.cases_left.max(1) + 1) as u32),
-        }
+            _ => left * 2 / (s.cases_left.max(1) + 1) as u32,
+        };
+        Some(kept(part, left, s.case_least.unwrap_or(0.0), s.reserved(|sc| sc == scenario)))
     }
 
     /// GPU memory in use (NVML) just before the current engine was loaded: what to subtract
@@ -271,6 +303,7 @@ impl Pacer {
         let mut s = self.state.lock().unwrap();
         s.cases_left = s.cases_left.saturating_sub(1);
         s.case_estimate = None;
+        s.case_least = None;
     }
 
     /// Why a case estimated to take `cost` must be skipped, or None if it fits its share.
@@ -425,6 +458,51 @@ mod tests {
         p.engine_turn(1, 1, "e");
         p.begin_scenario("cheap", 2, 1);
         p.progress("cheap", "e", "a");
+        let even = p.share().unwrap().as_secs_f64();
+        assert!((49.0..=50.0).contains(&even), "{even}");
+    }
+
+    /// Lease 5's mistral.rs pass, in small: a search before a 100-client round whose one round
+    /// takes 60 s. Whatever the proportions say, the search's share leaves that round its 60 s,
+    /// and when the search runs over anyway (a probe cannot be cut), the round still gets one
+    /// round's time out of a scenario that kept it.
+    #[test]
+    fn each_case_still_to_run_keeps_one_iteration_of_its_own() {
+        let key = |s: &'static str, c: &str| ("e".to_string(), s, c.to_string());
+        let per_case: BTreeMap<_, _> =
+            [(key("sustained", "batch"), 200.0), (key("concurrent", "search"), 100.0), (key("concurrent", "clients/100"), 100.0)]
+                .into_iter()
+                .collect();
+        let least: BTreeMap<_, _> =
+            [(key("sustained", "batch"), 3.0), (key("concurrent", "search"), 5.0), (key("concurrent", "clients/100"), 60.0)]
+                .into_iter()
+                .collect();
+        let p = Pacer::until(Instant::now() + Duration::from_secs(100));
+        p.set_least(least);
+        p.set_estimate(per_case, BTreeSet::new(), BTreeMap::new());
+        p.begin_engine(1);
+        p.engine_turn(1, 1, "e");
+        p.begin_scenario("sustained", 2, 1);
+        p.progress("sustained", "e", "batch");
+        let batch = p.share().unwrap().as_secs_f64();
+        assert!((34.0..=35.0).contains(&batch), "half of 100 s by estimate, less the 65 s kept for the two cases after it: {batch}");
+        p.case_done();
+        p.begin_scenario("concurrent", 1, 2);
+        p.progress("concurrent", "e", "search");
+        let search = p.share().unwrap().as_secs_f64();
+        assert!((39.0..=40.0).contains(&search), "half of what is left by estimate would be 50 s; 60 s stay for the round: {search}");
+        p.case_done();
+        p.progress("concurrent", "e", "clients/100");
+        let round = p.share().unwrap().as_secs_f64();
+        assert!(round >= 59.0, "{round}");
+        assert!(p.over(Duration::from_secs(59), "its first round").is_none());
+        // Without the leasts, the search's proportional share is the even 50 s.
+        let p = Pacer::until(Instant::now() + Duration::from_secs(100));
+        p.set_estimate([(key("c", "search"), 100.0), (key("c", "clients/100"), 100.0)].into_iter().collect(), BTreeSet::new(), BTreeMap::new());
+        p.begin_engine(1);
+        p.engine_turn(1, 1, "e");
+        p.begin_scenario("c", 1, 2);
+        p.progress("c", "e", "search");
         let even = p.share().unwrap().as_secs_f64();
         assert!((49.0..=50.0).contains(&even), "{even}");
     }

@@ -40,6 +40,9 @@ struct Known {
     wall_s: Option<f64>,
     /// A skip's own estimate of the case ("estimated at 7.2 s").
     skip_estimate_s: Option<f64>,
+    /// Whether that estimate is of the case's first request or round alone (the least it can
+    /// be measured with), not of its whole Criterion run.
+    skip_estimate_is_least: bool,
     /// Probes of a rate search that stopped before it bracketed its answer (time, probe count):
     /// its wall time is only what it got, so its cost is scaled up from the time per probe.
     cut_search_probes: Option<f64>,
@@ -99,6 +102,7 @@ impl Reference {
                             total_ms: median(&r, "total_ms"),
                             wall_s: r["wall_s"].as_f64(),
                             skip_estimate_s: None,
+                            skip_estimate_is_least: false,
                             cut_search_probes: r["reduced"]
                                 .as_str()
                                 .is_some_and(|why| why.starts_with("the search stopped"))
@@ -108,8 +112,11 @@ impl Reference {
                         },
                     );
                 } else if r["status"] == "skipped" && !r["case"].is_null() {
-                    if let Some(est) = r["reason"].as_str().and_then(estimate_in) {
-                        me.cases.entry(key).or_insert(Known { skip_estimate_s: Some(est), ..Default::default() });
+                    if let Some(reason) = r["reason"].as_str() {
+                        if let Some(est) = estimate_in(reason) {
+                            let least = reason.contains(" alone is estimated at ");
+                            me.cases.entry(key).or_insert(Known { skip_estimate_s: Some(est), skip_estimate_is_least: least, ..Default::default() });
+                        }
                     }
                 }
             }
@@ -141,14 +148,7 @@ impl Reference {
                 _ => w,
             });
         }
-        // One request of `n` new tokens, from the medians.
-        let request = |n: usize| -> Option<f64> {
-            match (k.ttft_ms, k.inter_token_ms) {
-                (Some(t), Some(itl)) => Some((t + itl * n.saturating_sub(1) as f64) / 1e3),
-                (Some(t), None) if n <= 1 => Some(t / 1e3),
-                _ => k.total_ms.map(|t| t / 1e3),
-            }
-        };
+        let request = |n: usize| k.request_s(n);
         let criterion = |one: f64| {
             let warm = one.max(profile.warm_up_time().as_secs_f64());
             warm + profile.measurement_time().as_secs_f64().max(one * profile.samples() as f64) + one
@@ -156,19 +156,46 @@ impl Reference {
         let est = match shape {
             Shape::Latency { new_tokens } => request(new_tokens).map(criterion),
             Shape::Throughput { duration_s } => request(new_tokens).map(|b| duration_s + 2.0 * b),
-            Shape::Concurrent { requests, poisson_window_s } => request(new_tokens).map(|one| {
-                let iteration = match poisson_window_s {
-                    Some(w) => w + one,
-                    // Batches of what the engine serves at once (one request for the lm.rs design).
-                    None => requests.div_ceil(crate::engines::Variant::max_batch_of(engine)) as f64 * one,
-                };
-                criterion(iteration)
-            }),
-            // A probe keeps about eight requests in flight (rough: the rate it probes is what
-            // the search finds), once, with no Criterion samples.
-            Shape::RateSearch { probes, requests } => request(new_tokens).map(|one| probes as f64 * (requests as f64 / 8.0 + 1.0) * one),
+            Shape::Concurrent { .. } => request(new_tokens).map(|one| criterion(iteration(engine, shape, one))),
+            Shape::RateSearch { probes, .. } => request(new_tokens).map(|one| probes as f64 * iteration(engine, shape, one)),
         };
         est.or(k.skip_estimate_s)
+    }
+
+    /// Seconds of the least `engine`'s case can be measured with (one request, one batch, one
+    /// round of requests, one probe), or None when unknown: the pacer keeps it for the case
+    /// whatever the cases before it take, since a case cannot be thinned below it
+    /// (table-2026-12-07, lease 5: the rate searches ran past their shares and three
+    /// 100-client rounds found less than one round's time left).
+    pub fn least_s(&self, scenario: &str, engine: &str, id: &str, shape: Shape, new_tokens: usize) -> Option<f64> {
+        let k = self.cases.get(&(scenario.to_string(), engine.to_string(), id.to_string()))?;
+        let n = if let Shape::Latency { new_tokens: n } = shape { n } else { new_tokens };
+        k.request_s(n).map(|one| iteration(engine, shape, one)).or(k.skip_estimate_s.filter(|_| k.skip_estimate_is_least))
+    }
+}
+
+impl Known {
+    /// One request of `n` new tokens, from the medians.
+    fn request_s(&self, n: usize) -> Option<f64> {
+        match (self.ttft_ms, self.inter_token_ms) {
+            (Some(t), Some(itl)) => Some((t + itl * n.saturating_sub(1) as f64) / 1e3),
+            (Some(t), None) if n <= 1 => Some(t / 1e3),
+            _ => self.total_ms.map(|t| t / 1e3),
+        }
+    }
+}
+
+/// Seconds of one iteration of a case whose request takes `one`: the request (or batch) itself,
+/// a round of requests served together, or a window of Poisson arrivals.
+fn iteration(engine: &str, shape: Shape, one: f64) -> f64 {
+    match shape {
+        Shape::Latency { .. } | Shape::Throughput { .. } => one,
+        Shape::Concurrent { poisson_window_s: Some(w), .. } => w + one,
+        // Batches of what the engine serves at once (one request for the lm.rs design).
+        Shape::Concurrent { requests, poisson_window_s: None } => requests.div_ceil(crate::engines::Variant::max_batch_of(engine)) as f64 * one,
+        // A probe keeps about eight requests in flight (rough: the rate it probes is what the
+        // search finds), once, with no Criterion samples.
+        Shape::RateSearch { requests, .. } => (requests as f64 / 8.0 + 1.0) * one,
     }
 }
 
@@ -182,6 +209,9 @@ pub struct Estimate {
     pub per_case: BTreeMap<(String, &'static str, String), f64>,
     /// The cases no earlier run measured (the pacer splits evenly where one is left).
     pub unknown: std::collections::BTreeSet<(String, &'static str, String)>,
+    /// Per (engine, scenario, case): seconds of one iteration (`Reference::least_s`), what the
+    /// pacer keeps for each case still to run.
+    pub least: BTreeMap<(String, &'static str, String), f64>,
 }
 
 impl Estimate {
@@ -206,6 +236,9 @@ impl Estimate {
                         continue;
                     }
                     any_left = true;
+                    if let Some(t) = reference.least_s(s, engine, id, *shape, new_tokens) {
+                        me.least.insert((engine.to_string(), *s, id.clone()), t);
+                    }
                     match reference.case_s(profile, s, engine, id, *shape, new_tokens) {
                         Some(t) => {
                             secs += t;
@@ -325,6 +358,29 @@ mod tests {
         assert!((cut - 39.0).abs() < 1e-9, "13 s / 2 probes × 6: {cut}");
         let whole = r.case_s(Profile::Quick, "concurrent_load", "e", "max_rate/server", search, 32).unwrap();
         assert!((whole - 20.0).abs() < 1e-9, "{whole}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The least of a case: one round of its requests from the medians, or a skip's estimate
+    /// when it was of the first round alone (table-2026-12-07, lease 5: mistral.rs's clients/100,
+    /// "its first round of requests alone is estimated at 68.5 s"), never a whole Criterion run's.
+    #[test]
+    fn a_cases_least_is_one_round_or_a_skips_first_round_estimate() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-plan-least-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines = [
+            r#"{"status":"measured","scenario":"concurrent_load","engine":"lmrs","case":"clients/10","profile":"quick","wall_s":46.0,"metrics":{"ttft_ms":{"median":1000.0},"inter_token_ms":{"median":100.0}}}"#,
+            r#"{"status":"skipped","scenario":"concurrent_load","engine":"mistralrs","case":"clients/100","reason":"its first round of requests alone is estimated at 68.5 s, more than the 22.0 s left of the run's time budget"}"#,
+            r#"{"status":"skipped","scenario":"single_request","engine":"mistralrs","case":"total/prompt200","reason":"measuring it with Criterion is estimated at 9.0 s, more than this case's 2.0 s share"}"#,
+        ];
+        std::fs::write(dir.join("results.jsonl"), lines.join("\n")).unwrap();
+        let r = Reference::from_runs(&[dir.as_path()]).unwrap();
+        let round = Shape::Concurrent { requests: 10, poisson_window_s: None };
+        let lmrs = r.least_s("concurrent_load", "lmrs", "clients/10", round, 32).unwrap();
+        assert!((lmrs - 10.0 * 4.1).abs() < 1e-9, "ten requests one at a time, 1 s + 31 × 0.1 s each: {lmrs}");
+        let mistralrs = r.least_s("concurrent_load", "mistralrs", "clients/100", Shape::Concurrent { requests: 100, poisson_window_s: None }, 32);
+        assert_eq!(mistralrs, Some(68.5));
+        assert_eq!(r.least_s("single_request", "mistralrs", "total/prompt200", Shape::Latency { new_tokens: 32 }, 32), None);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

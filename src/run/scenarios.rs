@@ -483,6 +483,7 @@ pub fn suite(scenarios: &[Scenario], budget: Option<Duration>) -> Result<()> {
         Ok(Some((est, reference))) => {
             eprintln!("[llm-bench] {}", est.render(first.harness.profile, &reference));
             let startups = names.iter().filter_map(|n| reference.startup_s(n).map(|s| (n.to_string(), s))).collect();
+            pacer.set_least(est.least);
             pacer.set_estimate(est.per_case, est.unknown, startups);
             pacer.set_fastest_loads(names.iter().filter_map(|n| reference.fastest_load_s(n).map(|s| (n.to_string(), s))).collect());
         }
