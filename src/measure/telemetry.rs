@@ -60,6 +60,7 @@ fn enabled_features() -> Vec<&'static str> {
     if cfg!(feature = "burn") { f.push("burn"); }
     if cfg!(feature = "mistralrs") { f.push("mistralrs"); }
     if cfg!(feature = "torch") { f.push("torch"); }
+    if cfg!(feature = "llamacpp") { f.push("llamacpp"); }
     if cfg!(feature = "cuda") { f.push("cuda"); }
     f
 }
