@@ -386,7 +386,7 @@ for pass in ${LLM_BENCH_PASSES:-all}; do
         echo "== bench $b, pass $pass: its ${pass_budget}s do not fit the ${left}s the call has left: run with $(( left - 30 ))s (LLM_BENCH_PASS_SPLIT_S=$LLM_BENCH_PASS_SPLIT_S), the next call resumes it"
         pass_budget=$(( left - 30 ))
       else
-        echo "== bench $b, pass $pass: NOT RUN, its ${pass_budget}s do not fit the ${left}s the call has left (LLM_BENCH_PASS_WHOLE=1): left to the next call"
+        echo "== bench $b, pass $pass: NOT RUN, its ${pass_budget}s and 30s for its load and the call's end do not fit the ${left}s the call has left (LLM_BENCH_PASS_WHOLE=1): left to the next call"
         continue
       fi
     fi

@@ -34,13 +34,17 @@ done
 # The run's withdrawn records still say what their cases cost (table-2026-12-07: lmrs's concurrent
 # cases, withdrawn for how they were served, not for their time): an estimate source of their own,
 # named to be read first, so any record of a later run replaces theirs.
-if [ -f "target-reports/$run/withdrawn.jsonl" ]; then
+# (committed compressed once it grew: table-2026-12-07's is 39 MB plain, lease 3's requests mostly)
+withdrawn="target-reports/$run/withdrawn.jsonl"
+[ -f "$withdrawn" ] || withdrawn="$withdrawn.xz"
+if [ -f "$withdrawn" ]; then
   mkdir -p "calls-tmp/plan/0-withdrawn-$run"
-  python3 -c 'import json,sys
-for l in open(sys.argv[1]):
+  python3 -c 'import json,lzma,sys
+f = lzma.open(sys.argv[1], "rt") if sys.argv[1].endswith(".xz") else open(sys.argv[1])
+for l in f:
     w = json.loads(l)
     if w.get("file") == "results.jsonl": print(json.dumps(w["line"]))' \
-    "target-reports/$run/withdrawn.jsonl" >"calls-tmp/plan/0-withdrawn-$run/results.jsonl"
+    "$withdrawn" >"calls-tmp/plan/0-withdrawn-$run/results.jsonl"
 fi
 src="target-reports/$run"
 if [ -d "$src" ]; then
