@@ -8,8 +8,12 @@
 //! in proportion to what each scenario and case is expected to cost, so a budget smaller than the
 //! estimate thins every expensive case alike instead of starving the last ones (table-2026-12-07,
 //! lease 3: mistral.rs's sustained and memory cases took their even fifths and its 50- and
-//! 100-client rounds found none); without one, evenly. Time a cheap case leaves unused goes to
-//! the cases after it, so fast engines measure everything and a slow one measures what fits.
+//! 100-client rounds found none); without one, evenly. Whatever the split, every case still to
+//! run keeps one iteration of its own (one request, batch, round or probe: the plan's least) out
+//! of the shares before it, since a case cannot be thinned below that and a rate search's probe
+//! cannot be cut short (lease 5: the searches ran past their shares and three 100-client rounds
+//! found less than a round's time). Time a cheap case leaves unused goes to the cases after it,
+//! so fast engines measure everything and a slow one measures what fits.
 //! Costs are estimated from the engine's own earlier requests (prefill time per prompt token,
 //! time per decode step) and, once a case's warm-up request has run, from that request's time.
 
