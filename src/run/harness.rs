@@ -1165,6 +1165,11 @@ impl Harness {
             eprintln!("[llm-bench] {}: {name}'s rate search goes on from {} probe(s) this run served before", self.scenario, served.len());
         }
         let max_probes = self.profile.rate_probes();
+        // How much longer than its window a probe has taken in this search (1 until one has): an
+        // engine past its capacity serves a window's arrivals long after the window ends
+        // (table-2026-12-07, lease 5: mistral.rs's searches took 15 and 38 s against shares
+        // sized from windows), so the next probe's expected time is scaled by it.
+        let mut overrun = 1.0_f64;
         for slo in slos {
             let id = format!("max_rate/{}", slo.name);
             let _case = self.case_starts(&name, &id);
@@ -1201,7 +1206,7 @@ impl Harness {
                 }
                 let count = self.profile.rate_probe_requests(rate);
                 let one = self.pacer.rates(&name).map_or(Duration::ZERO, |r| r.estimate(1, prompt_len, self.new_tokens));
-                let expected = Duration::from_secs_f64(count as f64 / rate) + one;
+                let expected = probe_expected(count, rate, one, overrun);
                 let spent = search_started.elapsed();
                 if let Some(share) = share.filter(|share| past_share(served.len() - served_before, spent, expected, *share)) {
                     cut = Some(format!(
@@ -1227,8 +1232,10 @@ impl Harness {
                 let probe_id = format!("probe/{rate}rps");
                 *self.case_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                 let load = crate::run::batcher::Load::Poisson { rate, seed: 0x5eed };
+                let probe_started = Instant::now();
                 match self.serve_round(engine, &name, load, &probe_id, 0, count, prompts, batcher) {
                     Ok((records, tok_s, mean_batch, _)) => {
+                        overrun = overrun.max(probe_started.elapsed().as_secs_f64() / probe_expected(count, rate, one, 1.0).as_secs_f64().max(1e-3));
                         let values: Vec<serde_json::Value> = records.iter().filter_map(|r| serde_json::to_value(r).ok()).collect();
                         let mut extra = BTreeMap::new();
                         for (k, unit, v) in [("output_tok_s", "tok/s", tok_s), ("mean_batch", "requests", mean_batch), ("request_rate_rps", "req/s", rate)] {
@@ -1416,6 +1423,13 @@ fn fewer(fit: Fit, counted: bool, what: &str, why: &str) -> Mode {
 /// Whether a rate search's bound stops before its next probe: it has served a probe of its own
 /// (a bound is never left with no probe for time within the run: fewer samples, not no figure)
 /// and the next one, expected to take `expected`, would take it past its `share` of the run.
+/// A probe's expected time: its window of `count` arrivals at `rate`, one request's time to
+/// drain the last arrival, all scaled by how much longer than that this search's probes have
+/// taken so far (`overrun`, at least 1).
+fn probe_expected(count: usize, rate: f64, one: Duration, overrun: f64) -> Duration {
+    (Duration::from_secs_f64(count as f64 / rate) + one).mul_f64(overrun.max(1.0))
+}
+
 fn past_share(own_probes: usize, spent: Duration, expected: Duration, share: Duration) -> bool {
     own_probes > 0 && spent + expected > share
 }
@@ -1600,6 +1614,12 @@ mod tests {
         assert!(!super::past_share(0, s(0), s(12), s(5)), "the first probe runs whatever the share");
         assert!(super::past_share(1, s(10), s(12), s(20)), "10 s spent and 12 s more pass 20 s");
         assert!(!super::past_share(3, s(10), s(9), s(20)), "19 s fit 20 s");
+        // A probe of 16 arrivals at 2 req/s (8 s window, 1 s request) after probes that took
+        // 2.5× their windows: 22.5 s expected, so 10 s spent pass a 30 s share.
+        let expected = super::probe_expected(16, 2.0, s(1), 2.5);
+        assert_eq!(expected, Duration::from_millis(22_500));
+        assert!(super::past_share(1, s(10), expected, s(30)));
+        assert_eq!(super::probe_expected(16, 2.0, s(1), 0.5), s(9), "never below the window");
     }
 
     #[test]
