@@ -504,9 +504,9 @@ pub fn withdraw(dir: &Path, scenario: &str, engine: &str, cases: &[String], reas
         Ok((kept, moved))
     };
     let (results_kept, results_moved) = split("results.jsonl")?;
-    let withdrawal = |r: &serde_json::Value| r["status"] == "skipped" && r["reason"].as_str().is_some_and(|w| w.starts_with("withdrawn: "));
+    let withdrawn = |r: &serde_json::Value| r["status"] == "skipped" && r["reason"].as_str().and_then(withdrawal).is_some();
     anyhow::ensure!(
-        results_moved.iter().any(|r| !withdrawal(r)),
+        results_moved.iter().any(|r| !withdrawn(r)),
         "{}: no record of {engine} in {scenario} for {} (earlier withdrawals aside): nothing to withdraw",
         results_path.display(),
         cases.join(", ")
@@ -548,6 +548,15 @@ pub fn withdraw(dir: &Path, scenario: &str, engine: &str, cases: &[String], reas
         }
     }
     Ok(done)
+}
+
+/// The withdrawal a skipped record's reason stands for, as [`withdraw`] wrote it, without its
+/// per-case tail ("(1 record(s) and 65 request(s) moved to withdrawn.jsonl; …)"), so the cases
+/// of one withdrawal read as one reason; None for any other reason.
+pub fn withdrawal(reason: &str) -> Option<&str> {
+    reason.starts_with("withdrawn: ").then(|| {
+        reason.rsplit_once(" (").filter(|(_, tail)| tail.contains("moved to withdrawn.jsonl")).map_or(reason, |(head, _)| head)
+    })
 }
 
 /// Append lines taken out of a run's files to its `withdrawn.jsonl`, each with the reason, the

@@ -455,7 +455,8 @@ pub fn render_and_tell(run_dir: &Path, criterion_dir: Option<&Path>) -> Result<S
     let mut unmeasured: Vec<String> = Vec::new();
     for r in results.iter().filter(|r| r["status"] == "skipped") {
         let engine = r["engine"].as_str().unwrap_or("?");
-        let reason = without_moved_counts(r["reason"].as_str().unwrap_or(""));
+        let reason = r["reason"].as_str().unwrap_or("");
+        let reason = crate::results::withdrawal(reason).unwrap_or(reason);
         if reason.starts_with("not selected") || analysis.engines.iter().any(|e| e.engine == engine) {
             continue;
         }
@@ -635,14 +636,7 @@ fn write_checks(md: &mut String, a: &crate::report::analysis::Analysis, checks: 
 
 /// The reason of a skipped record that stands for a withdrawn rate-search probe.
 fn withdrawn_probe(r: &Value) -> Option<&str> {
-    let reason = without_moved_counts(r["reason"].as_str()?);
-    (is_probe(r) && reason.starts_with("withdrawn")).then_some(reason)
-}
-
-/// A withdrawal's reason without its per-record tail ("(1 record(s) and 65 request(s) moved to
-/// withdrawn.jsonl; …)"), so the records of one withdrawal read as one reason.
-fn without_moved_counts(reason: &str) -> &str {
-    reason.rsplit_once(" (").filter(|(_, tail)| tail.contains("moved to withdrawn.jsonl")).map_or(reason, |(head, _)| head)
+    r["reason"].as_str().and_then(crate::results::withdrawal).filter(|_| is_probe(r))
 }
 
 /// A rate-search probe (`probe/<rate>rps`): one window of arrivals, shown with its search.

@@ -1206,7 +1206,8 @@ impl Harness {
                 }
                 let count = self.profile.rate_probe_requests(rate);
                 let one = self.pacer.rates(&name).map_or(Duration::ZERO, |r| r.estimate(1, prompt_len, self.new_tokens));
-                let expected = probe_expected(count, rate, one, overrun);
+                let window = probe_expected(count, rate, one, 1.0);
+                let expected = window.mul_f64(overrun);
                 let spent = search_started.elapsed();
                 if let Some(share) = share.filter(|share| past_share(served.len() - served_before, spent, expected, *share)) {
                     cut = Some(format!(
@@ -1235,7 +1236,7 @@ impl Harness {
                 let probe_started = Instant::now();
                 match self.serve_round(engine, &name, load, &probe_id, 0, count, prompts, batcher) {
                     Ok((records, tok_s, mean_batch, _)) => {
-                        overrun = overrun.max(probe_started.elapsed().as_secs_f64() / probe_expected(count, rate, one, 1.0).as_secs_f64().max(1e-3));
+                        overrun = overrun.max(probe_started.elapsed().as_secs_f64() / window.as_secs_f64().max(1e-3));
                         let values: Vec<serde_json::Value> = records.iter().filter_map(|r| serde_json::to_value(r).ok()).collect();
                         let mut extra = BTreeMap::new();
                         for (k, unit, v) in [("output_tok_s", "tok/s", tok_s), ("mean_batch", "requests", mean_batch), ("request_rate_rps", "req/s", rate)] {
@@ -1420,9 +1421,6 @@ fn fewer(fit: Fit, counted: bool, what: &str, why: &str) -> Mode {
     Mode::Few { more: n, kept: false, why: flag(n) }
 }
 
-/// Whether a rate search's bound stops before its next probe: it has served a probe of its own
-/// (a bound is never left with no probe for time within the run: fewer samples, not no figure)
-/// and the next one, expected to take `expected`, would take it past its `share` of the run.
 /// A probe's expected time: its window of `count` arrivals at `rate`, one request's time to
 /// drain the last arrival, all scaled by how much longer than that this search's probes have
 /// taken so far (`overrun`, at least 1).
@@ -1430,6 +1428,9 @@ fn probe_expected(count: usize, rate: f64, one: Duration, overrun: f64) -> Durat
     (Duration::from_secs_f64(count as f64 / rate) + one).mul_f64(overrun.max(1.0))
 }
 
+/// Whether a rate search's bound stops before its next probe: it has served a probe of its own
+/// (a bound is never left with no probe for time within the run: fewer samples, not no figure)
+/// and the next one, expected to take `expected`, would take it past its `share` of the run.
 fn past_share(own_probes: usize, spent: Duration, expected: Duration, share: Duration) -> bool {
     own_probes > 0 && spent + expected > share
 }

@@ -95,17 +95,21 @@ impl State {
     /// Seconds the running engine's cases not yet started, in scenarios `among` admits, are
     /// estimated to take, or None when one of them has no estimate (then shares split evenly).
     fn estimated(&self, among: impl Fn(&str) -> bool) -> Option<f64> {
-        let mine = |e: &String, sc: &str| *e == self.engine && among(sc);
-        if self.unknown.iter().any(|(e, sc, _)| mine(e, sc)) {
+        if self.unknown.iter().any(|(e, sc, _)| *e == self.engine && among(sc)) {
             return None;
         }
-        Some(self.estimate.iter().filter(|((e, sc, _), _)| mine(e, sc)).map(|(_, t)| t).sum())
+        Some(self.engines_sum(&self.estimate, among))
     }
 
     /// Seconds to keep for the running engine's cases not yet started, in scenarios `among`
     /// admits: one iteration of each whose least is known.
     fn reserved(&self, among: impl Fn(&str) -> bool) -> f64 {
-        self.least.iter().filter(|((e, sc, _), _)| *e == self.engine && among(sc)).map(|(_, t)| t).sum()
+        self.engines_sum(&self.least, among)
+    }
+
+    /// The sum of `seconds` over the running engine's cases in scenarios `among` admits.
+    fn engines_sum(&self, seconds: &BTreeMap<(String, &'static str, String), f64>, among: impl Fn(&str) -> bool) -> f64 {
+        seconds.iter().filter(|((e, sc, _), _)| *e == self.engine && among(sc)).map(|(_, t)| t).sum()
     }
 }
 
@@ -174,7 +178,7 @@ impl Pacer {
             let left = e.saturating_duration_since(now);
             let part = match fraction {
                 Some(f) => left.mul_f64(f),
-                None => split(now, e, scenarios_left).saturating_duration_since(now),
+                None => left / scenarios_left.max(1) as u32,
             };
             now + kept(part, left, own, later)
         });
