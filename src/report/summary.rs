@@ -375,16 +375,17 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     let mut listed: std::collections::HashSet<(String, String, String)> = Default::default();
     let mut skipped: Vec<&Value> = Vec::new();
     // A withdrawn rate-search probe is a step of a search that was set aside, not a case of the
-    // profile: its rate is not one a later search needs to repeat. Those are counted per engine
-    // on one line (the records are in withdrawn.jsonl), not listed as unmeasured cases.
-    let mut withdrawn_probes: std::collections::BTreeMap<&str, (usize, &str)> = Default::default();
+    // profile: its rate is not one a later search needs to repeat. Those are counted on one line
+    // per engine and withdrawal (the records are in withdrawn.jsonl), not listed as unmeasured
+    // cases; a run superseded twice keeps each withdrawal's own reason and count.
+    let mut withdrawn_probes: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
     for r in results.iter().rev().filter(|r| r["status"] == "skipped") {
         if deselected(r) && selected_in(&r["scenario"], &r["engine"]) {
             continue;
         }
         if let Some(reason) = withdrawn_probe(r) {
             if !measured.contains(&key(r)) {
-                withdrawn_probes.entry(r["engine"].as_str().unwrap_or("?")).or_insert((0, reason)).0 += 1;
+                *withdrawn_probes.entry((r["engine"].as_str().unwrap_or("?"), reason)).or_default() += 1;
             }
             continue;
         }
@@ -410,7 +411,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
             s["reason"].as_str().unwrap_or("?")
         )?;
     }
-    for (engine, (count, reason)) in &withdrawn_probes {
+    for ((engine, reason), count) in &withdrawn_probes {
         writeln!(md, "- concurrent_load/{engine}/probe/…: {count} probe(s) of an earlier rate search, {reason} (kept in `withdrawn.jsonl`; a search is rerun whole, so their rates are not cases to measure again)")?;
     }
     let doc = json!({"run": run, "environment": env, "analysis": analysis, "measured": rows, "skipped": skipped, "kernels": kernel_lines});
@@ -1227,8 +1228,6 @@ mod tests {
         assert!(md.contains("come from 2 GPUs") && !md.contains("CPU-only engines measured on another machine"), "{md}");
     }
 
-    /// table-2026-12-07's lmrs clients/100, skipped in three passes with three estimates: one
-    /// case left out, not three.
     /// A run whose environment.json went aside with a withdrawn machine's records
     /// (`llm-bench withdraw --machine`) says so, rather than "host: ? (null logical CPUs)".
     #[test]
@@ -1244,9 +1243,11 @@ mod tests {
 
     /// table-2026-12-07 after lease 5: lease 3's probes were withdrawn and the searches run
     /// again at other rates, so each old probe stays a skipped record no later one measures.
-    /// They fold into one line per engine; a withdrawn case of the profile is still listed.
+    /// They fold into one line per engine and withdrawal (lease 6 withdrew lease 5's, whose
+    /// lines must not take lease 3's in their count); a withdrawn case of the profile is still
+    /// listed.
     #[test]
-    fn withdrawn_probes_fold_into_one_line_per_engine_and_withdrawn_cases_stay_listed() {
+    fn withdrawn_probes_fold_into_one_line_per_engine_and_withdrawal_and_withdrawn_cases_stay_listed() {
         let dir = std::env::temp_dir().join(format!("llm-bench-summary-probes-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let why = |n: usize| format!("withdrawn: superseded by lease 5 (1 record(s) and {n} request(s) moved to withdrawn.jsonl; a resumed run measures it again)");
@@ -1257,16 +1258,20 @@ mod tests {
             rec("skipped", "probe/54rps", &why(108)),
             rec("skipped", "clients/100", &why(100)),
             rec("measured", "probe/54rps", ""),
+            rec("skipped", "probe/40rps", &why(80).replace("lease 5", "lease 6")),
         ];
         std::fs::write(dir.join("results.jsonl"), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
         let (md, _) = summarize(&dir, None).unwrap();
         let skipped = md.split("## Skipped (not measured)").nth(1).unwrap();
         assert!(skipped.contains("- concurrent_load/torch/probe/…: 2 probe(s) of an earlier rate search, withdrawn: superseded by lease 5 (kept"), "{skipped}");
+        assert!(skipped.contains("- concurrent_load/torch/probe/…: 1 probe(s) of an earlier rate search, withdrawn: superseded by lease 6 (kept"), "{skipped}");
         assert!(!skipped.contains("probe/13.5rps") && !skipped.contains("probe/54rps"), "{skipped}");
         assert!(skipped.contains("- concurrent_load/torch/clients/100: withdrawn: superseded by lease 5 (1 record(s) and 100 request(s)"), "{skipped}");
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// table-2026-12-07's lmrs clients/100, skipped in three passes with three estimates: one
+    /// case left out, not three.
     #[test]
     fn coverage_counts_a_case_skipped_in_several_passes_once() {
         let rec = |status: &str, case: &str| json!({"status": status, "scenario": "concurrent_load", "engine": "lmrs", "case": case, "reason": "its first round ... estimated"});
