@@ -223,7 +223,7 @@ impl Harness {
     /// only when nothing else fits in what is left ([`fewer`]). A warm-up already paid for is never thrown away
     /// for the time it used: the lm.rs design's 8K-token prefill took 397 s and was then skipped
     /// for the 128 s left after it (target-reports/table-2026-12-07).
-    fn warm_up(&self, once: &mut dyn FnMut() -> Result<Duration>, measurement: Duration, counted: bool, what: &str) -> Result<Mode> {
+    fn warm_up(&self, once: &mut dyn FnMut() -> Result<Duration>, measurement: Duration, counted: bool, what: &'static str) -> Result<Mode> {
         let first = once()?;
         let fits = |t: Duration| self.pacer.over(self.criterion_cost(t, measurement), "measuring it with Criterion");
         if fits(first).is_none() {
@@ -574,11 +574,11 @@ impl Harness {
             // else fit (`warm_up`).
             let few = match self.warm_up(&mut once, self.profile.measurement_time(), cpu_only, "request") {
                 Ok(Mode::Criterion) => None,
-                Ok(Mode::Few { more, kept, why }) => {
-                    if let Some(t) = warm.take().filter(|_| kept) {
+                Ok(Mode::Few(few)) => {
+                    if let Some(t) = warm.take().filter(|_| few.kept) {
                         calls.push(t.records(self.scenario, &name, &id, 0, case.prompt.len()));
                     }
-                    Some((more, why))
+                    Some(few)
                 }
                 Err(e) => {
                     self.fail(&name, &id, "request failed", &e);
@@ -619,15 +619,18 @@ impl Harness {
                 calls.push(records);
                 total
             };
+            let mut ran = Ran::default();
             match &few {
                 None => {
                     group.bench_function(BenchmarkId::new(case.figure, &case.label), |b| b.iter_custom(&mut routine));
                 }
                 // Fewer requests than Criterion's samples fit the case's share: timed one by one.
-                Some((n, _)) => {
-                    for _ in 0..*n {
+                Some(few) => {
+                    ran = few.run(|| {
+                        let started = Instant::now();
                         routine(1);
-                    }
+                        started.elapsed()
+                    });
                 }
             }
             let samples = sampler.stop();
@@ -659,7 +662,7 @@ impl Harness {
             if cpu_only && few.is_some() && case.figure == "total" {
                 few_totals.insert(case.label.clone(), (records.clone(), extra.clone()));
             }
-            self.finish_case(engine, clock.label(), &id, records, extra, few.map(|(_, why)| why));
+            self.finish_case(engine, clock.label(), &id, records, extra, few.map(|few| few.flag(ran)));
         }
         group.finish();
         criterion.final_summary();
@@ -779,12 +782,12 @@ impl Harness {
             // (the lm.rs design serves a batch of 64 as 64 requests in turn: minutes each).
             let few = match self.warm_up(&mut once, run.duration, cpu_only, "batch") {
                 Ok(Mode::Criterion) => None,
-                Ok(Mode::Few { more, kept, why }) => {
-                    if let Some((started, t)) = warm.take().filter(|_| kept) {
+                Ok(Mode::Few(few)) => {
+                    if let Some((started, t)) = warm.take().filter(|_| few.kept) {
                         let rate = tokens_per_batch as f64 / (t.end - t.start).as_secs_f64();
                         calls.push((started, t.records(self.scenario, &name, &id, 0, prompt_len), vec![rate]));
                     }
-                    Some((more, why))
+                    Some(few)
                 }
                 Err(e) => {
                     self.fail(&name, &id, "batch failed", &e);
@@ -815,15 +818,18 @@ impl Harness {
                 calls.push((started, records, rates));
                 total
             };
+            let mut ran = Ran::default();
             match &few {
                 None => {
                     group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| b.iter_custom(&mut routine));
                 }
                 // Fewer requests than Criterion's samples fit the case's share: timed one by one.
-                Some((n, _)) => {
-                    for _ in 0..*n {
+                Some(few) => {
+                    ran = few.run(|| {
+                        let started = Instant::now();
                         routine(1);
-                    }
+                        started.elapsed()
+                    });
                 }
             }
             let samples = sampler.stop();
@@ -878,7 +884,7 @@ impl Harness {
             }
             let records = measured.into_iter().flat_map(|c| c.1).collect();
             extra.extend(startup.metrics());
-            self.finish_case(engine, clock.label(), &id, records, extra, few.map(|(_, why)| why));
+            self.finish_case(engine, clock.label(), &id, records, extra, few.map(|few| few.flag(ran)));
         }
         group.finish();
         criterion.final_summary();
@@ -1054,11 +1060,11 @@ impl Harness {
             // lm.rs design serves 50 clients' requests one after another: minutes per round).
             let few = match warmed {
                 Ok(Mode::Criterion) => None,
-                Ok(Mode::Few { more, kept, why }) => {
-                    if let Some((records, tok_s, mean_batch, _)) = warm.take().filter(|_| kept) {
+                Ok(Mode::Few(few)) => {
+                    if let Some((records, tok_s, mean_batch, _)) = warm.take().filter(|_| few.kept) {
                         calls.push((records, tok_s, mean_batch));
                     }
-                    Some((more, why))
+                    Some(few)
                 }
                 Err(e) => {
                     self.fail(&name, &id, "serving failed", &e);
@@ -1080,15 +1086,18 @@ impl Harness {
                     }
                 }
             };
+            let mut ran = Ran::default();
             match &few {
                 None => {
                     group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| b.iter_custom(&mut routine));
                 }
                 // Fewer requests than Criterion's samples fit the case's share: timed one by one.
-                Some((n, _)) => {
-                    for _ in 0..*n {
+                Some(few) => {
+                    ran = few.run(|| {
+                        let started = Instant::now();
                         routine(1);
-                    }
+                        started.elapsed()
+                    });
                 }
             }
             if let Some(e) = failure {
@@ -1109,7 +1118,7 @@ impl Harness {
 
             let records = measured.into_iter().flat_map(|c| c.0).collect();
             extra.extend(startup.metrics());
-            self.finish_case(engine, "wall", &id, records, extra, few.map(|(_, why)| why));
+            self.finish_case(engine, "wall", &id, records, extra, few.map(|few| few.flag(ran)));
         }
         if search_at == cases.len() {
             self.measure_rate_search(engine, startup, slos, prompts, batcher);
@@ -1369,9 +1378,76 @@ fn with_hint(reason: &str) -> String {
 #[derive(Debug, PartialEq)]
 enum Mode {
     Criterion,
-    /// Timed outside Criterion: `more` calls (requests, batches or rounds) after the warm-up,
-    /// and the warm-up call itself as the first sample when `kept`; `why` is the flag.
-    Few { more: usize, kept: bool, why: String },
+    /// Timed outside Criterion, call by call ([`Few::run`]).
+    Few(Few),
+}
+
+/// A case measured with fewer calls (requests, batches or rounds) than Criterion's samples: up
+/// to `more` calls after the warm-up, within the case's `share` of the run's time budget, and the
+/// warm-up call itself as the first sample when `kept`.
+#[derive(Debug, PartialEq)]
+struct Few {
+    more: usize,
+    kept: bool,
+    share: Duration,
+    what: &'static str,
+    samples: usize,
+    /// Why Criterion's samples did not fit.
+    why: String,
+    /// Set when the warm-up is the only sample: how long it took, and what was left of the run.
+    only: Option<(Duration, Duration)>,
+}
+
+/// What [`Few::run`] did: the calls made, of those planned, and their time.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Ran {
+    count: usize,
+    spent: Duration,
+}
+
+impl Few {
+    /// Make the planned calls one by one, but stop once the next would take the case past its
+    /// share: the count was planned from the warm-up's time, and a call can take several times
+    /// that (table-2026-12-07, lease 6: mistral.rs's 50-client rounds, three planned from a
+    /// 4.4-s warm-up round, took 16-22 s each, 86 s of a 16.9-s share, and left its 100-client
+    /// round no time). At least one call runs; `call` makes one and says how long it took.
+    fn run(&self, mut call: impl FnMut() -> Duration) -> Ran {
+        let mut ran = Ran::default();
+        while ran.count < self.more {
+            if ran.count > 0 && ran.spent + ran.spent / ran.count as u32 > self.share {
+                break;
+            }
+            ran.spent += call();
+            ran.count += 1;
+        }
+        ran
+    }
+
+    /// The case's flag, with the number of calls its figures come from.
+    fn flag(&self, ran: Ran) -> String {
+        let Few { what, samples, why, .. } = self;
+        let n = self.kept as usize + ran.count;
+        let mut flag = format!("{n} {what}(s) instead of Criterion's {samples} samples (figures from the raw requests, no Criterion estimate): {why}");
+        if let Some((took, left)) = self.only {
+            flag += &format!(
+                "; that one is the case's warm-up {what}, which took {:.1} s: another would not fit the {:.1} s left of \
+                 the run's time budget, so its figures may hold one-time costs (kernels compiled for the shape, pools grown)",
+                took.as_secs_f64(),
+                left.as_secs_f64()
+            );
+        } else if self.kept {
+            flag += &format!("; the first of the {n} is the case's warm-up {what} (a CPU-only engine compiles nothing per shape)");
+        }
+        if ran.count < self.more {
+            flag += &format!(
+                "; {} were planned from the warm-up's time, and the case stopped at its {:.1} s share after these took {:.1} s",
+                self.kept as usize + self.more,
+                self.share.as_secs_f64(),
+                ran.spent.as_secs_f64()
+            );
+        }
+        flag
+    }
 }
 
 /// What a fewer-samples case's warm-up found: one call's time, the case's share of the run's
@@ -1388,37 +1464,23 @@ struct Fit {
 /// (`what`: request, batch, round) as fit its share, at least one. `counted`: the warm-up call
 /// is the first of them (a CPU-only engine). Any other engine's warm-up is the one sample only
 /// when no further call fits what is left of the run.
-fn fewer(fit: Fit, counted: bool, what: &str, why: &str) -> Mode {
+fn fewer(fit: Fit, counted: bool, what: &'static str, why: &str) -> Mode {
     let Fit { one, share, left, samples } = fit;
     let room = (share.as_secs_f64() / one.as_secs_f64().max(1e-9)) as usize;
     let most = samples.saturating_sub(1).max(1);
-    let flag = |n: usize| format!("{n} {what}(s) instead of Criterion's {samples} samples (figures from the raw requests, no Criterion estimate): {why}");
+    let few = |more: usize, kept: bool, only: Option<(Duration, Duration)>| {
+        Mode::Few(Few { more, kept, share, what, samples, why: why.to_string(), only })
+    };
     if counted {
-        let n = room.clamp(1, most);
-        return Mode::Few {
-            more: n - 1,
-            kept: true,
-            why: format!("{}; the first of the {n} is the case's warm-up {what} (a CPU-only engine compiles nothing per shape)", flag(n)),
-        };
+        return few(room.clamp(1, most) - 1, true, None);
     }
     // Over the case's share but within the run, one more call runs (a warm-up that compiled
     // kernels for the shape, as burn-cuda's and Inductor's do, is no figure); only when even
     // that one would not finish in what is left is the warm-up kept.
     if one > left {
-        return Mode::Few {
-            more: 0,
-            kept: true,
-            why: format!(
-                "{}; that one is the case's warm-up {what}, which took {:.1} s: another would not fit the {:.1} s left of \
-                 the run's time budget, so its figures may hold one-time costs (kernels compiled for the shape, pools grown)",
-                flag(1),
-                one.as_secs_f64(),
-                left.as_secs_f64()
-            ),
-        };
+        return few(0, true, Some((one, left)));
     }
-    let n = room.clamp(1, most);
-    Mode::Few { more: n, kept: false, why: flag(n) }
+    few(room.clamp(1, most), false, None)
 }
 
 /// A probe's expected time: its window of `count` arrivals at `rate`, one request's time to
@@ -1569,41 +1631,80 @@ fn default_gpu() -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{criterion_filter, fewer, Fit, Mode};
+    use super::{criterion_filter, fewer, Few, Fit, Mode, Ran};
     use std::time::Duration;
+
+    fn few(mode: Mode) -> Few {
+        match mode {
+            Mode::Few(few) => few,
+            Mode::Criterion => panic!("measured with Criterion"),
+        }
+    }
 
     /// The decision after a warm-up, on the figures of target-reports/table-2026-12-07.
     #[test]
     fn a_warm_up_that_used_the_time_is_the_cases_one_sample() {
         let s = |secs: f64| Duration::from_secs_f64(secs);
         let why = "measuring it with Criterion is estimated at 4000 s";
+        let none = Ran::default();
         // The lm.rs design's 8K prefill (CPU only): its one request, 128 s left after it.
-        let lmrs = fewer(Fit { one: s(397.3), share: s(128.2), left: s(128.2), samples: 10 }, true, "request", why);
-        let Mode::Few { more: 0, kept: true, why: flag } = lmrs else { panic!("{lmrs:?}") };
+        let lmrs = few(fewer(Fit { one: s(397.3), share: s(128.2), left: s(128.2), samples: 10 }, true, "request", why));
+        assert!(matches!(lmrs, Few { more: 0, kept: true, .. }), "{lmrs:?}");
+        let flag = lmrs.flag(none);
         assert!(flag.starts_with("1 request(s) instead of Criterion's 10 samples"), "{flag}");
         assert!(flag.contains("the first of the 1 is the case's warm-up request"), "{flag}");
         // A GPU engine's round longer than what is left (mistral.rs's 100-client round at the end
         // of its pass): the warm-up round, flagged as possibly holding one-time costs.
-        let round = fewer(Fit { one: s(100.0), share: s(60.0), left: s(60.0), samples: 10 }, false, "round", why);
-        let Mode::Few { more: 0, kept: true, why: flag } = round else { panic!("{round:?}") };
+        let round = few(fewer(Fit { one: s(100.0), share: s(60.0), left: s(60.0), samples: 10 }, false, "round", why));
+        assert!(matches!(round, Few { more: 0, kept: true, .. }), "{round:?}");
+        let flag = round.flag(none);
+        assert!(flag.starts_with("1 round(s) instead of"), "{flag}");
         assert!(flag.contains("that one is the case's warm-up round, which took 100.0 s"), "{flag}");
         assert!(flag.contains("the 60.0 s left of the run's time budget"), "{flag}");
         assert!(flag.contains("one-time costs"), "{flag}");
         // Longer than its share but not than the run: one more round, the warm-up no figure (its
         // time may be a compile for the shape).
-        let round = fewer(Fit { one: s(100.0), share: s(60.0), left: s(300.0), samples: 10 }, false, "round", why);
-        assert!(matches!(round, Mode::Few { more: 1, kept: false, .. }), "{round:?}");
+        let round = few(fewer(Fit { one: s(100.0), share: s(60.0), left: s(300.0), samples: 10 }, false, "round", why));
+        assert!(matches!(round, Few { more: 1, kept: false, .. }), "{round:?}");
         // While further calls fit, a GPU engine's warm-up is never a figure; a CPU-only one's
         // is the first of them.
+        let gpu = few(fewer(Fit { one: s(1.0), share: s(3.5), left: s(50.0), samples: 10 }, false, "request", why));
+        assert!(matches!(gpu, Few { more: 3, kept: false, .. }), "{gpu:?}");
         assert_eq!(
-            fewer(Fit { one: s(1.0), share: s(3.5), left: s(50.0), samples: 10 }, false, "request", why),
-            Mode::Few { more: 3, kept: false, why: format!("3 request(s) instead of Criterion's 10 samples (figures from the raw requests, no Criterion estimate): {why}") }
+            gpu.flag(Ran { count: 3, spent: s(3.0) }),
+            format!("3 request(s) instead of Criterion's 10 samples (figures from the raw requests, no Criterion estimate): {why}")
         );
-        let cpu = fewer(Fit { one: s(1.0), share: s(3.5), left: s(50.0), samples: 10 }, true, "request", why);
-        assert!(matches!(cpu, Mode::Few { more: 2, kept: true, .. }), "{cpu:?}");
+        let cpu = few(fewer(Fit { one: s(1.0), share: s(3.5), left: s(50.0), samples: 10 }, true, "request", why));
+        assert!(matches!(cpu, Few { more: 2, kept: true, .. }), "{cpu:?}");
+        assert!(cpu.flag(Ran { count: 2, spent: s(2.0) }).contains("the first of the 3 is the case's warm-up request"));
         // Never more than Criterion's samples less one.
-        let many = fewer(Fit { one: s(1.0), share: s(500.0), left: s(500.0), samples: 10 }, false, "batch", why);
-        assert!(matches!(many, Mode::Few { more: 9, kept: false, .. }), "{many:?}");
+        let many = few(fewer(Fit { one: s(1.0), share: s(500.0), left: s(500.0), samples: 10 }, false, "batch", why));
+        assert!(matches!(many, Few { more: 9, kept: false, .. }), "{many:?}");
+    }
+
+    /// table-2026-12-07, lease 6: mistral.rs's clients/50 planned three rounds from a 4.4-s
+    /// warm-up round within its 16.9-s share; they took 20.2, 22.4 and 16.4 s. The case stops
+    /// after the first (the next would end past its share), and its flag says so with the count
+    /// that ran; calls as long as planned all run.
+    #[test]
+    fn a_fewer_samples_case_stops_at_its_share_by_the_calls_it_has_seen() {
+        let s = |secs: f64| Duration::from_secs_f64(secs);
+        let why = "measuring it with Criterion is estimated at 48.0 s";
+        let plan = few(fewer(Fit { one: s(4.4), share: s(16.9), left: s(117.0), samples: 10 }, false, "round", why));
+        assert!(matches!(plan, Few { more: 3, kept: false, .. }), "{plan:?}");
+        let mut rounds = [20.2, 22.4, 16.4].into_iter();
+        let ran = plan.run(|| s(rounds.next().unwrap()));
+        assert_eq!(ran.count, 1);
+        let flag = plan.flag(ran);
+        assert!(flag.starts_with("1 round(s) instead of Criterion's 10 samples"), "{flag}");
+        assert!(flag.contains("3 were planned from the warm-up's time, and the case stopped at its 16.9 s share after these took 20.2 s"), "{flag}");
+        // Rounds as long as the warm-up's: all three, and no note.
+        let ran = plan.run(|| s(4.4));
+        assert_eq!(ran.count, 3);
+        assert!(!plan.flag(ran).contains("planned"));
+        // Two short calls, then the third would pass the share: two run.
+        let mut calls = [7.0, 7.0, 7.0].into_iter();
+        assert_eq!(plan.run(|| s(calls.next().unwrap())).count, 2);
     }
 
     /// table-2026-12-07, lease 3: mistral.rs's searches ran on to the end of the pass's budget
