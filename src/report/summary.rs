@@ -559,7 +559,27 @@ fn write_provenance(md: &mut String, run_dir: &Path, results: &[Value]) -> Resul
     let all: Vec<&Value> = lines.iter().collect();
     let (commits, gpus, calls) = (distinct(&all, "git_commit"), distinct(&gpu_lines, "gpu_uuid"), distinct(&all, "call"));
     if commits.len() > 1 {
-        writeln!(md, "**Warning: this run's records come from {} binaries** ({}): figures of different commits are side by side.\n", commits.len(), commits.iter().map(|c| format!("`{}`", &c[..c.len().min(12)])).collect::<Vec<_>>().join(", "))?;
+        // Which engines each binary measured, so a reader can tell which figures sit beside one
+        // another's commit (table-2026-12-07: every GPU engine from one binary, the CPU-only
+        // ones from three earlier ones).
+        let measured_by = |commit: &str| {
+            let mut engines: Vec<&str> = all
+                .iter()
+                .filter(|l| l["git_commit"] == commit)
+                .flat_map(|l| l["engines"].as_array().into_iter().flatten())
+                .filter_map(Value::as_str)
+                .collect();
+            engines.sort();
+            engines.dedup();
+            let processes = all.iter().filter(|l| l["git_commit"] == commit).count();
+            format!("`{}` {} ({processes} process(es))", &commit[..commit.len().min(12)], engines.join(", "))
+        };
+        writeln!(
+            md,
+            "**Warning: this run's records come from {} binaries** ({}): figures of different commits are side by side.\n",
+            commits.len(),
+            commits.iter().map(|c| measured_by(c)).collect::<Vec<_>>().join("; ")
+        )?;
     }
     if gpus.len() > 1 {
         writeln!(md, "**Warning: this run's records come from {} GPUs** ({}): machines of one GPU model differ by tens of percent where engines are bound by host work; compare only figures of one GPU.\n", gpus.len(), gpus.join(", "))?;
@@ -1226,6 +1246,32 @@ mod tests {
         let (md, _) = summarize(&dir, None).unwrap();
         std::fs::remove_dir_all(&dir).ok();
         assert!(md.contains("come from 2 GPUs") && !md.contains("CPU-only engines measured on another machine"), "{md}");
+    }
+
+    /// A run of several binaries names the engines each one measured (table-2026-12-07: the
+    /// GPU engines from one binary, the CPU-only ones from earlier ones).
+    #[test]
+    fn the_binaries_warning_names_what_each_binary_measured() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-report-binaries-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("results.jsonl"),
+            r#"{"status":"skipped","run":"r","scenario":"long_context","engine":"lmrs","case":null,"reason":"not selected by LLM_BENCH_ENGINES"}"#.to_string() + "\n",
+        )
+        .unwrap();
+        let process = |commit: &str, engines: &str| format!(r#"{{"pid":1,"git_commit":"{commit}","gpu_uuid":"GPU-a","call":"c","engines":{engines},"cpu_only":false}}"#);
+        let lines = [
+            process("8c0e4ffc00b4e807", r#"["torch"]"#),
+            process("8c0e4ffc00b4e807", r#"["llamacpp","torch"]"#),
+            process("06b1bd080e74", r#"["lmrs"]"#),
+        ];
+        std::fs::write(dir.join("processes.jsonl"), lines.join("\n")).unwrap();
+        let (md, _) = summarize(&dir, None).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            md.contains("come from 2 binaries** (`06b1bd080e74` lmrs (1 process(es)); `8c0e4ffc00b4` llamacpp, torch (2 process(es)))"),
+            "{md}"
+        );
     }
 
     /// A run whose environment.json went aside with a withdrawn machine's records
