@@ -251,7 +251,8 @@ impl RunDir {
     }
 
     /// The background telemetry of one case, sample by sample (`telemetry.jsonl`): what the
-    /// report plots over time. `t` is seconds since the case's first measured batch.
+    /// report plots over time. `t` is seconds since the case's first measured batch (a latency
+    /// case's: since its timed requests began, Criterion's own warm-up included).
     pub fn telemetry(&self, scenario: &str, engine: &str, case: &str, samples: &[crate::measure::telemetry::Sample]) -> Result<()> {
         for s in samples {
             self.append("telemetry.jsonl", &serde_json::json!({"scenario": scenario, "engine": engine, "case": case, "sample": s}))?;

@@ -52,6 +52,14 @@ fn one_engine_per_process_appends_to_one_run_and_measures_the_harness_overhead_o
     assert_eq!(lines[0]["cpu_only"], false, "{processes}");
     assert_eq!(lines[1]["engines"], serde_json::json!(["lmrs"]), "{processes}");
     assert_eq!(lines[1]["cpu_only"], true, "{processes}");
+    // A latency case's background samples are kept one by one, as a batch's are, so a spread in
+    // its figures can be set against the host's load and the GPU's clocks at the time.
+    let telemetry = std::fs::read_to_string(run.join("telemetry.jsonl")).unwrap_or_default();
+    let rows: Vec<serde_json::Value> = telemetry.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for engine in ["candle", "lmrs"] {
+        let of_case = rows.iter().filter(|r| r["scenario"] == "single_request" && r["engine"] == engine && r["case"] == "total/prompt10");
+        assert!(of_case.filter(|r| r["sample"]["t"].is_f64() && r["sample"]["cpu_cores"].is_f64()).count() >= 1, "{engine}: {telemetry}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -638,6 +638,12 @@ impl Harness {
                 self.fail(&name, &id, "request failed during measurement", &e);
                 continue;
             }
+            // Kept sample by sample, as a batch's are: a spread such as burn's two first-token
+            // levels in table-2026-12-07's lease 6 (13 and 22-26 ms) can then be set against the
+            // GPU's clocks and the host's load at the time.
+            if let Err(e) = self.run.telemetry(self.scenario, &name, &id, &samples) {
+                eprintln!("[llm-bench] cannot write the telemetry file: {e:#}");
+            }
             // Criterion's measurement phase is its last `samples` calls; earlier ones warmed up.
             let keep = calls.len().saturating_sub(self.samples());
             let records: Vec<RequestRecord> = calls.into_iter().skip(keep).flatten().collect();
