@@ -31,6 +31,12 @@ pub struct Rates {
     /// Prompt tokens of the single request the prefill rate came from: the largest seen,
     /// since a GPU's cost per token falls as prompts grow.
     pub prefill_tokens: usize,
+    /// How much the prefill rate rose per prompt token between the two longest prompts seen
+    /// (never below zero): every token attends to all before it, so past some length the cost
+    /// per token grows with the prompt. The lm.rs design, which prefills token by token, took
+    /// 27.3 ms a token at 1K and 38.2 at 4K, and its 8K prompt 459.5 s, where the 4K rate alone
+    /// said 313 s (table-2026-12-07): a request started on that estimate runs past its call.
+    pub prefill_slope: f64,
     /// Whether the engine runs a batch's requests one after another (seen when a batch's
     /// second request started after its first had finished).
     pub serial: bool,
@@ -48,7 +54,8 @@ impl Rates {
     /// used only to avoid starting hopeless requests).
     pub fn estimate(&self, batch: usize, prompt: usize, new_tokens: usize) -> Duration {
         let steps = new_tokens.saturating_sub(1) * if self.serial { batch } else { 1 };
-        let mut ms = self.prefill_ms_per_token * (batch * prompt) as f64 + self.step_ms * steps as f64;
+        let per_token = self.prefill_ms_per_token + self.prefill_slope * prompt.saturating_sub(self.prefill_tokens) as f64;
+        let mut ms = per_token * (batch * prompt) as f64 + self.step_ms * steps as f64;
         if self.batch > 1 && batch >= self.batch {
             ms = ms.max(self.batch_token_ms * (batch * new_tokens) as f64);
         }
@@ -341,6 +348,9 @@ impl Pacer {
             // A repeat of the same prompt length keeps the faster figure: the slower call paid
             // something once (a kernel compiled for a new shape) that later calls do not.
             let rate = (first[0] - start).as_secs_f64() * 1e3 / prompt as f64;
+            if prompt > r.prefill_tokens && r.prefill_tokens > 0 {
+                r.prefill_slope = ((rate - r.prefill_ms_per_token) / (prompt - r.prefill_tokens) as f64).max(0.0);
+            }
             r.prefill_ms_per_token = if prompt == r.prefill_tokens { r.prefill_ms_per_token.min(rate) } else { rate };
             r.prefill_tokens = prompt;
         }
@@ -577,5 +587,27 @@ mod tests {
         assert!((p.rates("e").unwrap().prefill_ms_per_token - 0.5).abs() < 1e-9);
         p.learn("e", 200, t0, &[vec![ms(60)]]); // a longer prompt sets it: 0.3 ms/token
         assert!((p.rates("e").unwrap().prefill_ms_per_token - 0.3).abs() < 1e-9);
+        // A rate that fell with the longer prompt (a GPU filling up) adds nothing beyond it.
+        assert_eq!(p.rates("e").unwrap().prefill_slope, 0.0);
+        assert_eq!(p.rates("e").unwrap().estimate(1, 400, 1), Duration::from_millis(120));
+    }
+
+    /// table-2026-12-07, the lm.rs design on 16 cores: its 1K and 4K first tokens (27.9 s and
+    /// 156.5 s) and then its 8K one, 459.5 s. From the 4K rate alone the 8K prompt was 313 s;
+    /// with the rate's rise per token it is within a tenth of what it took, and never below the
+    /// longest prompt's own rate.
+    #[test]
+    fn a_longer_prompt_than_any_seen_costs_more_per_token_where_the_rate_rose() {
+        let p = Pacer::unlimited();
+        let t0 = Instant::now();
+        let s = |secs: f64| t0 + Duration::from_secs_f64(secs);
+        p.learn("lmrs", 1024, t0, &[vec![s(27.9)]]);
+        p.learn("lmrs", 4096, t0, &[vec![s(156.5)]]);
+        let r = p.rates("lmrs").unwrap();
+        assert!(r.prefill_slope > 0.0, "{r:?}");
+        let eight_k = r.estimate(1, 8192, 1).as_secs_f64();
+        assert!((413.0..=460.0).contains(&eight_k), "{eight_k}");
+        assert!((r.estimate(1, 4096, 1).as_secs_f64() - 156.5).abs() < 1e-6);
+        assert!((r.estimate(1, 1024, 1).as_secs_f64() - 39.1).abs() < 0.1, "a shorter prompt at the longest one's rate");
     }
 }
