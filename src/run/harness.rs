@@ -676,15 +676,18 @@ impl Harness {
 }
 
 /// The order a latency scenario's cases run in: as listed, except that a CPU-only engine
-/// (the lm.rs design) runs each prompt's `total` before its `ttft`, so that when its requests
-/// are so slow that only a few fit, the `ttft` case takes their first tokens instead of
-/// prefilling the same prompt again (an 8K-token prefill takes minutes on 16 cores: each of its
-/// long-context prompts would otherwise be prefilled twice, for the two figures).
+/// (the lm.rs design) runs its longest prompt first and each prompt's `total` before its `ttft`.
+/// `total` first, so that when its requests are so slow that only a few fit, the `ttft` case
+/// takes their first tokens instead of prefilling the same prompt again (an 8K-token prefill
+/// takes minutes on 16 cores: each long-context prompt would otherwise be prefilled twice).
+/// Longest first, so that the one request that needs most of a device call (the 8K prefill,
+/// 459.5 s of table-2026-12-07's lmrs) starts while the call has that time, and the shorter
+/// prompts fill what is left or wait for the next call, instead of the 8K request finding a
+/// call's remainder too short after them.
 fn latency_order(cases: &[LatencyCase], cpu_only: bool) -> Vec<&LatencyCase> {
     let mut order: Vec<&LatencyCase> = cases.iter().collect();
     if cpu_only {
-        let first_seen = |label: &str| cases.iter().position(|c| c.label == label).unwrap_or(usize::MAX);
-        order.sort_by_key(|c| (first_seen(&c.label), c.figure != "total"));
+        order.sort_by_key(|c| (std::cmp::Reverse(c.prompt.len()), c.figure != "total"));
     }
     order
 }
@@ -1637,7 +1640,7 @@ fn default_gpu() -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{criterion_filter, fewer, Few, Fit, Mode, Ran};
+    use super::{criterion_filter, fewer, latency_order, Few, Fit, LatencyCase, Mode, Ran};
     use std::time::Duration;
 
     fn few(mode: Mode) -> Few {
@@ -1686,6 +1689,20 @@ mod tests {
         // Never more than Criterion's samples less one.
         let many = few(fewer(Fit { one: s(1.0), share: s(500.0), left: s(500.0), samples: 10 }, false, "batch", why));
         assert!(matches!(many, Few { more: 9, kept: false, .. }), "{many:?}");
+    }
+
+    /// A CPU-only engine: the longest prompt first, each prompt's `total` before its `ttft`;
+    /// any other engine: as listed.
+    #[test]
+    fn a_cpu_only_engine_runs_its_longest_prompt_first_and_total_before_ttft() {
+        let case = |figure: &'static str, n: usize| LatencyCase { figure, label: format!("context{n}"), prompt: vec![1; n], new_tokens: 4 };
+        let cases: Vec<LatencyCase> = [1024, 4096, 8192].into_iter().flat_map(|n| [case("ttft", n), case("total", n)]).collect();
+        let ids = |order: Vec<&LatencyCase>| order.iter().map(|c| format!("{}/{}", c.figure, c.label)).collect::<Vec<_>>();
+        assert_eq!(
+            ids(latency_order(&cases, true)),
+            ["total/context8192", "ttft/context8192", "total/context4096", "ttft/context4096", "total/context1024", "ttft/context1024"]
+        );
+        assert_eq!(ids(latency_order(&cases, false))[0], "ttft/context1024");
     }
 
     /// table-2026-12-07, lease 6: mistral.rs's clients/50 planned three rounds from a 4.4-s
