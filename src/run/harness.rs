@@ -619,20 +619,7 @@ impl Harness {
                 calls.push(records);
                 total
             };
-            let mut ran = Ran::default();
-            match &few {
-                None => {
-                    group.bench_function(BenchmarkId::new(case.figure, &case.label), |b| b.iter_custom(&mut routine));
-                }
-                // Fewer requests than Criterion's samples fit the case's share: timed one by one.
-                Some(few) => {
-                    ran = few.run(|| {
-                        let started = Instant::now();
-                        routine(1);
-                        started.elapsed()
-                    });
-                }
-            }
+            let ran = measure_case(&mut group, BenchmarkId::new(case.figure, &case.label), few.as_ref(), &mut routine);
             let samples = sampler.stop();
             if let Some(e) = failure {
                 self.fail(&name, &id, "request failed during measurement", &e);
@@ -827,20 +814,7 @@ impl Harness {
                 calls.push((started, records, rates));
                 total
             };
-            let mut ran = Ran::default();
-            match &few {
-                None => {
-                    group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| b.iter_custom(&mut routine));
-                }
-                // Fewer requests than Criterion's samples fit the case's share: timed one by one.
-                Some(few) => {
-                    ran = few.run(|| {
-                        let started = Instant::now();
-                        routine(1);
-                        started.elapsed()
-                    });
-                }
-            }
+            let ran = measure_case(&mut group, BenchmarkId::new(&case.figure, &case.label), few.as_ref(), &mut routine);
             let samples = sampler.stop();
             if let Some(e) = failure {
                 self.fail(&name, &id, "batch failed during measurement", &e);
@@ -1095,20 +1069,7 @@ impl Harness {
                     }
                 }
             };
-            let mut ran = Ran::default();
-            match &few {
-                None => {
-                    group.bench_function(BenchmarkId::new(&case.figure, &case.label), |b| b.iter_custom(&mut routine));
-                }
-                // Fewer requests than Criterion's samples fit the case's share: timed one by one.
-                Some(few) => {
-                    ran = few.run(|| {
-                        let started = Instant::now();
-                        routine(1);
-                        started.elapsed()
-                    });
-                }
-            }
+            let ran = measure_case(&mut group, BenchmarkId::new(&case.figure, &case.label), few.as_ref(), &mut routine);
             if let Some(e) = failure {
                 self.fail(&name, &id, "serving failed", &e);
                 continue;
@@ -1456,6 +1417,27 @@ impl Few {
             );
         }
         flag
+    }
+}
+
+/// Measure one case: Criterion's samples, or, when only a few fit its share ([`Few`]), calls of
+/// one iteration each, timed one by one until the case's share is spent.
+fn measure_case<M: EngineClock>(
+    group: &mut criterion::BenchmarkGroup<'_, M>,
+    id: BenchmarkId,
+    few: Option<&Few>,
+    mut routine: impl FnMut(u64) -> Duration,
+) -> Ran {
+    match few {
+        None => {
+            group.bench_function(id, |b| b.iter_custom(&mut routine));
+            Ran::default()
+        }
+        Some(few) => few.run(|| {
+            let started = Instant::now();
+            routine(1);
+            started.elapsed()
+        }),
     }
 }
 
