@@ -37,10 +37,10 @@ use crate::engines::variant::{Setting, Variant};
 use crate::model::gguf::GgufFile;
 use anyhow::{bail, ensure, Context, Result};
 use mistralrs::core::{
-    AdapterPaths, AutoDeviceMapParams, Constraint, DefaultSchedulerMethod, DeviceMapSetting,
-    GGUFLoaderBuilder, GGUFSpecificConfig, LocalModelPaths, MemoryGpuConfig, MistralRs as Runner,
-    MistralRsBuilder, ModelDType, ModelPaths, NormalRequest, PagedAttentionConfig, PagedCacheType,
-    Request, RequestMessage, Response, SamplingParams, SchedulerConfig,
+    AdapterPaths, AutoDeviceMapParams, Constraint, CustomLogitsProcessor, DefaultSchedulerMethod,
+    DeviceMapSetting, GGUFLoaderBuilder, GGUFSpecificConfig, LocalModelPaths, MemoryGpuConfig,
+    MistralRs as Runner, MistralRsBuilder, ModelDType, ModelPaths, NormalRequest, PagedAttentionConfig,
+    PagedCacheType, Request, RequestMessage, Response, SamplingParams, SchedulerConfig,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -197,23 +197,7 @@ impl MistralRs {
         };
         // One chunk per token at most, plus the final one: the engine never waits on this channel.
         let (tx, mut rx) = tokio::sync::mpsc::channel(n + 16);
-        let request = Request::Normal(Box::new(NormalRequest {
-            messages: RequestMessage::CompletionTokens(prompt),
-            sampling_params: greedy(n),
-            response: tx,
-            return_logprobs: false,
-            is_streaming: true,
-            id: runner.next_request_id(),
-            constraint: Constraint::None,
-            suffix: None,
-            tools: None,
-            tool_choice: None,
-            logits_processors: Some(vec![Arc::new(processor)]),
-            return_raw_logits: false,
-            web_search_options: None,
-            model_id: None,
-            truncate_sequence: false,
-        }));
+        let request = completion(&runner, prompt, n, true, Arc::new(processor), tx);
         runner.get_sender(None)?.send(request).await.context("mistral.rs's engine has stopped")?;
         loop {
             match rx.recv().await {
@@ -257,6 +241,35 @@ fn check(response: Response) -> Result<()> {
 /// Greedy decoding of `n` tokens: `deterministic()` (top-k 1, no penalties) with temperature 0,
 /// which mistral.rs's `Sampler::new` maps to its argmax path (below 1e-7 it drops the
 /// temperature) instead of the temperature-1 softmax the unset one becomes.
+/// One request as a client sends it: the prompt's token ids, greedy for `n` tokens, the logits
+/// processor that times (or reads) every step, answered on `tx`.
+fn completion(
+    runner: &Runner,
+    prompt: Vec<u32>,
+    n: usize,
+    streaming: bool,
+    processor: Arc<dyn CustomLogitsProcessor>,
+    tx: tokio::sync::mpsc::Sender<Response>,
+) -> Request {
+    Request::Normal(Box::new(NormalRequest {
+        messages: RequestMessage::CompletionTokens(prompt),
+        sampling_params: greedy(n),
+        response: tx,
+        return_logprobs: false,
+        is_streaming: streaming,
+        id: runner.next_request_id(),
+        constraint: Constraint::None,
+        suffix: None,
+        tools: None,
+        tool_choice: None,
+        logits_processors: Some(vec![processor]),
+        return_raw_logits: false,
+        web_search_options: None,
+        model_id: None,
+        truncate_sequence: false,
+    }))
+}
+
 fn greedy(n: usize) -> SamplingParams {
     SamplingParams { max_len: Some(n), temperature: Some(0.0), ..SamplingParams::deterministic() }
 }
@@ -347,23 +360,7 @@ impl Engine for MistralRs {
                 Ok(logits.clone())
             };
             let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-            let request = Request::Normal(Box::new(NormalRequest {
-                messages: RequestMessage::CompletionTokens(prompt),
-                sampling_params: greedy(1),
-                response: tx,
-                return_logprobs: false,
-                is_streaming: false,
-                id: runner.next_request_id(),
-                constraint: Constraint::None,
-                suffix: None,
-                tools: None,
-                tool_choice: None,
-                logits_processors: Some(vec![Arc::new(processor)]),
-                return_raw_logits: false,
-                web_search_options: None,
-                model_id: None,
-                truncate_sequence: false,
-            }));
+            let request = completion(&runner, prompt, 1, false, Arc::new(processor), tx);
             runner.get_sender(None)?.send(request).await.context("mistral.rs's engine has stopped")?;
             while let Some(response) = rx.recv().await {
                 check(response)?;
