@@ -11,15 +11,20 @@
 # machine's records, processes and environment to withdrawn.jsonl (a resumed run takes any case
 # it has a record of as done), and its check, warm-up and suite logs are left out (the lease writes
 # its own); target-reports/<run> keeps them until the lease's run directory replaces it. Needs a
-# CPU build of llm-bench (`cargo build --release --bin llm-bench`, or LLM_BENCH_BIN).
+# CPU build of llm-bench (`cargo build --release --bin llm-bench`, in $CARGO_TARGET_DIR,
+# ~/.cache/llm-bench/target or ./target; or LLM_BENCH_BIN).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 run="${1:-table-2026-12-07}"
 supersede="" reason=""
 if [ "${2:-}" = --supersede ]; then
   supersede="${3:?--supersede <GPU UUID> <reason>}" reason="${4:?--supersede <GPU UUID> <reason>}"
-  bin="${LLM_BENCH_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/llm-bench/target}/release/llm-bench}"
-  [ -x "$bin" ] || { echo "[stage] --supersede needs llm-bench at $bin: cargo build --release --bin llm-bench, or set LLM_BENCH_BIN" >&2; exit 1; }
+  # The CPU build where scripts/test-env.sh puts it, else a plain `cargo build`'s.
+  bin="${LLM_BENCH_BIN:-}"
+  for b in "${CARGO_TARGET_DIR:-$HOME/.cache/llm-bench/target}/release/llm-bench" target/release/llm-bench; do
+    [ -z "$bin" ] && [ -x "$b" ] && bin="$b"
+  done
+  [ -x "$bin" ] || { echo "[stage] --supersede needs a CPU build of llm-bench: cargo build --release --bin llm-bench (found in \$CARGO_TARGET_DIR, ~/.cache/llm-bench/target or ./target), or LLM_BENCH_BIN=<its path>" >&2; exit 1; }
 fi
 grep -qx '/calls-tmp/' .git/info/exclude 2>/dev/null || echo /calls-tmp/ >>.git/info/exclude
 rm -rf calls-tmp/plan calls-tmp/run-from
