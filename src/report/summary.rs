@@ -1146,18 +1146,40 @@ fn write_coverage(md: &mut String, results: &[Value]) -> Result<()> {
     writeln!(md, "Cases measured / skipped per engine and scenario (reasons under Skipped).\n")?;
     writeln!(md, "| engine | {} |", scenarios.join(" | "))?;
     writeln!(md, "|---|{}", "---|".repeat(scenarios.len()))?;
+    let mut holes: Vec<(String, String)> = Vec::new();
     for e in engines {
         let row: Vec<String> = scenarios
             .iter()
             .map(|s| match cells.get(&(e.clone(), s.clone())) {
                 Some((m, k)) => format!("{} / {}", m.len(), k.len()),
-                None if not_run.contains(&(e.clone(), s.clone())) => "not run".to_string(),
+                None if not_run.contains(&(e.clone(), s.clone())) => {
+                    holes.push((e.clone(), s.clone()));
+                    "not run".to_string()
+                }
                 None => "—".to_string(),
             })
             .collect();
         writeln!(md, "| {e} | {} |", row.join(" | "))?;
     }
     writeln!(md)?;
+    // A "not run" cell has no skip record to give its reason: say here what it is and how the
+    // run measures it, so the cell does not read as a figure nobody could get.
+    if !holes.is_empty() {
+        let mut by_engine: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (e, s) in &holes {
+            by_engine.entry(e.as_str()).or_default().push(s.as_str());
+        }
+        let list: Vec<String> = by_engine.iter().map(|(e, s)| format!("`{e}` ({})", s.join(", "))).collect();
+        writeln!(
+            md,
+            "**not run**: no process of this run has measured these yet, only recorded them as not selected \
+             (each pass names its engines, `LLM_BENCH_ENGINES`): {}. The run goes on with \
+             `LLM_BENCH_ENGINES=<engine> llm-bench suite --resume <this run's directory> <scenario ...>`; \
+             `llm-bench suite --plan --from <this run's directory>` estimates it where an earlier run \
+             measured the engine's cases.\n",
+            list.join("; ")
+        )?;
+    }
     Ok(())
 }
 
@@ -1348,6 +1370,7 @@ mod tests {
         write_coverage(&mut md, &results).unwrap();
         assert!(md.contains("| burn | 1 / 1 |"), "{md}");
         assert!(md.contains("| lmrs-fast | not run |"), "{md}");
+        assert!(md.contains("**not run**: ") && md.contains("`lmrs-fast` (concurrent_load)"), "{md}");
         assert!(!md.contains("burn-col"), "{md}");
     }
 
