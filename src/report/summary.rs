@@ -1146,16 +1146,12 @@ fn write_coverage(md: &mut String, results: &[Value]) -> Result<()> {
     writeln!(md, "Cases measured / skipped per engine and scenario (reasons under Skipped).\n")?;
     writeln!(md, "| engine | {} |", scenarios.join(" | "))?;
     writeln!(md, "|---|{}", "---|".repeat(scenarios.len()))?;
-    let mut holes: Vec<(String, String)> = Vec::new();
     for e in engines {
         let row: Vec<String> = scenarios
             .iter()
             .map(|s| match cells.get(&(e.clone(), s.clone())) {
                 Some((m, k)) => format!("{} / {}", m.len(), k.len()),
-                None if not_run.contains(&(e.clone(), s.clone())) => {
-                    holes.push((e.clone(), s.clone()));
-                    "not run".to_string()
-                }
+                None if not_run.contains(&(e.clone(), s.clone())) => "not run".to_string(),
                 None => "—".to_string(),
             })
             .collect();
@@ -1164,11 +1160,11 @@ fn write_coverage(md: &mut String, results: &[Value]) -> Result<()> {
     writeln!(md)?;
     // A "not run" cell has no skip record to give its reason: say here what it is and how the
     // run measures it, so the cell does not read as a figure nobody could get.
-    if !holes.is_empty() {
-        let mut by_engine: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-        for (e, s) in &holes {
-            by_engine.entry(e.as_str()).or_default().push(s.as_str());
-        }
+    let mut by_engine: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (e, s) in not_run.iter().filter(|k| !cells.contains_key(*k) && scenarios.contains(&k.1)) {
+        by_engine.entry(e.as_str()).or_default().push(s.as_str());
+    }
+    if !by_engine.is_empty() {
         let list: Vec<String> = by_engine.iter().map(|(e, s)| format!("`{e}` ({})", s.join(", "))).collect();
         writeln!(
             md,
