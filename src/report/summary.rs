@@ -534,6 +534,53 @@ fn write_cpu_machines(md: &mut String, cpu_lines: &[&Value], results: &[Value]) 
     Ok(())
 }
 
+/// How much slower a CPU-only engine's warm-up request may be in one call than in the fastest
+/// call on the same machine before that call's cases are flagged: calls of one healthy machine
+/// agree within ~15 % (table-2026-12-07, lease 7: 1.49, 1.63 and 1.70 s).
+const SLOW_HOST_RATIO: f64 = 1.25;
+
+/// A CPU-only engine's figures are only as fast as its host was while it ran, and a machine can
+/// run slow for a while (table-2026-12-07, lease 7: the first call after the model file was
+/// written ran the 16-thread warm-up request at 2.46 s where the later calls took 1.49-1.70 s,
+/// and that call's only case was the 8K prompt). Each process times one warm-up request after
+/// loading (`first_request_s`, the same request everywhere): a call whose figure is
+/// [`SLOW_HOST_RATIO`] or more above the engine's fastest on that machine is flagged, with the
+/// cases it measured. GPU engines are left out: their first request pays for kernels compiled or
+/// cached, which differ from call to call by design.
+fn write_slow_host_calls(md: &mut String, results: &[Value]) -> Result<()> {
+    use std::collections::BTreeMap;
+    // (engine, machine) -> call -> (warm-up seconds, cases measured in that call)
+    let mut by: BTreeMap<(String, String), BTreeMap<String, (f64, Vec<String>)>> = BTreeMap::new();
+    for r in results.iter().filter(|r| r["status"] == "measured" && r["device"] == "cpu") {
+        let (Some(engine), Some(machine), Some(call)) = (r["engine"].as_str(), r["machine"].as_str(), r["call"].as_str()) else { continue };
+        let Some(first) = r["metrics"]["first_request_s"]["median"].as_f64() else { continue };
+        let entry = by.entry((engine.to_string(), machine.to_string())).or_default().entry(call.to_string()).or_insert((first, Vec::new()));
+        entry.0 = entry.0.max(first);
+        entry.1.push(format!("{}/{}", r["scenario"].as_str().unwrap_or("?"), r["case"].as_str().unwrap_or("?")));
+    }
+    let mut found = Vec::new();
+    for ((engine, machine), calls) in &by {
+        let best = calls.values().map(|(t, _)| *t).fold(f64::INFINITY, f64::min);
+        for (call, (t, cases)) in calls {
+            if calls.len() > 1 && *t >= best * SLOW_HOST_RATIO {
+                let cases = if cases.len() <= 6 { cases.join(", ") } else { format!("{} cases", cases.len()) };
+                found.push(format!(
+                    "{engine} on `{machine}`: {t:.2} s in call {call} against {best:.2} s in its fastest call there ({:.2}×); measured in that call: {cases}",
+                    t / best
+                ));
+            }
+        }
+    }
+    if !found.is_empty() {
+        writeln!(
+            md,
+            "**Flag: a slower host in some calls** (CPU-only engines). Each process times one warm-up request (50 prompt tokens, 16 new) after loading; on one machine they agree within ~15 %. {}. Those cases may carry a host running slower than the machine's best; measure them again in another call to tell.\n",
+            found.join(" · ")
+        )?;
+    }
+    Ok(())
+}
+
 /// Where a run's records come from (`processes.jsonl`): how many processes, device calls,
 /// binaries and GPUs; a warning first when more than one binary or GPU made them, since figures
 /// from different binaries or machines are not comparable. A process that ran only CPU-only
@@ -585,6 +632,7 @@ fn write_provenance(md: &mut String, run_dir: &Path, results: &[Value]) -> Resul
         writeln!(md, "**Warning: this run's records come from {} GPUs** ({}): machines of one GPU model differ by tens of percent where engines are bound by host work; compare only figures of one GPU.\n", gpus.len(), gpus.join(", "))?;
     }
     write_cpu_machines(md, &cpu_lines, results)?;
+    write_slow_host_calls(md, results)?;
     let elsewhere: Vec<&Value> = cpu_lines.into_iter().filter(|l| l["gpu_uuid"].as_str().is_none_or(|g| !gpus.iter().any(|x| x == g))).collect();
     if !elsewhere.is_empty() && !gpu_lines.is_empty() {
         let mut engines: Vec<String> = elsewhere.iter().flat_map(|l| l["engines"].as_array().into_iter().flatten()).filter_map(|n| n.as_str().map(str::to_string)).collect();
@@ -1264,6 +1312,36 @@ mod tests {
         let (md, _) = summarize(&dir, None).unwrap();
         std::fs::remove_dir_all(&dir).ok();
         assert!(md.contains("come from 2 GPUs") && !md.contains("CPU-only engines measured on another machine"), "{md}");
+    }
+
+    /// A call whose CPU-only warm-up request ran well slower than the same engine's fastest call
+    /// on that machine is flagged with the cases it measured (table-2026-12-07, lease 7's 8K);
+    /// calls within the ratio, other machines' calls and GPU engines' first requests are not.
+    #[test]
+    fn a_call_whose_cpu_warm_up_ran_slow_is_flagged_with_its_cases() {
+        let dir = std::env::temp_dir().join(format!("llm-bench-report-slow-host-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let record = |engine: &str, device: &str, case: &str, machine: &str, call: &str, first: f64| {
+            format!(
+                r#"{{"status":"measured","run":"r","scenario":"long_context","engine":"{engine}","case":"{case}","device":"{device}","machine":"{machine}","call":"{call}","metrics":{{"first_request_s":{{"unit":"s","n":1,"median":{first}}}}}}}"#
+            )
+        };
+        let results = [
+            record("lmrs-fast", "cpu", "total/context8192", "GPU-m", "call-b", 2.46),
+            record("lmrs-fast", "cpu", "total/context4096", "GPU-m", "call-c", 1.49),
+            record("lmrs-fast", "cpu", "total/context1024", "GPU-m", "call-d", 1.70),
+            record("lmrs-fast", "cpu", "total/context2048", "GPU-other", "call-x", 3.00),
+            record("burn", "cuda:0", "total/context1024", "GPU-m", "call-g1", 40.0),
+            record("burn", "cuda:0", "total/context4096", "GPU-m", "call-g2", 1.0),
+        ];
+        std::fs::write(dir.join("results.jsonl"), results.join("\n") + "\n").unwrap();
+        std::fs::write(dir.join("processes.jsonl"), r#"{"pid":1,"git_commit":"c","gpu_uuid":"GPU-m","call":"call-b","engines":["lmrs-fast"],"cpu_only":true}"#).unwrap();
+        let (md, _) = summarize(&dir, None).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        let flag = md.lines().find(|l| l.starts_with("**Flag: a slower host in some calls**")).unwrap_or_else(|| panic!("no flag: {md}"));
+        assert!(flag.contains("lmrs-fast on `GPU-m`: 2.46 s in call call-b against 1.49 s") && flag.contains("(1.65×)"), "{flag}");
+        assert!(flag.contains("long_context/total/context8192"), "{flag}");
+        assert!(!flag.contains("call-d") && !flag.contains("call-x") && !flag.contains("burn"), "{flag}");
     }
 
     /// A run of several binaries names the engines each one measured (table-2026-12-07: the
