@@ -90,7 +90,12 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     let mut md = String::new();
     let run = results.first().and_then(|r| r["run"].as_str()).unwrap_or("?");
     writeln!(md, "# llm-bench run `{run}`\n")?;
-    write_provenance(&mut md, run_dir, results)?;
+    let mut provenance = String::new();
+    write_provenance(&mut provenance, run_dir, results)?;
+    md.push_str(&provenance);
+    // The header's warnings and flags (several binaries, GPUs or machines, a slow host) in the
+    // JSON summary too: a reader of summary.json must not miss what summary.md leads with.
+    let warnings: Vec<String> = provenance.split("\n\n").map(str::trim).filter(|p| p.starts_with("**")).map(|p| p.replace("**", "")).collect();
     let gpu = &env["gpu"]["devices"][0];
     if env.is_null() {
         // No environment.json: none written yet, or set aside with a withdrawn machine's records
@@ -414,7 +419,7 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     for ((engine, reason), count) in &withdrawn_probes {
         writeln!(md, "- concurrent_load/{engine}/probe/…: {count} probe(s) of an earlier rate search, {reason} (kept in `withdrawn.jsonl`; a search is rerun whole, so their rates are not cases to measure again)")?;
     }
-    let doc = json!({"run": run, "environment": env, "analysis": analysis, "measured": rows, "skipped": skipped, "kernels": kernel_lines});
+    let doc = json!({"run": run, "warnings": warnings, "environment": env, "analysis": analysis, "measured": rows, "skipped": skipped, "kernels": kernel_lines});
     Ok((md, doc, analysis))
 }
 
@@ -1336,8 +1341,10 @@ mod tests {
         ];
         std::fs::write(dir.join("results.jsonl"), results.join("\n") + "\n").unwrap();
         std::fs::write(dir.join("processes.jsonl"), r#"{"pid":1,"git_commit":"c","gpu_uuid":"GPU-m","call":"call-b","engines":["lmrs-fast"],"cpu_only":true}"#).unwrap();
-        let (md, _) = summarize(&dir, None).unwrap();
+        let (md, doc) = summarize(&dir, None).unwrap();
         std::fs::remove_dir_all(&dir).ok();
+        let warnings = doc["warnings"].as_array().expect("the JSON summary's warnings");
+        assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.starts_with("Flag: a slower host in some calls") && w.contains("call-b"))), "{warnings:?}");
         let flag = md.lines().find(|l| l.starts_with("**Flag: a slower host in some calls**")).unwrap_or_else(|| panic!("no flag: {md}"));
         assert!(flag.contains("lmrs-fast on `GPU-m`: 2.46 s in call call-b against 1.49 s") && flag.contains("(1.65×)"), "{flag}");
         assert!(flag.contains("long_context/total/context8192"), "{flag}");
