@@ -95,6 +95,29 @@ pub struct Sample {
     /// often something else took its CPU while it had work.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timed_preempted_per_s: Option<f64>,
+    /// CPU the rest of the host used since the previous sample, in cores (every process but
+    /// this one, and the kernel's own work): a CPU-only engine that runs a thread per core slows
+    /// down when anything else takes a core (table-2026-12-07, lease 7: one call's 16-thread
+    /// warm-up request ran 1.65x slower than the same machine's other calls, unexplained).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_other_cores: Option<f64>,
+    /// CPU time the hypervisor gave to other guests while this one wanted it, in cores
+    /// (`steal` of /proc/stat).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_steal_cores: Option<f64>,
+}
+
+/// Busy and stolen CPU seconds of the whole host so far, from the `cpu` line of /proc/stat
+/// (user, nice, system, idle, iowait, irq, softirq, steal, … in USER_HZ = 100 ticks a second;
+/// guest time is already counted in user).
+fn host_busy_and_steal(stat: &str) -> Option<(f64, f64)> {
+    let ticks: Vec<f64> = stat.lines().next()?.strip_prefix("cpu ")?.split_whitespace().map(|t| t.parse().ok()).collect::<Option<_>>()?;
+    let at = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+    (ticks.len() >= 4).then(|| ((at(0) + at(1) + at(2) + at(5) + at(6)) / 100.0, at(7) / 100.0))
+}
+
+fn host_cpu_seconds() -> Option<(f64, f64)> {
+    host_busy_and_steal(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
 /// The CPU a thread last ran on and its involuntary context switches so far, from
@@ -202,6 +225,7 @@ impl Sampler {
             let start = std::time::Instant::now();
             let (mut last_t, mut last_cpu) = (0.0, process_cpu_seconds());
             let mut last_switches = thread_cpu_and_preemptions(timed).map(|(_, n)| n);
+            let mut last_host = host_cpu_seconds();
             let mut out = Vec::new();
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(period);
@@ -214,6 +238,13 @@ impl Sampler {
                     s.timed_preempted_per_s = last_switches.map(|n| switches.saturating_sub(n) as f64 / (t - last_t).max(1e-9));
                     last_switches = Some(switches);
                 }
+                let host = host_cpu_seconds();
+                if let (Some((busy, steal)), Some((last_busy, last_steal))) = (host, last_host) {
+                    let dt = (t - last_t).max(1e-9);
+                    s.host_other_cores = Some(((busy - last_busy) - (cpu - last_cpu)).max(0.0) / dt);
+                    s.host_steal_cores = Some((steal - last_steal).max(0.0) / dt);
+                }
+                last_host = host;
                 (last_t, last_cpu) = (t, cpu);
                 #[cfg(feature = "cuda")]
                 if let (Some(n), Some(i)) = (&nvml, gpu) {
@@ -256,5 +287,21 @@ mod tests {
         assert!(!on.is_empty() && on.iter().all(|&c| c < cpus.max(1)), "CPUs {on:?} of {cpus}");
         let preempted: Vec<f64> = samples.iter().filter_map(|s| s.timed_preempted_per_s).collect();
         assert!(preempted.len() + 1 >= on.len() && preempted.iter().all(|p| p.is_finite() && *p >= 0.0), "{preempted:?}");
+        // The rest of the host: this machine's other cores, never more than it has.
+        let other: Vec<f64> = samples.iter().filter_map(|s| s.host_other_cores).collect();
+        assert!(!other.is_empty() && other.iter().all(|c| c.is_finite() && *c >= 0.0 && *c <= cpus as f64 + 0.5), "{other:?}");
+        assert!(samples.iter().filter_map(|s| s.host_steal_cores).all(|c| c.is_finite() && c >= 0.0));
+    }
+
+    /// The `cpu` line of a real /proc/stat (a 2-core Debian 12 VM): busy is user + nice +
+    /// system + irq + softirq, steal its own field; a line without the fields is no reading.
+    #[test]
+    fn host_busy_and_steal_read_the_cpu_line_of_proc_stat() {
+        let stat = "cpu  4911612 0 913654 4209566 147580 0 2607 11192 0 0\ncpu0 2346259 0 426933 2300469 18644 0 529 5519 0 0\n";
+        let (busy, steal) = super::host_busy_and_steal(stat).unwrap();
+        assert!((busy - (4911612.0 + 913654.0 + 2607.0) / 100.0).abs() < 1e-6, "{busy}");
+        assert!((steal - 111.92).abs() < 1e-9, "{steal}");
+        assert!(super::host_busy_and_steal("intr 1 2 3\n").is_none());
+        assert!(super::host_busy_and_steal("cpu  1 2\n").is_none());
     }
 }

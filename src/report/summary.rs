@@ -554,23 +554,34 @@ const SLOW_HOST_RATIO: f64 = 1.25;
 /// cached, which differ from call to call by design.
 fn write_slow_host_calls(md: &mut String, results: &[Value]) -> Result<()> {
     use std::collections::BTreeMap;
-    // (engine, machine) -> call -> (warm-up seconds, cases measured in that call)
-    let mut by: BTreeMap<(String, String), BTreeMap<String, (f64, Vec<String>)>> = BTreeMap::new();
+    // (engine, machine) -> call -> (warm-up seconds, cases measured in that call, the most
+    // cores the rest of the host used during one of them, and stolen by the hypervisor)
+    type Call = (f64, Vec<String>, Option<f64>, Option<f64>);
+    let mut by: BTreeMap<(String, String), BTreeMap<String, Call>> = BTreeMap::new();
     for r in results.iter().filter(|r| r["status"] == "measured" && r["device"] == "cpu") {
         let (Some(engine), Some(machine), Some(call)) = (r["engine"].as_str(), r["machine"].as_str(), r["call"].as_str()) else { continue };
         let Some(first) = r["metrics"]["first_request_s"]["median"].as_f64() else { continue };
-        let entry = by.entry((engine.to_string(), machine.to_string())).or_default().entry(call.to_string()).or_insert((first, Vec::new()));
+        let entry = by.entry((engine.to_string(), machine.to_string())).or_default().entry(call.to_string()).or_insert((first, Vec::new(), None, None));
         entry.0 = entry.0.max(first);
         entry.1.push(format!("{}/{}", r["scenario"].as_str().unwrap_or("?"), r["case"].as_str().unwrap_or("?")));
+        let most = |was: Option<f64>, key: &str| match (was, r["metrics"][key]["mean"].as_f64()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        (entry.2, entry.3) = (most(entry.2, "host_other_cores"), most(entry.3, "host_steal_cores"));
     }
     let mut found = Vec::new();
     for ((engine, machine), calls) in &by {
-        let best = calls.values().map(|(t, _)| *t).fold(f64::INFINITY, f64::min);
-        for (call, (t, cases)) in calls {
+        let best = calls.values().map(|c| c.0).fold(f64::INFINITY, f64::min);
+        for (call, (t, cases, other, steal)) in calls {
             if calls.len() > 1 && *t >= best * SLOW_HOST_RATIO {
                 let cases = if cases.len() <= 6 { cases.join(", ") } else { format!("{} cases", cases.len()) };
+                let meanwhile = match (other, steal) {
+                    (Some(o), Some(s)) => format!(" (the rest of the host used up to {o:.2} cores on average during one of them, the hypervisor took {s:.2})"),
+                    _ => String::new(),
+                };
                 found.push(format!(
-                    "{engine} on `{machine}`: {t:.2} s in call {call} against {best:.2} s in its fastest call there ({:.2}×); measured in that call: {cases}",
+                    "{engine} on `{machine}`: {t:.2} s in call {call} against {best:.2} s in its fastest call there ({:.2}×); measured in that call: {cases}{meanwhile}",
                     t / best
                 ));
             }
@@ -1332,7 +1343,10 @@ mod tests {
             )
         };
         let results = [
-            record("lmrs-fast", "cpu", "total/context8192", "GPU-m", "call-b", 2.46),
+            record("lmrs-fast", "cpu", "total/context8192", "GPU-m", "call-b", 2.46).replace(
+                r#""metrics":{"#,
+                r#""metrics":{"host_other_cores":{"unit":"cores","n":9,"mean":1.5},"host_steal_cores":{"unit":"cores","n":9,"mean":0.25},"#,
+            ),
             record("lmrs-fast", "cpu", "total/context4096", "GPU-m", "call-c", 1.49),
             record("lmrs-fast", "cpu", "total/context1024", "GPU-m", "call-d", 1.70),
             record("lmrs-fast", "cpu", "total/context2048", "GPU-other", "call-x", 3.00),
@@ -1347,7 +1361,7 @@ mod tests {
         assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.starts_with("Flag: a slower host in some calls") && w.contains("call-b"))), "{warnings:?}");
         let flag = md.lines().find(|l| l.starts_with("**Flag: a slower host in some calls**")).unwrap_or_else(|| panic!("no flag: {md}"));
         assert!(flag.contains("lmrs-fast on `GPU-m`: 2.46 s in call call-b against 1.49 s") && flag.contains("(1.65×)"), "{flag}");
-        assert!(flag.contains("long_context/total/context8192"), "{flag}");
+        assert!(flag.contains("long_context/total/context8192 (the rest of the host used up to 1.50 cores") && flag.contains("took 0.25)"), "{flag}");
         assert!(!flag.contains("call-d") && !flag.contains("call-x") && !flag.contains("burn"), "{flag}");
     }
 

@@ -572,6 +572,9 @@ impl Harness {
             // prefill takes minutes on 16 cores: one request less per case halves its
             // long-context scenario). Another engine's warm-up is a figure only when nothing
             // else fit (`warm_up`).
+            // A CPU-only engine's warm-up request may be kept as one of the case's figures (an
+            // 8K prompt's only one, minutes long): sampled with the requests after it.
+            let early = cpu_only.then(|| crate::measure::telemetry::Sampler::start(self.gpu, LATENCY_SAMPLE_PERIOD));
             let few = match self.warm_up(&mut once, self.profile.measurement_time(), cpu_only, "request") {
                 Ok(Mode::Criterion) => None,
                 Ok(Mode::Few(few)) => {
@@ -588,7 +591,7 @@ impl Harness {
             let mut failure = None;
             // What the GPU and this process did meanwhile: whether the engine is bound by the
             // host (one core busy, the GPU partly idle) or by the GPU, from NVML and /proc.
-            let sampler = crate::measure::telemetry::Sampler::start(self.gpu, LATENCY_SAMPLE_PERIOD);
+            let sampler = early.unwrap_or_else(|| crate::measure::telemetry::Sampler::start(self.gpu, LATENCY_SAMPLE_PERIOD));
             let mut routine = |iters: u64| {
                 let mut total = Duration::ZERO;
                 let mut records = Vec::new();
@@ -1316,10 +1319,15 @@ fn without_backtrace(message: &str) -> String {
 
 /// Where the thread timing the requests ran during a case, from the sampler's readings: how
 /// often something else took its CPU (`timed_thread_preempted_per_s`), on how many CPUs it ran
-/// (`timed_thread_cpus`) and the one it ran on most (`timed_thread_cpu`). A host-bound figure
-/// that differs between two processes with the same single-thread speed may differ here.
+/// (`timed_thread_cpus`) and the one it ran on most (`timed_thread_cpu`); and the cores the
+/// rest of the host used (`host_other_cores`) and the hypervisor stole (`host_steal_cores`). A
+/// host-bound figure that differs between two processes with the same single-thread speed may
+/// differ here.
 fn timed_thread(put: &mut impl FnMut(&str, &'static str, Vec<f64>), samples: &[crate::measure::telemetry::Sample]) {
     put("timed_thread_preempted_per_s", "1/s", samples.iter().filter_map(|s| s.timed_preempted_per_s).collect());
+    // And what the rest of the host took meanwhile: a CPU-only engine runs a thread per core.
+    put("host_other_cores", "cores", samples.iter().filter_map(|s| s.host_other_cores).collect());
+    put("host_steal_cores", "cores", samples.iter().filter_map(|s| s.host_steal_cores).collect());
     let mut count: BTreeMap<u32, usize> = BTreeMap::new();
     for cpu in samples.iter().filter_map(|s| s.timed_cpu) {
         *count.entry(cpu).or_default() += 1;
