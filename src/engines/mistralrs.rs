@@ -238,9 +238,6 @@ fn check(response: Response) -> Result<()> {
     }
 }
 
-/// Greedy decoding of `n` tokens: `deterministic()` (top-k 1, no penalties) with temperature 0,
-/// which mistral.rs's `Sampler::new` maps to its argmax path (below 1e-7 it drops the
-/// temperature) instead of the temperature-1 softmax the unset one becomes.
 /// One request as a client sends it: the prompt's token ids, greedy for `n` tokens, the logits
 /// processor that times (or reads) every step, answered on `tx`.
 fn completion(
@@ -270,6 +267,9 @@ fn completion(
     }))
 }
 
+/// Greedy decoding of `n` tokens: `deterministic()` (top-k 1, no penalties) with temperature 0,
+/// which mistral.rs's `Sampler::new` maps to its argmax path (below 1e-7 it drops the
+/// temperature) instead of the temperature-1 softmax the unset one becomes.
 fn greedy(n: usize) -> SamplingParams {
     SamplingParams { max_len: Some(n), temperature: Some(0.0), ..SamplingParams::deterministic() }
 }
