@@ -90,12 +90,10 @@ fn summarize_results(run_dir: &Path, results: &[Value], criterion_dir: Option<&P
     let mut md = String::new();
     let run = results.first().and_then(|r| r["run"].as_str()).unwrap_or("?");
     writeln!(md, "# llm-bench run `{run}`\n")?;
-    let mut provenance = String::new();
-    write_provenance(&mut provenance, run_dir, results)?;
-    md.push_str(&provenance);
-    // The header's warnings and flags (several binaries, GPUs or machines, a slow host) in the
-    // JSON summary too: a reader of summary.json must not miss what summary.md leads with.
-    let warnings: Vec<String> = provenance.split("\n\n").map(str::trim).filter(|p| p.starts_with("**")).map(|p| p.replace("**", "")).collect();
+    // The header's warnings and flags (several binaries, GPUs or machines, a slow host) go in the
+    // JSON summary too, without Markdown: a reader of summary.json must not miss what summary.md
+    // leads with.
+    let warnings: Vec<String> = write_provenance(&mut md, run_dir, results)?.iter().map(|w| w.replace("**", "")).collect();
     let gpu = &env["gpu"]["devices"][0];
     if env.is_null() {
         // No environment.json: none written yet, or set aside with a withdrawn machine's records
@@ -494,13 +492,13 @@ fn render(run_dir: &Path, criterion_dir: Option<&Path>, options: Options) -> Res
 /// CPU-only engines finished in a later lease run on another host CPU: a warning naming each
 /// machine (its GPU's UUID, else its host) with its CPU and calls, and per engine which cases each
 /// machine measured (the records' `machine` stamp; records of binaries before it name none).
-fn write_cpu_machines(md: &mut String, cpu_lines: &[&Value], results: &[Value]) -> Result<()> {
+fn cpu_machines(cpu_lines: &[&Value], results: &[Value]) -> Option<String> {
     let machine = |l: &Value| crate::results::machine_name(l["gpu_uuid"].as_str(), l["host"].as_str());
     let mut machines: Vec<String> = cpu_lines.iter().map(|l| machine(l)).collect();
     machines.sort();
     machines.dedup();
     if machines.len() < 2 {
-        return Ok(());
+        return None;
     }
     let described: Vec<String> = machines
         .iter()
@@ -529,14 +527,12 @@ fn write_cpu_machines(md: &mut String, cpu_lines: &[&Value], results: &[Value]) 
             .collect();
         per_engine.push(format!("{engine}: {}", parts.join("; ")));
     }
-    writeln!(
-        md,
-        "**Warning: CPU-only engines' records come from {} machines** ({}). Their figures depend on the host's CPU: compare their cases only within one machine. Cases by machine — {}.\n",
+    Some(format!(
+        "**Warning: CPU-only engines' records come from {} machines** ({}). Their figures depend on the host's CPU: compare their cases only within one machine. Cases by machine — {}.",
         machines.len(),
         described.join(", "),
         per_engine.join(" · "),
-    )?;
-    Ok(())
+    ))
 }
 
 /// How much slower a CPU-only engine's warm-up request may be in one call than in the fastest
@@ -552,7 +548,7 @@ const SLOW_HOST_RATIO: f64 = 1.25;
 /// [`SLOW_HOST_RATIO`] or more above the engine's fastest on that machine is flagged, with the
 /// cases it measured. GPU engines are left out: their first request pays for kernels compiled or
 /// cached, which differ from call to call by design.
-fn write_slow_host_calls(md: &mut String, results: &[Value]) -> Result<()> {
+fn slow_host_calls(results: &[Value]) -> Option<String> {
     use std::collections::BTreeMap;
     // (engine, machine) -> call -> (warm-up seconds, cases measured in that call, the most
     // cores the rest of the host used during one of them, and stolen by the hypervisor)
@@ -587,14 +583,12 @@ fn write_slow_host_calls(md: &mut String, results: &[Value]) -> Result<()> {
             }
         }
     }
-    if !found.is_empty() {
-        writeln!(
-            md,
-            "**Flag: a slower host in some calls** (CPU-only engines). Each process times one warm-up request (50 prompt tokens, 16 new) after loading; on one machine they agree within ~15 %. {}. Those cases may carry a host running slower than the machine's best; measure them again in another call to tell.\n",
+    (!found.is_empty()).then(|| {
+        format!(
+            "**Flag: a slower host in some calls** (CPU-only engines). Each process times one warm-up request (50 prompt tokens, 16 new) after loading; on one machine they agree within ~15 %. {}. Those cases may carry a host running slower than the machine's best; measure them again in another call to tell.",
             found.join(" · ")
-        )?;
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Where a run's records come from (`processes.jsonl`): how many processes, device calls,
@@ -602,15 +596,17 @@ fn write_slow_host_calls(md: &mut String, results: &[Value]) -> Result<()> {
 /// from different binaries or machines are not comparable. A process that ran only CPU-only
 /// engines (the lm.rs design) counts no GPU: its figures depend on its host's CPU, so it is
 /// flagged when its machine is not the GPU engines' one, instead of warning of a second GPU.
-fn write_provenance(md: &mut String, run_dir: &Path, results: &[Value]) -> Result<()> {
+/// Returns those warnings and flags, each one paragraph as written, for the JSON summary.
+fn write_provenance(md: &mut String, run_dir: &Path, results: &[Value]) -> Result<Vec<String>> {
     let lines: Vec<Value> = std::fs::read_to_string(run_dir.join("processes.jsonl"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     if lines.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let mut warnings = Vec::new();
     let cpu_only = |l: &Value| l["cpu_only"].as_bool() == Some(true);
     let (cpu_lines, gpu_lines): (Vec<&Value>, Vec<&Value>) = lines.iter().partition(|l| cpu_only(l));
     let distinct = |lines: &[&Value], k: &str| -> Vec<String> {
@@ -637,18 +633,17 @@ fn write_provenance(md: &mut String, run_dir: &Path, results: &[Value]) -> Resul
             let processes = all.iter().filter(|l| l["git_commit"] == commit).count();
             format!("`{}` {} ({processes} process(es))", &commit[..commit.len().min(12)], engines.join(", "))
         };
-        writeln!(
-            md,
-            "**Warning: this run's records come from {} binaries** ({}): figures of different commits are side by side.\n",
+        warnings.push(format!(
+            "**Warning: this run's records come from {} binaries** ({}): figures of different commits are side by side.",
             commits.len(),
             commits.iter().map(|c| measured_by(c)).collect::<Vec<_>>().join("; ")
-        )?;
+        ));
     }
     if gpus.len() > 1 {
-        writeln!(md, "**Warning: this run's records come from {} GPUs** ({}): machines of one GPU model differ by tens of percent where engines are bound by host work; compare only figures of one GPU.\n", gpus.len(), gpus.join(", "))?;
+        warnings.push(format!("**Warning: this run's records come from {} GPUs** ({}): machines of one GPU model differ by tens of percent where engines are bound by host work; compare only figures of one GPU.", gpus.len(), gpus.join(", ")));
     }
-    write_cpu_machines(md, &cpu_lines, results)?;
-    write_slow_host_calls(md, results)?;
+    warnings.extend(cpu_machines(&cpu_lines, results));
+    warnings.extend(slow_host_calls(results));
     let elsewhere: Vec<&Value> = cpu_lines.into_iter().filter(|l| l["gpu_uuid"].as_str().is_none_or(|g| !gpus.iter().any(|x| x == g))).collect();
     if !elsewhere.is_empty() && !gpu_lines.is_empty() {
         let mut engines: Vec<String> = elsewhere.iter().flat_map(|l| l["engines"].as_array().into_iter().flatten()).filter_map(|n| n.as_str().map(str::to_string)).collect();
@@ -656,14 +651,16 @@ fn write_provenance(md: &mut String, run_dir: &Path, results: &[Value]) -> Resul
         engines.dedup();
         let machines = distinct(&elsewhere, "gpu_uuid");
         let their_calls = distinct(&elsewhere, "call");
-        writeln!(
-            md,
-            "**Flag: CPU-only engines measured on another machine** ({}): {} process(es) in {} (the machine of {}), not the GPU engines' one. They use no GPU; their figures depend on that host's CPU, so set them beside the others with that in mind.\n",
+        warnings.push(format!(
+            "**Flag: CPU-only engines measured on another machine** ({}): {} process(es) in {} (the machine of {}), not the GPU engines' one. They use no GPU; their figures depend on that host's CPU, so set them beside the others with that in mind.",
             engines.join(", "),
             elsewhere.len(),
             if their_calls.is_empty() { "no named call".to_string() } else { format!("call(s) {}", their_calls.join(", ")) },
             if machines.is_empty() { "no GPU".to_string() } else { machines.join(", ") },
-        )?;
+        ));
+    }
+    for w in &warnings {
+        writeln!(md, "{w}\n")?;
     }
     let machines = if gpu_lines.is_empty() {
         // A run begun with its CPU-only engines (the whole table's first lease): no GPU engine yet.
@@ -682,7 +679,7 @@ fn write_provenance(md: &mut String, run_dir: &Path, results: &[Value]) -> Resul
         if calls.is_empty() { String::new() } else { format!(" in {} device call(s)", calls.len()) },
         commits.len(),
     )?;
-    Ok(())
+    Ok(warnings)
 }
 
 /// At the top, before any figure: engines measured in this run whose output the SmolLM2 check
@@ -1483,10 +1480,8 @@ mod tests {
             r
         };
         let results = [rec("total/context1024", None), rec("total/context8192", Some("GPU-abc")), rec("ttft/context8192", Some("GPU-abc"))];
-        let mut md = String::new();
-        write_cpu_machines(&mut md, &[&first, &first], &results).unwrap();
-        assert!(md.is_empty(), "{md}");
-        write_cpu_machines(&mut md, &[&first, &later], &results).unwrap();
+        assert_eq!(cpu_machines(&[&first, &first], &results), None);
+        let md = cpu_machines(&[&first, &later], &results).expect("a warning for two machines");
         assert!(md.contains("records come from 2 machines") && md.contains("`GPU-abc` (AMD EPYC 9454; 1 process(es), call(s) call-7)"), "{md}");
         assert!(md.contains("`GPU-abc`: long_context/total/context8192, long_context/ttft/context8192"), "{md}");
         assert!(md.contains("not named by the record (an earlier binary): long_context/total/context1024"), "{md}");
